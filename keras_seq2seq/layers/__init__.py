@@ -1,0 +1,23 @@
+"""Layers: encoders, attention mechanisms, decoders."""
+
+from keras_seq2seq.layers.attention import (
+    ATTENTION_MECHANISMS,
+    AttentionMechanism,
+    BahdanauAttention,
+    LocationSensitiveAttention,
+    LuongAttention,
+    get_attention,
+)
+from keras_seq2seq.layers.decoder import AttentionDecoder
+from keras_seq2seq.layers.encoder import RNNEncoder
+
+__all__ = [
+    "ATTENTION_MECHANISMS",
+    "AttentionDecoder",
+    "AttentionMechanism",
+    "BahdanauAttention",
+    "LocationSensitiveAttention",
+    "LuongAttention",
+    "RNNEncoder",
+    "get_attention",
+]

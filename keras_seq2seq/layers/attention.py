@@ -1,0 +1,252 @@
+"""Attention mechanisms: score a query against every position of a memory.
+
+All mechanisms share one interface so that decoders need not know which one
+they hold:
+
+    keys = attention.process_memory(memory)          # once per source
+    context, alignments = attention(query, memory, keys, mask,
+                                    previous_alignments)
+
+Shapes: query [batch, queries, query_dim]; memory [batch, source, memory_dim];
+mask bool [batch, source]; context [batch, queries, memory_dim]; alignments
+[batch, queries, source]. Padded source positions get exactly zero weight.
+Scores and the softmax are computed in float32 even under mixed precision.
+"""
+
+import keras
+from keras import ops
+
+
+class AttentionMechanism(keras.layers.Layer):
+    """Base class. Subclasses implement `process_memory` and `score`.
+
+    Args:
+        units: size of the attention's hidden projection, where it has one.
+    """
+
+    # True for mechanisms whose scores depend on the previous step's
+    # alignments; they can only run one decoder step at a time.
+    uses_previous_alignments = False
+
+    def __init__(self, units=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        # Masks are passed explicitly (`mask=`); this silences Keras' warning
+        # about memories that arrive with an implicit one.
+        self.supports_masking = True
+
+    def process_memory(self, memory):
+        """Query-independent projection of the memory, computed once."""
+        return memory
+
+    def score(self, query, keys, previous_alignments=None):
+        """Unnormalised scores [batch, queries, source]."""
+        raise NotImplementedError
+
+    def call(self, query, memory, keys=None, mask=None, previous_alignments=None):
+        if keys is None:
+            keys = self.process_memory(memory)
+        scores = ops.cast(self.score(query, keys, previous_alignments), "float32")
+        if mask is not None:
+            valid = ops.cast(mask, "bool")[:, None, :]
+            scores = ops.where(valid, scores, -1e9)
+            alignments = ops.softmax(scores, axis=-1) * ops.cast(valid, "float32")
+        else:
+            alignments = ops.softmax(scores, axis=-1)
+        context = ops.einsum("bts,bsd->btd", ops.cast(alignments, memory.dtype), memory)
+        return context, alignments
+
+    def get_config(self):
+        config = super().get_config()
+        config["units"] = self.units
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class LuongAttention(AttentionMechanism):
+    """Multiplicative attention (Luong et al. 2015).
+
+    Args:
+        score_mode: `"dot"` (query . memory; needs equal sizes), `"general"`
+            (query . W memory) or `"concat"` (v . tanh(W [query; memory])).
+        units: hidden size of the `"concat"` score; `"general"` projects the
+            memory to the query size and ignores it.
+
+    Example:
+
+    >>> attention = LuongAttention("general")
+    >>> context, alignments = attention(query, memory, mask=mask)
+    """
+
+    def __init__(self, score_mode="general", units=None, **kwargs):
+        super().__init__(units=units, **kwargs)
+        if score_mode not in ("dot", "general", "concat"):
+            raise ValueError(
+                f"score_mode must be 'dot', 'general' or 'concat', got {score_mode!r}"
+            )
+        if score_mode == "concat" and not units:
+            raise ValueError("LuongAttention('concat') needs units")
+        self.score_mode = score_mode
+
+    def build(self, query_shape, memory_shape=None, *args, **kwargs):
+        query_dim = query_shape[-1]
+        memory_dim = memory_shape[-1] if memory_shape is not None else query_dim
+        if self.score_mode == "dot" and query_dim != memory_dim:
+            raise ValueError(
+                f"'dot' attention needs query and memory of one size, got "
+                f"{query_dim} and {memory_dim}"
+            )
+        if self.score_mode == "general":
+            self.memory_projection = keras.layers.Dense(
+                query_dim, use_bias=False, name="memory_projection"
+            )
+            self.memory_projection.build((None, None, memory_dim))
+        elif self.score_mode == "concat":
+            self.memory_projection = keras.layers.Dense(
+                self.units, use_bias=False, name="memory_projection"
+            )
+            self.memory_projection.build((None, None, memory_dim))
+            self.query_projection = keras.layers.Dense(
+                self.units, use_bias=True, name="query_projection"
+            )
+            self.query_projection.build((None, None, query_dim))
+            self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+        self.built = True
+
+    def process_memory(self, memory):
+        if self.score_mode == "dot":
+            return memory
+        return self.memory_projection(memory)
+
+    def score(self, query, keys, previous_alignments=None):
+        if self.score_mode == "concat":
+            hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
+            return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+        return ops.einsum("btq,bsq->bts", query, keys)
+
+    def get_config(self):
+        config = super().get_config()
+        config["score_mode"] = self.score_mode
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class BahdanauAttention(AttentionMechanism):
+    """Additive attention (Bahdanau et al. 2015): v . tanh(W q + U m).
+
+    Args:
+        units: size of the hidden projection.
+
+    Example:
+
+    >>> attention = BahdanauAttention(units=128)
+    >>> context, alignments = attention(query, memory, mask=mask)
+    """
+
+    def __init__(self, units=128, **kwargs):
+        super().__init__(units=units, **kwargs)
+
+    def build(self, query_shape, memory_shape=None, *args, **kwargs):
+        memory_dim = memory_shape[-1] if memory_shape is not None else query_shape[-1]
+        self.memory_projection = keras.layers.Dense(
+            self.units, use_bias=False, name="memory_projection"
+        )
+        self.memory_projection.build((None, None, memory_dim))
+        self.query_projection = keras.layers.Dense(
+            self.units, use_bias=True, name="query_projection"
+        )
+        self.query_projection.build((None, None, query_shape[-1]))
+        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+        self.built = True
+
+    def process_memory(self, memory):
+        return self.memory_projection(memory)
+
+    def score(self, query, keys, previous_alignments=None):
+        hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
+        return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class LocationSensitiveAttention(AttentionMechanism):
+    """Additive attention that also sees where it looked before.
+
+    Chorowski et al. 2015: v . tanh(W q + U m + V (F * a_prev)), where F is a
+    1-D convolution over the previous step's alignments `a_prev`. It helps
+    the decoder move monotonically through the source. One query at a time.
+
+    Args:
+        units: size of the hidden projection.
+        filters: number of location filters.
+        kernel_size: width of the location convolution (odd).
+        cumulative: use the sum of all previous alignments instead of the
+            last one (as Tacotron 2 does).
+    """
+
+    uses_previous_alignments = True
+
+    def __init__(self, units=128, filters=32, kernel_size=15, cumulative=False, **kwargs):
+        super().__init__(units=units, **kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.cumulative = cumulative
+
+    def build(self, query_shape, memory_shape=None, *args, **kwargs):
+        memory_dim = memory_shape[-1] if memory_shape is not None else query_shape[-1]
+        self.memory_projection = keras.layers.Dense(
+            self.units, use_bias=False, name="memory_projection"
+        )
+        self.memory_projection.build((None, None, memory_dim))
+        self.query_projection = keras.layers.Dense(
+            self.units, use_bias=True, name="query_projection"
+        )
+        self.query_projection.build((None, None, query_shape[-1]))
+        self.location_convolution = keras.layers.Conv1D(
+            self.filters, self.kernel_size, padding="same", use_bias=False,
+            name="location_convolution",
+        )
+        self.location_convolution.build((None, None, 1))
+        self.location_projection = keras.layers.Dense(
+            self.units, use_bias=False, name="location_projection"
+        )
+        self.location_projection.build((None, None, self.filters))
+        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+        self.built = True
+
+    def process_memory(self, memory):
+        return self.memory_projection(memory)
+
+    def score(self, query, keys, previous_alignments=None):
+        if previous_alignments is None:
+            raise ValueError("LocationSensitiveAttention needs previous_alignments")
+        previous = ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+        location = self.location_projection(self.location_convolution(previous[:, :, None]))
+        hidden = ops.tanh(
+            self.query_projection(query)[:, :, None, :] + (keys + location)[:, None, :, :]
+        )
+        return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, kernel_size=self.kernel_size, cumulative=self.cumulative
+        )
+        return config
+
+
+ATTENTION_MECHANISMS = {
+    "bahdanau": lambda units: BahdanauAttention(units=units),
+    "luong_dot": lambda units: LuongAttention("dot"),
+    "luong_general": lambda units: LuongAttention("general"),
+    "luong_concat": lambda units: LuongAttention("concat", units=units),
+    "location_sensitive": lambda units: LocationSensitiveAttention(units=units),
+}
+
+
+def get_attention(name, units):
+    """An attention mechanism by name (see `ATTENTION_MECHANISMS`)."""
+    if name not in ATTENTION_MECHANISMS:
+        raise ValueError(
+            f"unknown attention {name!r}; choose one of {sorted(ATTENTION_MECHANISMS)}"
+        )
+    return ATTENTION_MECHANISMS[name](units)

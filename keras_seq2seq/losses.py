@@ -1,0 +1,49 @@
+"""Losses for teacher-forced sequence outputs."""
+
+import keras
+from keras import ops
+
+from keras_seq2seq.text import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class SequenceCrossEntropy(keras.losses.Loss):
+    """Token cross-entropy that ignores padding, with label smoothing.
+
+    The loss is averaged over the real (non-padding) target tokens of the
+    batch, so short and long batches weigh each token alike.
+
+    Args:
+        label_smoothing: mass spread uniformly over the vocabulary, in [0, 1).
+        pad_id: target id that marks padding.
+
+    Example:
+
+    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(0.1))
+    """
+
+    def __init__(self, label_smoothing=0.0, pad_id=PAD_ID, name="sequence_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+        self.pad_id = pad_id
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        nll = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        if self.label_smoothing:
+            smooth = -ops.mean(log_probs, axis=-1)
+            nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
+        # Keras divides the summed values by their count (padding included)
+        # and scales for distribution; weighting real tokens by count / real
+        # tokens turns that into the mean over real tokens.
+        mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
+        count = ops.cast(ops.size(mask), "float32")
+        return nll * mask * (count / ops.maximum(ops.sum(mask), 1.0))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(label_smoothing=self.label_smoothing, pad_id=self.pad_id)
+        return config

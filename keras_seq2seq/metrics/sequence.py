@@ -1,0 +1,42 @@
+"""Token- and sequence-level accuracy."""
+
+import keras
+from keras import ops
+
+from keras_seq2seq.text import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class MaskedAccuracy(keras.metrics.Mean):
+    """Teacher-forced token accuracy over non-padding target positions.
+
+    Args:
+        pad_id: target id that marks padding.
+    """
+
+    def __init__(self, pad_id=PAD_ID, name="token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pad_id = pad_id
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        correct = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), y_true), "float32")
+        mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
+        if sample_weight is not None:
+            mask = mask * ops.cast(sample_weight, "float32")
+        super().update_state(correct, sample_weight=mask)
+
+    def get_config(self):
+        return dict(super().get_config(), pad_id=self.pad_id)
+
+
+def exact_match(hypotheses, references):
+    """The fraction of hypotheses equal to their reference (after strip)."""
+    if len(hypotheses) != len(references):
+        raise ValueError(
+            f"{len(hypotheses)} hypotheses but {len(references)} references"
+        )
+    if not references:
+        raise ValueError("no references to compare with")
+    hits = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references))
+    return hits / len(references)

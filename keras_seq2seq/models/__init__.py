@@ -1,0 +1,14 @@
+"""Models, and a registry of them by name."""
+
+from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
+
+MODELS = {"seq2seq": Seq2Seq, "attention_seq2seq": AttentionSeq2Seq}
+
+
+def get_model_class(name):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+__all__ = ["AttentionSeq2Seq", "MODELS", "Seq2Seq", "get_model_class"]

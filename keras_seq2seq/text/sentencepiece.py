@@ -1,0 +1,156 @@
+"""SentencePiece, trained with the `sentencepiece` library, run by tensorflow-text.
+
+Training uses `sentencepiece.SentencePieceTrainer` directly because it offers
+`byte_fallback`: characters never seen in training (emoji, other scripts) are
+spelled as byte pieces and come back unchanged on detokenization, instead of
+turning into `<unk>`. `keras_hub.tokenizers.compute_sentence_piece_proto` has
+no such option.
+
+At run time the model proto is handed to `tensorflow_text.SentencepieceTokenizer`,
+whose ops are in the graph, so a SavedModel tokenizes and detokenizes strings
+itself and TF Serving clients send and receive plain text.
+"""
+
+import io
+import itertools
+import re
+
+import sentencepiece
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+# Fixed special ids shared by every tokenizer and model in the package. Padding
+# is 0 so that Keras masks (`mask_zero`) and `ids != 0` agree.
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+
+
+def train_sentencepiece(
+    sentences,
+    vocab_size,
+    model_type="unigram",
+    split_digits=False,
+    max_sentences=2_000_000,
+):
+    """Trains a SentencePiece model and returns its serialized proto.
+
+    Args:
+        sentences: an iterable of `str`, read once (a generator over a file is
+            fine; it is not materialized beyond `max_sentences`).
+        vocab_size: target vocabulary size. It is a soft limit: byte fallback
+            needs 256 byte pieces plus every character of the training data.
+        model_type: `"unigram"` or `"bpe"`.
+        split_digits: split numbers into single digits (helps copy digits).
+        max_sentences: read at most this many sentences.
+
+    Returns:
+        The model proto as `bytes`.
+    """
+    model = io.BytesIO()
+    try:
+        _train(sentences, model, vocab_size, model_type, split_digits, max_sentences)
+    except RuntimeError as e:
+        match = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", str(e))
+        if match:
+            raise ValueError(
+                f"vocab_size {vocab_size} is too small: byte fallback and the "
+                f"{int(match.group(2)) - 260} distinct characters of the training "
+                f"data need at least {match.group(2)} pieces"
+            ) from None
+        raise
+    return model.getvalue()
+
+
+def _train(sentences, model, vocab_size, model_type, split_digits, max_sentences):
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=itertools.islice(iter(sentences), max_sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        byte_fallback=True,
+        split_digits=split_digits,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        # Training logs every byte piece at INFO level; keep the console quiet.
+        minloglevel=2,
+        num_threads=2,
+    )
+
+
+class SubwordTokenizer(tf.Module):
+    """Strings to ids and back, in the graph.
+
+    Wraps `tensorflow_text.SentencepieceTokenizer`. Being a `tf.Module`, it is
+    saved inside a SavedModel that holds it as an attribute.
+
+    Args:
+        proto: a serialized SentencePiece model (`bytes`).
+
+    Example:
+
+    >>> tokenizer = SubwordTokenizer(proto)
+    >>> ids = tokenizer.encode(["3rd of March 1999"], max_length=32)
+    >>> tokenizer.decode(ids)
+    """
+
+    def __init__(self, proto, name=None):
+        super().__init__(name=name)
+        self.proto = bytes(proto)
+        self._sentencepiece = tf_text.SentencepieceTokenizer(
+            model=self.proto, out_type=tf.int32, add_bos=False, add_eos=False
+        )
+        self.vocab_size = int(self._sentencepiece.vocab_size())
+
+    @classmethod
+    def from_file(cls, path):
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            f.write(self.proto)
+
+    def tokenize(self, strings):
+        """`strings` [batch] -> `tf.RaggedTensor` of int32 ids, no specials.
+
+        SentencePiece reads each byte that is not valid UTF-8 as U+FFFD, so
+        such input decodes back with U+FFFD in its place.
+        """
+        return self._sentencepiece.tokenize(strings)
+
+    def encode(self, strings, max_length, add_eos=True):
+        """`strings` [batch] -> dense int32 ids [batch, time], padded with 0.
+
+        Sequences are truncated to `max_length` tokens including the EOS,
+        which is always kept so that the encoder sees where the input ends.
+        `time` is the longest sequence in the batch (at least 1).
+        """
+        ids = self.tokenize(strings)
+        if add_eos:
+            ids = ids[:, : max_length - 1]
+            eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int32))
+            ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
+        else:
+            ids = ids[:, :max_length]
+        dense = ids.to_tensor(default_value=PAD_ID)
+        # An empty batch still needs a time axis of at least one.
+        return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+
+    def decode(self, ids):
+        """int32 ids [batch, time] -> strings [batch].
+
+        Everything from the first EOS on is dropped, as are PAD, BOS and EOS.
+        """
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0
+        keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
+        return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+    def id_to_piece(self, ids):
+        return self._sentencepiece.id_to_string(ids)

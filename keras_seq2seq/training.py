@@ -1,0 +1,151 @@
+"""Training a recipe end to end: data -> tokenizer -> model.fit -> run folder.
+
+    paths = recipe.prepare_data(...)          # parallel files per split
+    tokenizer = SentencePiece on the training files (reused if present)
+    model.fit(train batches, validation batches, callbacks)
+    run folder: model.keras, tokenizer.model, translator.json, logs/, checkpoints
+"""
+
+import itertools
+import os
+import time
+import warnings
+
+import keras
+
+from keras_seq2seq.data import iter_lines, parallel_text_dataset
+from keras_seq2seq.export import Translator
+from keras_seq2seq.losses import SequenceCrossEntropy
+from keras_seq2seq.metrics import MaskedAccuracy, exact_match
+from keras_seq2seq.models import get_model_class
+from keras_seq2seq.text import SubwordTokenizer, train_sentencepiece
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training cleanly, after the current batch, once `minutes` have passed."""
+
+    def __init__(self, minutes):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start > self.seconds:
+            self.model.stop_training = True
+            if not self.stopped:
+                print(f"\nTime budget of {self.seconds / 60:g} minutes reached: stopping.")
+            self.stopped = True
+
+
+def build_tokenizer(recipe, train_paths, work_dir):
+    """Trains the joint SentencePiece model on both sides of the training data.
+
+    An existing `work_dir/tokenizer.model` is reused, so that a resumed run
+    keeps its vocabulary.
+    """
+    path = os.path.join(work_dir, "tokenizer.model")
+    if os.path.exists(path):
+        return SubwordTokenizer.from_file(path)
+    source, target = train_paths
+    sentences = itertools.chain.from_iterable(zip(iter_lines(source), iter_lines(target)))
+    tokenizer = SubwordTokenizer(
+        train_sentencepiece(
+            (s for s in sentences if s.strip()),
+            vocab_size=recipe.vocabulary_size,
+            split_digits=recipe.split_digits,
+        )
+    )
+    os.makedirs(work_dir, exist_ok=True)
+    tokenizer.save(path)
+    return tokenizer
+
+
+def build_model(recipe, vocabulary_size):
+    model = get_model_class(recipe.model)(vocabulary_size, **recipe.model_config)
+    model.build()
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate, global_clipnorm=recipe.clipnorm),
+        loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing),
+        metrics=[MaskedAccuracy()],
+    )
+    return model
+
+
+def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1):
+    """Trains `recipe` and saves the run to `work_dir`.
+
+    Args:
+        recipe: a `zoo.Recipe`.
+        work_dir: the run folder (data for generated tasks, tokenizer, logs,
+            checkpoints, the final model).
+        data_dir: folder of the recipe's files, for recipes on real data.
+        max_minutes: stop cleanly after this much training time.
+        epochs: override the recipe's number of epochs.
+        verbose: Keras progress bars (1) or not (0).
+
+    Returns:
+        `(translator, paths, history)`.
+    """
+    paths = recipe.prepare_data(data_dir, work_dir)
+    tokenizer = build_tokenizer(recipe, paths["train"], work_dir)
+
+    def batches(split, shuffle):
+        return parallel_text_dataset(
+            *paths[split],
+            tokenizer,
+            batch_size=recipe.batch_size,
+            max_source_length=recipe.max_source_length,
+            max_target_length=recipe.max_target_length,
+            shuffle=shuffle,
+            seed=0,
+        )
+
+    model = build_model(recipe, tokenizer.vocab_size)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(work_dir, "checkpoints", "best.weights.h5"),
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+    ]
+    if max_minutes:
+        callbacks.append(TimeBudget(max_minutes))
+    with warnings.catch_warnings():
+        # tf.data shuffles; and a streamed dataset has no length until the
+        # first epoch ends, which Keras reports as "ran out of data".
+        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        history = model.fit(
+            batches("train", shuffle=True),
+            validation_data=batches("val", shuffle=False),
+            epochs=epochs or recipe.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    translator = Translator(
+        model, tokenizer, recipe.max_source_length, recipe.max_target_length
+    )
+    translator.save_run(work_dir)
+    return translator, paths, history
+
+
+def translate_file(translator, source_path, batch_size=256):
+    """Greedy translations of every line of `source_path`, as a list of str."""
+    import tensorflow as tf
+
+    lines = list(iter_lines(source_path))
+    outputs = []
+    for i in range(0, len(lines), batch_size):
+        result = translator.greedy(tf.constant(lines[i : i + batch_size]))
+        outputs.extend(t.decode("utf-8") for t in result["translation"].numpy())
+    return outputs
+
+
+def evaluate_exact_match(translator, source_path, target_path):
+    """Greedy exact-match accuracy on a pair of files."""
+    return exact_match(translate_file(translator, source_path), list(iter_lines(target_path)))

@@ -1,0 +1,92 @@
+"""Named recipes: data, model and training settings in one place.
+
+A recipe's measured scores are filled in only from a run that measured them.
+"""
+
+import dataclasses
+import os
+
+from keras_seq2seq.data import write_dates_dataset
+from keras_seq2seq.data.text_files import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything `keras-seq2seq train --recipe NAME` needs.
+
+    Args:
+        name: the recipe's name on the command line.
+        description: one line for `keras-seq2seq zoo`.
+        prepare_data: `(data_dir, work_dir) -> {split: (source, target)}`
+            with splits `train`, `val`, `test`.
+        model: model class name in `keras_seq2seq.models.MODELS`.
+        model_config: keyword arguments of the model (vocabulary size aside).
+        vocabulary_size: SentencePiece vocabulary size (a soft limit).
+        split_digits: tokenize numbers digit by digit.
+        metric: the held-out metric reported (`"exact_match"` or `"bleu"`).
+        measured: measured scores for `zoo`, as printed by a run.
+    """
+
+    name: str
+    description: str
+    prepare_data: object
+    model: str = "attention_seq2seq"
+    model_config: dict = dataclasses.field(default_factory=dict)
+    vocabulary_size: int = 8000
+    split_digits: bool = False
+    batch_size: int = 64
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    label_smoothing: float = 0.0
+    max_source_length: int = 100
+    max_target_length: int = 100
+    metric: str = "exact_match"
+    measured: dict = dataclasses.field(default_factory=dict)
+
+
+def _generated_dates(data_dir, work_dir, train=20_000):
+    return write_dates_dataset(os.path.join(work_dir, "data"), train=train, seed=0)
+
+
+def _files_in(data_dir, names):
+    if data_dir is None:
+        raise DataError("this recipe needs --data DIR")
+    paths = {}
+    for split, (src, tgt) in names.items():
+        pair = tuple(os.path.join(data_dir, n) for n in (src, tgt))
+        for p in pair:
+            if not os.path.exists(p):
+                raise DataError(f"{p}: no such file (expected in --data {data_dir})")
+        paths[split] = pair
+    return paths
+
+
+RECIPES = {
+    "dates-attention": Recipe(
+        name="dates-attention",
+        description="date normalisation (generated): written dates -> ISO, "
+        "bi-LSTM + Luong attention with input feeding",
+        prepare_data=_generated_dates,
+        model_config=dict(
+            embedding_dim=64,
+            units=128,
+            attention="luong_general",
+            input_feeding=True,
+        ),
+        vocabulary_size=400,
+        split_digits=True,
+        batch_size=64,
+        epochs=8,
+        learning_rate=3e-3,
+        max_source_length=48,
+        max_target_length=24,
+        metric="exact_match",
+    ),
+}
+
+
+def get_recipe(name):
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; `keras-seq2seq zoo` lists them: {sorted(RECIPES)}")
+    return RECIPES[name]

@@ -1,0 +1,31 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_seq2seq.data import generate_date_pairs  # noqa: E402
+from keras_seq2seq.text import SubwordTokenizer, train_sentencepiece  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    pairs = generate_date_pairs(2000, seed=1)
+    sentences = [s for pair in pairs for s in pair] + [
+        "A man rides a bicycle, quickly!",
+        "Zwei Hunde spielen im Schnee.",
+    ] * 20
+    return SubwordTokenizer(train_sentencepiece(sentences, vocab_size=400, split_digits=True))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def write_lines(path, lines, encoding="utf-8"):
+    with open(path, "w", encoding=encoding) as f:
+        f.write("".join(line + "\n" for line in lines))
+    return str(path)

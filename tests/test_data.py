@@ -1,0 +1,94 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from keras_seq2seq.data import (
+    DataError,
+    check_parallel_files,
+    generate_date_pairs,
+    parallel_text_dataset,
+    write_dates_dataset,
+)
+from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
+from tests.conftest import write_lines
+
+
+def test_mismatched_line_counts_name_both_files(tmp_path):
+    src = write_lines(tmp_path / "a.src", ["one", "two", "three"])
+    tgt = write_lines(tmp_path / "a.tgt", ["eins", "zwei"])
+    with pytest.raises(DataError, match=r"a\.tgt has 2 lines but .*a\.src has more"):
+        check_parallel_files(src, tgt)
+
+
+def test_empty_files(tmp_path):
+    src = write_lines(tmp_path / "e.src", [])
+    tgt = write_lines(tmp_path / "e.tgt", [])
+    with pytest.raises(DataError, match="are empty"):
+        check_parallel_files(src, tgt)
+    full = write_lines(tmp_path / "f.tgt", ["x"])
+    with pytest.raises(DataError, match=r"e\.src is empty"):
+        check_parallel_files(src, full)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    src = tmp_path / "bad.src"
+    src.write_bytes(b"fine\nalso fine\nbroken \xff\xfe here\n")
+    tgt = write_lines(tmp_path / "bad.tgt", ["a", "b", "c"])
+    with pytest.raises(DataError, match=r"bad\.src, line 3: not valid UTF-8"):
+        check_parallel_files(str(src), tgt)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        check_parallel_files(str(tmp_path / "nope.src"), str(tmp_path / "nope.tgt"))
+
+
+def test_gzip_files_are_read(tmp_path, tokenizer):
+    for name, lines in [("g.src.gz", ["3 March 1999", "4 May 2001"]), ("g.tgt.gz", ["1999-03-03", "2001-05-04"])]:
+        with gzip.open(tmp_path / name, "wt", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    assert check_parallel_files(str(tmp_path / "g.src.gz"), str(tmp_path / "g.tgt.gz")) == 2
+    ds = parallel_text_dataset(
+        str(tmp_path / "g.src.gz"), str(tmp_path / "g.tgt.gz"), tokenizer, batch_size=4, shuffle=False
+    )
+    assert sum(int(t.shape[0]) for _, t in ds) == 2
+
+
+def test_pipeline_shift_padding_and_filtering(tmp_path, tokenizer):
+    sources = ["3 March 1999", "", "the 21st of June 1987", "x " * 200, "12/25/07"]
+    targets = ["1999-03-03", "blank source", "1987-06-21", "too long", "2007-12-25"]
+    src = write_lines(tmp_path / "p.src", sources)
+    tgt = write_lines(tmp_path / "p.tgt", targets)
+    ds = parallel_text_dataset(
+        src, tgt, tokenizer, batch_size=8, max_source_length=40, max_target_length=40, shuffle=False
+    )
+    seen = 0
+    for inputs, labels in ds:
+        source, decoder_in, labels = (
+            inputs["source_ids"].numpy(), inputs["decoder_input_ids"].numpy(), labels.numpy()
+        )
+        assert decoder_in.shape == labels.shape
+        for s, d, t in zip(source, decoder_in, labels):
+            seen += 1
+            n = int((t != PAD_ID).sum())
+            assert d[0] == BOS_ID and t[n - 1] == EOS_ID
+            np.testing.assert_array_equal(d[1:n], t[: n - 1])  # teacher-forcing shift
+            assert (t[n:] == PAD_ID).all() and (d[n:] == PAD_ID).all()
+            m = int((s != PAD_ID).sum())
+            assert s[m - 1] == EOS_ID and (s[m:] == PAD_ID).all()
+    # The blank-source pair and the overlong pair are dropped.
+    assert seen == 3
+
+
+def test_dates_are_deterministic_and_held_out_is_unseen(tmp_path):
+    assert generate_date_pairs(50, seed=3) == generate_date_pairs(50, seed=3)
+    assert generate_date_pairs(50, seed=3) != generate_date_pairs(50, seed=4)
+    paths = write_dates_dataset(str(tmp_path), train=500, val=50, test=50)
+    train = set(open(paths["train"][0]).read().splitlines())
+    test = open(paths["test"][0]).read().splitlines()
+    assert len(test) == 50 and not train.intersection(test)
+    import datetime
+
+    for line in open(paths["test"][1]).read().splitlines():
+        datetime.date.fromisoformat(line)

@@ -1,0 +1,123 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq import AttentionSeq2Seq, Seq2Seq, SequenceCrossEntropy
+from keras_seq2seq.decoding import greedy_search, greedy_translate
+from keras_seq2seq.metrics import MaskedAccuracy, exact_match
+from keras_seq2seq.text import BOS_ID, EOS_ID
+
+
+def _copy_task(rng, n=256, vocab=12, length=6):
+    """Copy a sequence of random tokens: learnable in a few epochs."""
+    source = rng.integers(4, vocab, size=(n, length)).astype("int32")
+    lengths = rng.integers(2, length + 1, size=n)
+    for row, k in zip(source, lengths):
+        row[k:] = 0
+    target = np.zeros((n, length + 1), "int32")
+    decoder_in = np.zeros((n, length + 1), "int32")
+    for i, k in enumerate(lengths):
+        target[i, :k] = source[i, :k]
+        target[i, k] = EOS_ID
+        decoder_in[i, 0] = BOS_ID
+        decoder_in[i, 1 : k + 1] = source[i, :k]
+    return {"source_ids": source, "decoder_input_ids": decoder_in}, target
+
+
+def _compile(model, lr=1e-2):
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr, global_clipnorm=5.0),
+        loss=SequenceCrossEntropy(),
+        metrics=[MaskedAccuracy()],
+    )
+    return model
+
+
+MODELS = [
+    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="luong_general"),
+    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="bahdanau", input_feeding=False),
+    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="location_sensitive", cell_type="gru"),
+    lambda: Seq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, decoder_layers=2),
+]
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_short_fit_lowers_the_loss(rng, make):
+    x, y = _copy_task(rng)
+    model = _compile(make())
+    history = model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_keras_file_round_trip_gives_identical_outputs(rng, tmp_path, make):
+    x, y = _copy_task(rng, n=16)
+    model = _compile(make())
+    model.fit(x, y, epochs=1, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+def test_loss_ignores_padding_and_smooths_labels():
+    logits = np.log(np.array([[[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]]], "float32"))
+    labels = np.array([[1 + 0, 0]])  # second position is padding
+    labels[0, 0] = 2
+    plain = float(SequenceCrossEntropy()(labels, logits))
+    np.testing.assert_allclose(plain, -np.log(0.1), rtol=1e-5)
+    smoothed = float(SequenceCrossEntropy(label_smoothing=0.2)(labels, logits))
+    expected = 0.8 * -np.log(0.1) + 0.2 * -np.mean(np.log([0.7, 0.1, 0.1, 0.1]))
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+
+
+def test_attention_weights_are_available(rng):
+    x, _ = _copy_task(rng, n=4)
+    model = AttentionSeq2Seq(12, embedding_dim=8, units=16)
+    logits, alignments = model(x, return_attention=True)
+    assert logits.shape == (4, 7, 12) and alignments.shape == (4, 7, 6)
+    padded = x["source_ids"] == 0
+    assert np.all(np.asarray(alignments)[np.broadcast_to(padded[:, None, :], alignments.shape)] == 0)
+
+
+def test_greedy_decoding_learns_the_copy_task(rng):
+    keras.utils.set_random_seed(0)
+    x, y = _copy_task(rng, n=1024)
+    model = _compile(AttentionSeq2Seq(12, embedding_dim=32, units=64), lr=1e-2)
+    model.fit(x, y, batch_size=64, epochs=12, verbose=0)
+    ids, scores = greedy_translate(model, x["source_ids"][:64], max_length=10)
+    ids = ids.numpy()
+    assert np.all(ids[:, 7:] == 0)  # nothing after EOS
+    row_correct = np.all(ids[:, :7] == y[:64], axis=1)
+    assert row_correct.mean() >= 0.9, row_correct.mean()
+    assert np.all(scores.numpy() <= 0)
+
+
+def test_greedy_search_stops_at_end_and_length_limit():
+    vocab = 6
+    # A step function that emits 4, 5, then EOS, whatever the input.
+    script = tf.constant([4, 5, EOS_ID, 4, 4, 4, 4, 4])
+
+    def step(tokens, t):
+        log_probs = tf.math.log(tf.one_hot(tf.gather(script, t), vocab) * 0.9 + 0.1 / vocab)
+        return log_probs, t + 1
+
+    start = tf.fill([3], BOS_ID)
+    ids, scores = greedy_search(step, tf.zeros([3], tf.int32), start, EOS_ID, max_length=8,
+                                length_limits=tf.constant([8, 2, 1]))
+    assert ids.numpy().tolist() == [
+        [4, 5, EOS_ID, 0, 0, 0, 0, 0],
+        [4, 5, 0, 0, 0, 0, 0, 0],
+        [4, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    per_token = np.log(0.9 + 0.1 / vocab)
+    np.testing.assert_allclose(scores.numpy(), [3 * per_token, 2 * per_token, per_token], rtol=1e-5)
+
+
+def test_exact_match():
+    assert exact_match(["a", "b "], ["a", "c"]) == 0.5
+    with pytest.raises(ValueError):
+        exact_match(["a"], [])

@@ -1,0 +1,104 @@
+"""The quickstart in a reduced setting, and its SavedModel in a clean process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from keras_seq2seq import cli
+
+# Runs in a fresh interpreter that never imports keras_seq2seq.
+CLEAN_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    loaded = tf.saved_model.load(sys.argv[1])
+    out = loaded.signatures["serving_default"](text=tf.constant(["3rd of March 1999", "", "12/25/07"]))
+    greedy = loaded.signatures["greedy"](text=tf.constant(["3rd of March 1999"]))
+    print(json.dumps({
+        "modules": sorted(m for m in sys.modules if m.startswith("keras_seq2seq")),
+        "translation": [t.decode("utf-8") for t in out["translation"].numpy()],
+        "score": [float(s) for s in out["score"].numpy()],
+        "greedy": [t.decode("utf-8") for t in greedy["translation"].numpy()],
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("quickstart")
+    cwd = os.getcwd()
+    os.chdir(workdir)  # the quickstart must work from any folder
+    try:
+        assert cli.main(["quickstart", "--train-size", "3000", "--epochs", "2"]) == 0
+    finally:
+        os.chdir(cwd)
+    return workdir
+
+
+def test_quickstart_exports_a_versioned_savedmodel(quickstart_run, capsys):
+    version = quickstart_run / "exports" / "quickstart" / "1"
+    assert (version / "saved_model.pb").exists()
+    settings = json.loads((version / "assets.extra" / "settings.json").read_text())
+    assert settings["model"] == "AttentionSeq2Seq"
+    # A second export goes to the next version.
+    assert cli.main([
+        "export", "--run", str(quickstart_run / "runs" / "quickstart"),
+        "--export-dir", str(quickstart_run / "exports" / "quickstart"),
+    ]) == 0
+    assert (quickstart_run / "exports" / "quickstart" / "2" / "saved_model.pb").exists()
+
+
+def test_savedmodel_runs_with_only_tensorflow_and_tensorflow_text(quickstart_run):
+    version = quickstart_run / "exports" / "quickstart" / "1"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", CLEAN_PROCESS, str(version)],
+        capture_output=True, text=True, env=env, cwd=str(quickstart_run), timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["modules"] == []
+    assert len(out["translation"]) == 3 and all(isinstance(t, str) for t in out["translation"])
+    assert all(s <= 0 for s in out["score"])
+    assert out["greedy"][0] == out["translation"][0]
+
+
+def test_translate_command_reads_a_file(quickstart_run, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("3rd of March 1999\n12/25/07\n", encoding="utf-8")
+    assert cli.main([
+        "translate", "--model", str(quickstart_run / "exports" / "quickstart"),
+        "--input", str(source), "--output", str(tmp_path / "out.txt"),
+    ]) == 0
+    assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_train_with_missing_data_is_a_clear_error(tmp_path, capsys):
+    from keras_seq2seq.zoo import RECIPES, Recipe
+    from keras_seq2seq.zoo.recipes import _files_in
+
+    RECIPES["test-files"] = Recipe(
+        name="test-files",
+        description="test",
+        prepare_data=lambda data_dir, work_dir: _files_in(
+            data_dir, {"train": ("train.de", "train.en")}
+        ),
+    )
+    try:
+        code = cli.main(["train", "--recipe", "test-files", "--data", str(tmp_path),
+                         "--work-dir", str(tmp_path / "run")])
+    finally:
+        del RECIPES["test-files"]
+    assert code == 2
+    assert "train.de: no such file" in capsys.readouterr().err
+
+
+def test_zoo_lists_the_quickstart_recipe(capsys):
+    assert cli.main(["zoo"]) == 0
+    assert "dates-attention" in capsys.readouterr().out

@@ -1,0 +1,52 @@
+import tensorflow as tf
+
+from keras_seq2seq.text import EOS_ID, PAD_ID, SubwordTokenizer
+
+
+def _decode(tokenizer, strings):
+    ids = tokenizer.encode(tf.constant(strings), max_length=200)
+    return [s.decode("utf-8") for s in tokenizer.decode(ids).numpy()]
+
+
+def test_round_trip_is_natural_text(tokenizer):
+    text = ["A man rides a bicycle, quickly!", "Zwei Hunde spielen im Schnee."]
+    assert _decode(tokenizer, text) == text
+
+
+def test_unseen_characters_round_trip_by_byte_fallback(tokenizer):
+    text = ["Grüße 😀 — 東京 ok"]
+    assert _decode(tokenizer, text) == text
+
+
+def test_invalid_utf8_becomes_replacement_character(tokenizer):
+    assert _decode(tokenizer, [b"ab\xffcd"]) == ["ab\ufffdcd"]
+
+
+def test_encode_truncates_and_keeps_eos(tokenizer):
+    ids = tokenizer.encode(tf.constant(["1 2 3 4 5 6 7 8 9 " * 10, "1"]), max_length=8).numpy()
+    assert ids.shape[1] == 8
+    assert ids[0, -1] == EOS_ID
+    assert ids[1, int((ids[1] != PAD_ID).sum()) - 1] == EOS_ID
+
+
+def test_decode_stops_at_eos(tokenizer):
+    ids = tokenizer.encode(tf.constant(["March"]), max_length=10).numpy()
+    junk = tokenizer.encode(tf.constant(["1999"]), max_length=10).numpy()
+    joined = tf.concat([ids, junk], axis=1)  # March </s> 1 9 9 9 </s>
+    assert tokenizer.decode(joined).numpy()[0].decode() == "March"
+
+
+def test_saved_and_loaded_tokenizer_is_identical(tokenizer, tmp_path):
+    tokenizer.save(str(tmp_path / "t.model"))
+    again = SubwordTokenizer.from_file(str(tmp_path / "t.model"))
+    s = tf.constant(["the 3rd of March"])
+    assert (again.encode(s, 20).numpy() == tokenizer.encode(s, 20).numpy()).all()
+
+
+def test_too_small_vocabulary_is_a_clear_error():
+    import pytest
+
+    from keras_seq2seq.text import train_sentencepiece
+
+    with pytest.raises(ValueError, match="vocab_size 100 is too small"):
+        train_sentencepiece(["abc def"] * 10, vocab_size=100)
