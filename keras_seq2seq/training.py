@@ -7,13 +7,14 @@
 """
 
 import itertools
+import math
 import os
 import time
 import warnings
 
 import keras
 
-from keras_seq2seq.data import iter_lines, parallel_text_dataset
+from keras_seq2seq.data import check_parallel_files, iter_lines, parallel_text_dataset
 from keras_seq2seq.export import Translator
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
@@ -63,11 +64,18 @@ def build_tokenizer(recipe, train_paths, work_dir):
     return tokenizer
 
 
-def build_model(recipe, vocabulary_size):
+def build_model(recipe, vocabulary_size, total_steps=None):
+    """The recipe's model, compiled. With `total_steps`, the learning rate
+    follows a cosine decay to 5% of its initial value over that many steps."""
     model = get_model_class(recipe.model)(vocabulary_size, **recipe.model_config)
     model.build()
+    learning_rate = recipe.learning_rate
+    if total_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            recipe.learning_rate, decay_steps=total_steps, alpha=0.05
+        )
     model.compile(
-        optimizer=keras.optimizers.Adam(recipe.learning_rate, global_clipnorm=recipe.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
         loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing),
         metrics=[MaskedAccuracy()],
     )
@@ -89,7 +97,13 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     Returns:
         `(translator, paths, history)`.
     """
+    keras.utils.set_random_seed(recipe.seed)
     paths = recipe.prepare_data(data_dir, work_dir)
+    # One streaming pass checks every split before any training starts.
+    train_pairs = check_parallel_files(*paths["train"])
+    for split in ("val", "test"):
+        if split in paths:
+            check_parallel_files(*paths[split])
     tokenizer = build_tokenizer(recipe, paths["train"], work_dir)
 
     def batches(split, shuffle):
@@ -100,10 +114,13 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             max_source_length=recipe.max_source_length,
             max_target_length=recipe.max_target_length,
             shuffle=shuffle,
-            seed=0,
+            seed=recipe.seed,
+            check_files=False,
         )
 
-    model = build_model(recipe, tokenizer.vocab_size)
+    epochs = epochs or recipe.epochs
+    steps_per_epoch = math.ceil(train_pairs / recipe.batch_size)
+    model = build_model(recipe, tokenizer.vocab_size, total_steps=epochs * steps_per_epoch)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
@@ -123,7 +140,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
         history = model.fit(
             batches("train", shuffle=True),
             validation_data=batches("val", shuffle=False),
-            epochs=epochs or recipe.epochs,
+            epochs=epochs,
             callbacks=callbacks,
             verbose=verbose,
         )

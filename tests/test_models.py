@@ -108,13 +108,16 @@ def test_greedy_search_stops_at_end_and_length_limit():
     start = tf.fill([3], BOS_ID)
     ids, scores = greedy_search(step, tf.zeros([3], tf.int32), start, EOS_ID, max_length=8,
                                 length_limits=tf.constant([8, 2, 1]))
+    # A row that reaches its limit is ended with EOS, which counts in the limit.
     assert ids.numpy().tolist() == [
         [4, 5, EOS_ID, 0, 0, 0, 0, 0],
-        [4, 5, 0, 0, 0, 0, 0, 0],
-        [4, 0, 0, 0, 0, 0, 0, 0],
+        [4, EOS_ID, 0, 0, 0, 0, 0, 0],
+        [EOS_ID, 0, 0, 0, 0, 0, 0, 0],
     ]
-    per_token = np.log(0.9 + 0.1 / vocab)
-    np.testing.assert_allclose(scores.numpy(), [3 * per_token, 2 * per_token, per_token], rtol=1e-5)
+    likely, unlikely = np.log(0.9 + 0.1 / vocab), np.log(0.1 / vocab)
+    np.testing.assert_allclose(
+        scores.numpy(), [3 * likely, likely + unlikely, unlikely], rtol=1e-5
+    )
 
 
 def test_exact_match():

@@ -1,6 +1,41 @@
-"""Decoding written once over a model's step function."""
+"""Decoding written once over a model's step function.
 
-from keras_seq2seq.decoding.search import greedy_search
-from keras_seq2seq.decoding.translate import decode_length_limits, greedy_translate
+`decode` is the one loop; beam search, greedy search and sampling are the
+same loop with a different selector or beam size.
+"""
 
-__all__ = ["decode_length_limits", "greedy_search", "greedy_translate"]
+from keras_seq2seq.decoding.search import (
+    beam_search,
+    coverage_penalty,
+    decode,
+    greedy_search,
+    length_penalty,
+    sample,
+    sampling_selector,
+    tile_beams,
+    top_k_selector,
+)
+from keras_seq2seq.decoding.translate import (
+    beam_translate,
+    decode_length_limits,
+    greedy_translate,
+    sample_translate,
+    translate,
+)
+
+__all__ = [
+    "beam_search",
+    "beam_translate",
+    "coverage_penalty",
+    "decode",
+    "decode_length_limits",
+    "greedy_search",
+    "greedy_translate",
+    "length_penalty",
+    "sample",
+    "sample_translate",
+    "sampling_selector",
+    "tile_beams",
+    "top_k_selector",
+    "translate",
+]

@@ -1,74 +1,274 @@
-"""Decoding loops over a step function, with fixed-size buffers.
+"""Decoding written once: one loop over a step function serves beam search,
+greedy search and sampling.
 
-Every loop here takes a step function
+Every search takes a step function
 
-    step_fn(token_ids [batch], state) -> (log_probs [batch, vocabulary], state)
+    step_fn(token_ids [batch * beam], state) -> (log_probs [batch * beam, vocab], state)
 
-where `state` is any nest of [batch, ...] tensors. Output ids are written into
-a preallocated [batch, max_length] buffer with one-hot updates (no
-TensorArray), so the loops trace into SavedModels and convert to TFLite
-builtin ops.
+where `state` is any nest of [batch * beam, ...] tensors. The loop keeps `beam`
+hypotheses per row. Each step scores every (hypothesis, next token) pair,
+lets a *selector* pick the `beam` survivors (top-k for beam search and greedy,
+a random draw for sampling), reorders the state to follow them, and writes
+the tokens into a preallocated [batch, beam, max_length] buffer with one-hot
+updates. There is no TensorArray, so the loop traces into SavedModels and
+converts to TFLite builtin ops.
+
+A hypothesis that emits `end_id` is finished: from then on it may only emit
+padding at no cost, so it keeps competing, unchanged, with the live ones. The
+loop ends when every hypothesis of every row has finished, or at `max_length`.
+
+Scores are summed log-probabilities; with `alpha` the ranking divides them by
+the GNMT length penalty ((5 + length) / 6) ** alpha, and with `beta` it adds
+the GNMT coverage penalty beta * sum_j log(min(coverage_j, 1)) over source
+positions (Wu et al. 2016), read from `state["coverage"]`.
 """
 
 import tensorflow as tf
 
 from keras_seq2seq.text import PAD_ID
 
+NEG_INF = -1e9
 
-def greedy_search(
+
+def tile_beams(nest, beam_size):
+    """Repeats every [batch, ...] tensor of `nest` to [batch * beam, ...]."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, beam_size, axis=0), nest)
+
+
+def length_penalty(lengths, alpha):
+    """GNMT length penalty ((5 + length) / 6) ** alpha."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def coverage_penalty(coverage, source_mask, beta):
+    """GNMT coverage penalty: beta * sum_j log(min(coverage_j, 1)), real positions only."""
+    capped = tf.math.log(tf.clip_by_value(coverage, 1e-10, 1.0))
+    return beta * tf.reduce_sum(capped * tf.cast(source_mask, tf.float32), axis=-1)
+
+
+def _banned_by_ngram_blocking(ids, t, n, vocab_size):
+    """[rows, vocab] mask of tokens that would repeat an n-gram of `ids[:, :t]`."""
+    max_length = ids.shape[-1]
+    if n < 1 or max_length is None or max_length < n:
+        return tf.zeros([tf.shape(ids)[0], vocab_size], tf.bool)
+    if n == 1:
+        seen = tf.cast(tf.range(max_length) < t, tf.int32)[None, :]
+        return tf.reduce_max(tf.one_hot(ids * seen, vocab_size) * tf.cast(seen, tf.float32)[..., None], axis=1) > 0
+    windows = max_length - n + 1
+    # The last n-1 tokens written, ids[:, t-n+1 : t].
+    last = tf.stack(
+        [tf.gather(ids, tf.maximum(t - n + 1 + k, 0), axis=1) for k in range(n - 1)], axis=1
+    )
+    match = tf.ones([tf.shape(ids)[0], windows], tf.bool)
+    for k in range(n - 1):
+        match &= tf.equal(ids[:, k : k + windows], last[:, k : k + 1])
+    # Window j predicts ids[:, j + n - 1], which must already be written.
+    match &= (tf.range(windows) + n - 1 < t)[None, :]
+    match &= t >= n - 1
+    following = ids[:, n - 1 :]
+    banned = tf.one_hot(following, vocab_size) * tf.cast(match, tf.float32)[..., None]
+    return tf.reduce_max(banned, axis=1) > 0
+
+
+def top_k_selector(scores, k):
+    """Beam search and greedy: the k best candidates. scores [batch, candidates]."""
+    return tf.math.top_k(scores, k=k).indices
+
+
+def sampling_selector(temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
+    """A selector that draws one candidate per row (beam size 1).
+
+    Args:
+        temperature: divides the log-probabilities before sampling.
+        top_k: sample among the k most probable tokens only (0: all).
+        top_p: sample among the smallest set of tokens whose probability
+            reaches top_p (nucleus sampling; 1.0: all).
+        seed: a pair of ints; the same seed gives the same samples.
+    """
+    seed = tf.constant(seed, tf.int32)
+
+    def select(scores, k, step, log_probs):
+        if k != 1:
+            raise ValueError("sampling keeps one hypothesis per row (beam_size=1)")
+        logits = log_probs / temperature
+        if top_k:
+            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
+            logits = tf.where(logits < kth, NEG_INF, logits)
+        if top_p < 1.0:
+            sorted_logits = tf.sort(logits, direction="DESCENDING")
+            cumulative = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
+            # The smallest logit still inside the nucleus.
+            threshold = tf.reduce_min(
+                tf.where(cumulative < top_p, sorted_logits, -NEG_INF), axis=-1, keepdims=True
+            )
+            logits = tf.where(logits < threshold, NEG_INF, logits)
+        draw = tf.random.stateless_categorical(logits, 1, seed + tf.stack([step, 0]), dtype=tf.int32)
+        return draw
+
+    select.needs_log_probs = True
+    return select
+
+
+def decode(
     step_fn,
     initial_state,
     start_ids,
     end_id,
     max_length,
+    beam_size=1,
     length_limits=None,
+    alpha=0.0,
+    beta=0.0,
+    source_mask=None,
+    min_length=0,
+    no_repeat_ngram_size=0,
+    selector=None,
 ):
-    """Greedy decoding: the most probable token at every step.
+    """The decoding loop (see the module docstring).
 
     Args:
-        step_fn: `(token_ids, state) -> (log_probs, state)`.
-        initial_state: nest of [batch, ...] tensors.
-        start_ids: int32 [batch], the first input tokens (BOS).
-        end_id: the token that ends a sequence.
-        max_length: static size of the output buffer (Python int).
-        length_limits: optional int32 [batch]: row i stops after
-            `length_limits[i]` tokens even without EOS.
+        step_fn: `(token_ids, state) -> (log_probs, state)` over batch * beam rows.
+        initial_state: nest of [batch, ...] tensors; tiled to the beams here.
+        start_ids: int32 [batch], the first input token of each row (BOS).
+        end_id: the token that finishes a hypothesis.
+        max_length: static length of the output buffer (Python int).
+        beam_size: hypotheses kept per row (static Python int).
+        length_limits: optional int32 [batch]: hypotheses of row i end (with
+            `end_id`) after at most `length_limits[i]` tokens.
+        alpha: GNMT length penalty weight (0: none). May be a tensor.
+        beta: GNMT coverage penalty weight (0: none); needs
+            `state["coverage"]` [batch * beam, source] and `source_mask`
+            [batch, source]. May be a tensor.
+        min_length: `end_id` is forbidden before this many tokens.
+        no_repeat_ngram_size: forbid repeating any n-gram of this size (0: off).
+        selector: `top_k_selector` (default) or one from `sampling_selector`.
 
     Returns:
-        `(ids, scores)`: ids int32 [batch, max_length], padded with 0 after
-        EOS (EOS included); scores float32 [batch], the sum of the chosen
-        tokens' log-probabilities.
+        `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
+        followed by `end_id` (if it finished) and padding; scores float32
+        [batch, beam], best first. With no penalties a score is the sum of
+        the hypothesis' token log-probabilities, `end_id` included.
     """
+    selector = selector or top_k_selector
+    k = beam_size
     start_ids = tf.convert_to_tensor(start_ids, tf.int32)
     batch = tf.shape(start_ids)[0]
+    rows = batch * k
     if length_limits is None:
         length_limits = tf.fill([batch], max_length)
-    length_limits = tf.minimum(tf.cast(length_limits, tf.int32), max_length)
+    row_limits = tf.repeat(tf.minimum(tf.cast(length_limits, tf.int32), max_length), k)
+    alpha = tf.cast(alpha, tf.float32)
+    beta = tf.cast(beta, tf.float32)
+    state = tile_beams(initial_state, k)
+    use_coverage = isinstance(state, dict) and "coverage" in state and source_mask is not None
+    beam_source_mask = tile_beams(source_mask, k) if use_coverage else None
     positions = tf.range(max_length)
+    # Only the first beam of each row is live at the start, so that the first
+    # step's top-k picks k different tokens rather than k copies of one.
+    log_probs0 = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
+    batch_offsets = tf.repeat(tf.range(batch) * k, k)
 
-    def cond(t, tokens, state, ids, scores, finished):
+    def ranking(cumulative, lengths, coverage):
+        score = cumulative / length_penalty(lengths, alpha)
+        if use_coverage:
+            score += coverage_penalty(coverage, beam_source_mask, beta)
+        return score
+
+    def cond(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         return (t < max_length) & tf.logical_not(tf.reduce_all(finished))
 
-    def body(t, tokens, state, ids, scores, finished):
+    def body(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         log_probs, state = step_fn(tokens, state)
-        next_ids = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        next_ids = tf.where(finished, PAD_ID, next_ids)
-        chosen = tf.gather(log_probs, next_ids, batch_dims=1)
-        scores += tf.where(finished, 0.0, chosen)
-        ids += tf.cast(tf.equal(positions, t), tf.int32)[None, :] * next_ids[:, None]
-        finished |= tf.equal(next_ids, end_id) | (t + 1 >= length_limits)
-        return t + 1, next_ids, state, ids, scores, finished
+        vocab = tf.shape(log_probs)[-1]
+        eos = tf.one_hot(end_id, vocab, on_value=True, off_value=False)[None, :]
+        pad = tf.one_hot(PAD_ID, vocab)[None, :]
+        # Live hypotheses: minimum length, n-gram blocking, forced end at the limit.
+        if min_length:
+            log_probs = tf.where(eos & (t < min_length), NEG_INF, log_probs)
+        if no_repeat_ngram_size:
+            banned = _banned_by_ngram_blocking(ids, t, no_repeat_ngram_size, log_probs.shape[-1])
+            log_probs = tf.where(banned, NEG_INF, log_probs)
+        at_limit = (t + 1 >= row_limits)[:, None]
+        log_probs = tf.where(at_limit & ~eos, NEG_INF, log_probs)
+        # Padding marks "after the end" in the buffer; live hypotheses never emit it.
+        log_probs = tf.where(tf.cast(pad, tf.bool), NEG_INF, log_probs)
+        # Finished hypotheses continue with padding at no cost.
+        log_probs = tf.where(finished[:, None], (pad - 1.0) * -NEG_INF, log_probs)
+        if use_coverage:
+            coverage = tf.where(finished[:, None], coverage, state["coverage"])
 
-    _, _, _, ids, scores, _ = tf.while_loop(
+        candidates = cumulative[:, None] + log_probs  # [rows, vocab]
+        candidate_lengths = tf.where(finished, lengths, t + 1)[:, None]
+        rank = candidates / length_penalty(candidate_lengths, alpha)
+        if use_coverage:
+            rank += coverage_penalty(coverage, beam_source_mask, beta)[:, None]
+        flat_rank = tf.reshape(rank, [batch, k * vocab])
+        if getattr(selector, "needs_log_probs", False):
+            chosen = selector(flat_rank, k, t, log_probs)
+        else:
+            chosen = selector(flat_rank, k)
+        origin = tf.reshape(chosen // vocab, [rows]) + batch_offsets
+        next_ids = tf.reshape(chosen % vocab, [rows])
+
+        state = tf.nest.map_structure(lambda s: tf.gather(s, origin), state)
+        ids = tf.gather(ids, origin)
+        ids += tf.cast(tf.equal(positions, t), tf.int32)[None, :] * next_ids[:, None]
+        cumulative = tf.gather_nd(
+            tf.reshape(candidates, [rows, vocab]), tf.stack([origin, next_ids], axis=1)
+        )
+        was_finished = tf.gather(finished, origin)
+        lengths = tf.where(was_finished, tf.gather(lengths, origin), t + 1)
+        finished = was_finished | tf.equal(next_ids, end_id)
+        if use_coverage:
+            coverage = tf.gather(coverage, origin)
+        return t + 1, next_ids, state, ids, cumulative, lengths, finished, coverage
+
+    coverage0 = (
+        tf.zeros_like(state["coverage"]) if use_coverage else tf.zeros([rows, 1], tf.float32)
+    )
+    _, _, state, ids, cumulative, lengths, finished, coverage = tf.while_loop(
         cond,
         body,
         (
             tf.constant(0),
-            start_ids,
-            initial_state,
-            tf.zeros([batch, max_length], tf.int32),
-            tf.zeros([batch], tf.float32),
-            tf.zeros([batch], tf.bool),
+            tf.repeat(start_ids, k),
+            state,
+            tf.zeros([rows, max_length], tf.int32),
+            log_probs0,
+            tf.zeros([rows], tf.int32),
+            tf.zeros([rows], tf.bool),
+            coverage0,
         ),
     )
-    return ids, scores
+    scores = ranking(cumulative, lengths, coverage)
+    scores = tf.reshape(scores, [batch, k])
+    order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+    ids = tf.gather(tf.reshape(ids, [batch, k, max_length]), order, batch_dims=1)
+    return ids, tf.gather(scores, order, batch_dims=1)
+
+
+def beam_search(step_fn, initial_state, start_ids, end_id, max_length, beam_size, **options):
+    """Beam search: `decode` with the top-k selector. See `decode`."""
+    return decode(step_fn, initial_state, start_ids, end_id, max_length, beam_size=beam_size, **options)
+
+
+def greedy_search(step_fn, initial_state, start_ids, end_id, max_length, **options):
+    """Greedy search: beam search of width 1.
+
+    Returns `(ids [batch, max_length], scores [batch])`.
+    """
+    ids, scores = decode(step_fn, initial_state, start_ids, end_id, max_length, beam_size=1, **options)
+    return ids[:, 0], scores[:, 0]
+
+
+def sample(step_fn, initial_state, start_ids, end_id, max_length,
+           temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0), **options):
+    """Random sampling, with temperature, top-k and top-p (nucleus) filtering.
+
+    Returns `(ids [batch, max_length], scores [batch])`; scores are the
+    model's log-probabilities of the sampled tokens (before filtering).
+    """
+    selector = sampling_selector(temperature, top_k, top_p, seed)
+    ids, scores = decode(step_fn, initial_state, start_ids, end_id, max_length,
+                         beam_size=1, selector=selector, **options)
+    return ids[:, 0], scores[:, 0]

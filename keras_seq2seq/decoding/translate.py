@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_seq2seq.decoding.search import greedy_search
+from keras_seq2seq.decoding.search import decode, sampling_selector, tile_beams
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -16,25 +16,52 @@ def decode_length_limits(source_ids, max_length, ratio=2.0, extra=10):
     return tf.minimum(limits, max_length)
 
 
-def greedy_translate(model, source_ids, max_length, ratio=2.0, extra=10):
-    """Greedy translations of a batch of source ids.
+def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10, **options):
+    """Decodes a batch of source ids with a model's `encode` and `step`.
 
     Args:
-        model: a model with `encode(source_ids)` and `step(ids, state, context)`.
+        model: a model with `encode(source_ids) -> (context, state)` and
+            `step(ids, state, context) -> (log_probs, state)`.
         source_ids: int32 [batch, source], 0-padded, EOS-terminated.
-        max_length: static output buffer length.
+        max_length: static output buffer length; each row is also limited to
+            `ratio * source length + extra` tokens.
+        beam_size: hypotheses kept per row (1: greedy, unless sampling).
+        **options: `decode` options (alpha, beta, min_length,
+            no_repeat_ngram_size, selector).
 
     Returns:
-        `(ids, scores)` as `greedy_search`.
+        `(ids [batch, beam, max_length], scores [batch, beam])`, best first.
     """
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     context, state = model.encode(source_ids)
-    batch = tf.shape(source_ids)[0]
-    return greedy_search(
-        lambda ids, state: model.step(ids, state, context),
+    beam_context = tile_beams(context, beam_size)
+    return decode(
+        lambda ids, state: model.step(ids, state, beam_context),
         state,
-        start_ids=tf.fill([batch], BOS_ID),
+        start_ids=tf.fill([tf.shape(source_ids)[0]], BOS_ID),
         end_id=EOS_ID,
         max_length=max_length,
+        beam_size=beam_size,
         length_limits=decode_length_limits(source_ids, max_length, ratio, extra),
+        source_mask=tf.not_equal(source_ids, PAD_ID),
+        **options,
     )
+
+
+def greedy_translate(model, source_ids, max_length, **options):
+    """Greedy decoding: `(ids [batch, max_length], scores [batch])`."""
+    ids, scores = translate(model, source_ids, max_length, beam_size=1, **options)
+    return ids[:, 0], scores[:, 0]
+
+
+def beam_translate(model, source_ids, max_length, beam_size=5, **options):
+    """Beam search: `(ids [batch, beam, max_length], scores [batch, beam])`."""
+    return translate(model, source_ids, max_length, beam_size=beam_size, **options)
+
+
+def sample_translate(model, source_ids, max_length, temperature=1.0, top_k=0, top_p=1.0,
+                     seed=(0, 0), **options):
+    """Sampling: `(ids [batch, max_length], scores [batch])`, reproducible by seed."""
+    selector = sampling_selector(temperature, top_k, top_p, seed)
+    ids, scores = translate(model, source_ids, max_length, beam_size=1, selector=selector, **options)
+    return ids[:, 0], scores[:, 0]

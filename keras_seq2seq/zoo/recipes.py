@@ -24,6 +24,7 @@ class Recipe:
         vocabulary_size: SentencePiece vocabulary size (a soft limit).
         split_digits: tokenize numbers digit by digit.
         metric: the held-out metric reported (`"exact_match"` or `"bleu"`).
+        seed: seeds weights, dropout and shuffling.
         measured: measured scores for `zoo`, as printed by a run.
     """
 
@@ -42,6 +43,7 @@ class Recipe:
     max_source_length: int = 100
     max_target_length: int = 100
     metric: str = "exact_match"
+    seed: int = 0
     measured: dict = dataclasses.field(default_factory=dict)
 
 

@@ -1,0 +1,235 @@
+import itertools
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq import AttentionSeq2Seq
+from keras_seq2seq.decoding import (
+    beam_search,
+    beam_translate,
+    coverage_penalty,
+    greedy_translate,
+    length_penalty,
+    sample,
+    translate,
+)
+from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
+
+VOCAB = 6  # pad, unk, bos, eos, and two words
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(7)
+    model = AttentionSeq2Seq(VOCAB, embedding_dim=8, units=8, attention="bahdanau")
+    model.build()
+    # Sharpen the random model so that hypotheses differ clearly in score.
+    projection = model.output_projection
+    projection.kernel.assign(projection.kernel * 6.0)
+    return model
+
+
+SOURCES = np.array([[4, 5, 4, EOS_ID], [5, EOS_ID, PAD_ID, PAD_ID]], "int32")
+
+
+def teacher_forced_log_prob(model, source, sequences):
+    """log p(sequence | source) of each sequence, EOS included, by teacher forcing."""
+    n = len(sequences)
+    length = max(len(s) for s in sequences)
+    decoder_in = np.zeros((n, length), "int32")
+    target = np.zeros((n, length), "int32")
+    for i, s in enumerate(sequences):
+        decoder_in[i, 0] = BOS_ID
+        decoder_in[i, 1 : len(s)] = s[:-1]
+        target[i, : len(s)] = s
+    logits = model({"source_ids": np.repeat(source[None], n, 0), "decoder_input_ids": decoder_in})
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    picked = np.take_along_axis(log_probs, target[..., None], -1)[..., 0]
+    return (picked * (target != PAD_ID)).sum(-1)
+
+
+def all_sequences(max_length):
+    """Every output of at most max_length tokens ending with EOS (no PAD inside)."""
+    words = [t for t in range(VOCAB) if t not in (PAD_ID, EOS_ID)]
+    return [
+        list(prefix) + [EOS_ID]
+        for n in range(max_length)
+        for prefix in itertools.product(words, repeat=n)
+    ]
+
+
+def _unpad(row):
+    row = list(row)
+    return row[: row.index(EOS_ID) + 1] if EOS_ID in row else [t for t in row if t != PAD_ID]
+
+
+def test_beam_search_equals_exhaustive_search(tiny_model):
+    max_length = 4
+    candidates = all_sequences(max_length)  # 85 sequences
+    ids, scores = translate(tiny_model, SOURCES, max_length, beam_size=64)
+    for row, source in enumerate(SOURCES):
+        exact = teacher_forced_log_prob(tiny_model, source, candidates)
+        order = np.argsort(-exact)
+        found = [_unpad(h) for h in ids.numpy()[row]]
+        # Pruning only happens at the last step, among complete sequences, so
+        # the whole 10-best list must be exact, scores included.
+        for rank in range(10):
+            assert found[rank] == candidates[order[rank]]
+            np.testing.assert_allclose(scores.numpy()[row, rank], exact[order[rank]], rtol=1e-4)
+
+
+def test_scores_are_teacher_forced_log_probs_and_nbest_is_sorted_and_distinct(tiny_model):
+    ids, scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=5)
+    ids, scores = ids.numpy(), scores.numpy()
+    for row, source in enumerate(SOURCES):
+        hyps = [_unpad(h) for h in ids[row]]
+        assert len({tuple(h) for h in hyps}) == 5
+        assert np.all(np.diff(scores[row]) <= 1e-6)
+        np.testing.assert_allclose(
+            scores[row], teacher_forced_log_prob(tiny_model, source, hyps), rtol=1e-4
+        )
+
+
+def test_beam_of_one_equals_a_plain_greedy_loop(tiny_model):
+    ids, scores = greedy_translate(tiny_model, SOURCES, max_length=8)
+    context, state = tiny_model.encode(SOURCES)
+    tokens = tf.fill([2], BOS_ID)
+    expected = np.zeros((2, 8), "int32")
+    done = np.zeros(2, bool)
+    for t in range(8):
+        log_probs, state = tiny_model.step(tokens, state, context)
+        log_probs = log_probs.numpy()
+        log_probs[:, PAD_ID] = -np.inf
+        best = log_probs.argmax(-1) if t < 7 else np.full(2, EOS_ID)  # limit: 8 tokens
+        tokens = np.where(done, PAD_ID, best).astype("int32")
+        expected[:, t] = tokens
+        done |= tokens == EOS_ID
+    np.testing.assert_array_equal(ids.numpy(), expected)
+
+
+def test_length_penalty_divides_the_log_prob(tiny_model):
+    ids, scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=4, alpha=0.8)
+    for row, source in enumerate(SOURCES):
+        hyps = [_unpad(h) for h in ids.numpy()[row]]
+        log_probs = teacher_forced_log_prob(tiny_model, source, hyps)
+        penalties = length_penalty(np.array([len(h) for h in hyps]), 0.8).numpy()
+        np.testing.assert_allclose(scores.numpy()[row], log_probs / penalties, rtol=1e-4)
+
+
+def test_coverage_penalty_formula():
+    coverage = tf.constant([[0.5, 2.0, 0.1]])
+    mask = tf.constant([[True, True, False]])
+    np.testing.assert_allclose(coverage_penalty(coverage, mask, 0.2).numpy(), [0.2 * np.log(0.5)])
+
+
+def test_coverage_penalty_changes_ranking_scores(tiny_model):
+    _, plain = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3)
+    _, penalised = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3, beta=1.0)
+    assert np.all(penalised.numpy() <= plain.numpy() + 1e-6)
+    assert np.any(penalised.numpy() < plain.numpy() - 1e-3)
+
+
+# -- a Markov-chain "model", for checks that need a known distribution ---------
+
+def markov_step(table):
+    table = tf.constant(table, tf.float32)
+
+    def step(tokens, state):
+        return tf.nn.log_softmax(tf.gather(table, tokens)), state
+
+    return step
+
+
+def random_table(seed, vocab=8, eos_logit=-30.0):
+    table = np.random.default_rng(seed).normal(scale=2.0, size=(vocab, vocab)).astype("float32")
+    table[:, EOS_ID] = eos_logit
+    table[:, PAD_ID] = -30.0
+    return table
+
+
+def test_agrees_with_keras_hub_beam_sampler():
+    """Where the semantics coincide, the two searches agree.
+
+    KerasHub's BeamSampler fills a fixed number of positions with no end
+    token. Ours ends every hypothesis with EOS at the length limit; giving EOS
+    the same probability after every token makes that last step cost all
+    hypotheses the same, so the rankings coincide.
+    """
+    steps, beams, eos_log_prob = 5, 4, np.log(1e-6)
+    table = random_table(3)
+    table[:, EOS_ID] = -np.inf
+    log_probs = tf.nn.log_softmax(table).numpy() + np.log1p(-1e-6)
+    log_probs[:, EOS_ID] = eos_log_prob
+    ids, scores = beam_search(markov_step(log_probs), tf.zeros([2]), tf.constant([BOS_ID, 4]),
+                              EOS_ID, max_length=steps + 1, beam_size=beams)
+
+    def next_fn(prompt, cache, index):
+        return tf.gather(tf.constant(log_probs), prompt[:, index - 1]), None, cache
+
+    prompt = tf.constant([[BOS_ID] + [0] * steps, [4] + [0] * steps])
+    sampler = keras_hub.samplers.BeamSampler(num_beams=beams, return_all_beams=True)
+    hub_ids, hub_log_probs = sampler(next_fn, prompt, index=1)
+    hub_ids, hub_log_probs = hub_ids.numpy(), hub_log_probs.numpy()
+    for row in range(2):
+        for b in range(beams):
+            ours = ids.numpy()[row, b]
+            np.testing.assert_array_equal(ours[:steps], hub_ids[row, b, 1:])
+            assert ours[steps] == EOS_ID
+            np.testing.assert_allclose(
+                scores.numpy()[row, b], hub_log_probs[row, b] + eos_log_prob, rtol=1e-4
+            )
+
+
+def test_sampling_is_reproducible_and_top_k_stays_in_the_top_k():
+    table = random_table(5, eos_logit=-1.0)
+    step = markov_step(table)
+    start = tf.fill([64], BOS_ID)
+    a, _ = sample(step, tf.zeros([64]), start, EOS_ID, 12, top_k=2, seed=(1, 2))
+    b, _ = sample(step, tf.zeros([64]), start, EOS_ID, 12, top_k=2, seed=(1, 2))
+    c, _ = sample(step, tf.zeros([64]), start, EOS_ID, 12, top_k=2, seed=(3, 4))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+    allowed = {prev: set(np.argsort(-table[prev])[:2]) for prev in range(table.shape[0])}
+    for row in a.numpy():
+        prev = BOS_ID
+        for token in _unpad(row):
+            # EOS may be forced at the length limit.
+            assert token in allowed[prev] or token == EOS_ID
+            prev = token
+
+
+def test_top_p_sampling_keeps_the_nucleus():
+    table = np.full((8, 8), -30.0, "float32")
+    table[:, 4], table[:, 5], table[:, EOS_ID] = 3.0, 2.9, 0.0  # 4 and 5 hold ~95%
+    out, _ = sample(markov_step(table), tf.zeros([32]), tf.fill([32], BOS_ID), EOS_ID, 6,
+                    top_p=0.5, seed=(0, 1))
+    tokens = out.numpy()[:, :5]
+    assert set(np.unique(tokens)) <= {4, 5, EOS_ID}
+    assert 5 not in set(tokens.ravel()) or 4 in set(tokens.ravel())
+
+
+def test_min_length_and_ngram_blocking():
+    table = np.full((8, 8), -5.0, "float32")
+    table[BOS_ID, 4] = 5.0
+    table[4, 5] = 5.0
+    table[5, 4] = 5.0          # 4 5 4 5 ... repeats a bigram
+    table[:, PAD_ID] = -30.0
+    step = markov_step(table)
+    plain, _ = beam_search(step, tf.zeros([1]), tf.fill([1], BOS_ID), EOS_ID, 10, beam_size=2)
+    assert _unpad(plain.numpy()[0, 0])[:4] == [4, 5, 4, 5]
+    blocked, _ = beam_search(step, tf.zeros([1]), tf.fill([1], BOS_ID), EOS_ID, 10, beam_size=2,
+                             no_repeat_ngram_size=2)
+    hyp = _unpad(blocked.numpy()[0, 0])
+    bigrams = list(zip(hyp, hyp[1:]))
+    assert len(bigrams) == len(set(bigrams))
+    short_table = table.copy()
+    short_table[4, EOS_ID] = 8.0
+    unconstrained, _ = beam_search(markov_step(short_table), tf.zeros([1]), tf.fill([1], BOS_ID),
+                                   EOS_ID, 10, beam_size=2)
+    assert _unpad(unconstrained.numpy()[0, 0]) == [4, EOS_ID]
+    early, _ = beam_search(markov_step(short_table), tf.zeros([1]), tf.fill([1], BOS_ID), EOS_ID,
+                           10, beam_size=2, min_length=3)
+    assert len(_unpad(early.numpy()[0, 0])) >= 4
