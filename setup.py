@@ -25,6 +25,7 @@ setup(
         "test": [
             "pytest>=8",
             "sacrebleu>=2.4,<3",
+            "ai-edge-litert>=2.3,<2.4",
         ],
     },
     entry_points={"console_scripts": ["keras-seq2seq=keras_seq2seq.cli:main"]},

@@ -4,6 +4,7 @@
     keras-seq2seq train --recipe NAME ...          train a recipe and export it
     keras-seq2seq translate --model EXPORT         translate stdin or a file
     keras-seq2seq export --run RUN --export-dir D  export a trained run
+    keras-seq2seq tflite EXPORT OUT.tflite         convert an export to TFLite
     keras-seq2seq zoo                              list the recipes
 """
 
@@ -18,8 +19,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
+def _export_and_check(translator, export_dir, check_texts, check=True):
+    """Exports, then reloads the export in a clean process and compares."""
+    from keras_seq2seq.export import export_saved_model, verify_export
+
+    path = export_saved_model(translator, export_dir)
+    print(f"SavedModel exported to {path}")
+    if check:
+        n = verify_export(translator, path, check_texts)
+        print(f"Checked: the export, loaded with only tensorflow and tensorflow_text, "
+              f"gives the model's translations and scores on {n} inputs")
+    return path
+
+
+def _check_texts(source_path, n=8):
+    from keras_seq2seq.data import iter_lines
+
+    texts = []
+    for line in iter_lines(source_path):
+        texts.append(line)
+        if len(texts) == n:
+            break
+    return texts + ["", "😀 ??"]
+
+
 def _train_and_export(recipe, args, data_dir=None):
-    from keras_seq2seq.export import export_saved_model
     from keras_seq2seq.training import evaluate_exact_match, train_recipe
 
     start = time.monotonic()
@@ -35,8 +59,8 @@ def _train_and_export(recipe, args, data_dir=None):
     if recipe.metric == "exact_match":
         accuracy = evaluate_exact_match(translator, *paths["test"])
         print(f"Held-out exact match (greedy, {paths['test'][0]}): {accuracy:.2%}")
-    path = export_saved_model(translator, args.export_dir)
-    print(f"SavedModel exported to {path}")
+    path = _export_and_check(translator, args.export_dir, _check_texts(paths["test"][0]),
+                             check=not args.no_check)
     return translator, path
 
 
@@ -77,10 +101,12 @@ def cmd_train(args):
 
 
 def cmd_export(args):
-    from keras_seq2seq.export import Translator, export_saved_model
+    from keras_seq2seq.export import Translator
 
-    path = export_saved_model(Translator.load_run(args.run), args.export_dir)
-    print(f"SavedModel exported to {path}")
+    translator = Translator.load_run(args.run)
+    test_source = os.path.join(args.run, "data", "test.src")
+    texts = _check_texts(test_source) if os.path.exists(test_source) else ["", "😀 ??", "a test"]
+    _export_and_check(translator, args.export_dir, texts, check=not args.no_check)
 
 
 def _resolve_export(path):
@@ -89,23 +115,87 @@ def _resolve_export(path):
         return path
     versions = [v for v in os.listdir(path) if v.isdigit()] if os.path.isdir(path) else []
     if not versions:
-        raise SystemExit(f"error: {path} holds no SavedModel (no saved_model.pb, no version folders)")
+        raise SystemExit(
+            f"error: {path} holds no SavedModel (no saved_model.pb, no version "
+            "folders) and no trained run (no model.keras)"
+        )
     return os.path.join(path, max(versions, key=int))
 
 
-def cmd_translate(args):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
+def _export_searcher(path, args):
+    """Translate through a SavedModel's `beam_search_options` signature."""
+    import json
 
-    signature = tf.saved_model.load(_resolve_export(args.model)).signatures["serving_default"]
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    if args.sampling:
+        raise SystemExit("error: --sampling needs a run folder (--model runs/NAME), not an export")
+    path = _resolve_export(path)
+    with open(os.path.join(path, "assets.extra", "settings.json")) as f:
+        settings = json.load(f)
+    signature = tf.saved_model.load(path).signatures["beam_search_options"]
+
+    def search(lines):
+        out = signature(
+            text=tf.constant(lines),
+            beam_size=tf.constant(args.beam or settings["beam_size"]),
+            alpha=tf.constant(settings["alpha"] if args.alpha is None else args.alpha, tf.float32),
+            beta=tf.constant(settings["beta"] if args.beta is None else args.beta, tf.float32),
+            max_length=tf.constant(args.max_length or settings["max_target_length"]),
+        )
+        return out["translations"].numpy(), out["scores"].numpy()
+
+    return search
+
+
+def _run_searcher(path, args):
+    """Translate with a trained run folder in this process (sampling too)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_seq2seq.export import Translator
+
+    translator = Translator.load_run(path)
+
+    def search(lines):
+        if args.sampling:
+            texts = translator.sample(lines, args.temperature, args.top_k, args.top_p,
+                                      (args.seed, 0)).numpy()
+            return texts[:, None], np.full(texts.shape + (1,), np.nan)
+        width = args.beam or translator.beam_size
+        ids, scores = translator.search(
+            translator.encode_text(tf.constant(lines)), beam_size=width,
+            alpha=args.alpha, beta=args.beta, max_length=args.max_length)
+        return translator.decode_beams(ids).numpy(), scores.numpy()
+
+    return search
+
+
+def cmd_translate(args):
+    is_run = os.path.exists(os.path.join(args.model, "model.keras"))
+    search = (_run_searcher if is_run else _export_searcher)(args.model, args)
     source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
     lines = [line.rstrip("\n") for line in source]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for i in range(0, len(lines), args.batch_size):
-        result = signature(text=tf.constant(lines[i : i + args.batch_size]))
-        for translation in result["translation"].numpy():
-            out.write(translation.decode("utf-8") + "\n")
+        translations, scores = search(lines[i : i + args.batch_size])
+        for row_texts, row_scores in zip(translations, scores):
+            if args.n_best <= 1:
+                out.write(row_texts[0].decode("utf-8") + "\n")
+                continue
+            for text, score in list(zip(row_texts, row_scores))[: args.n_best]:
+                out.write(f"{score:.4f}\t{text.decode('utf-8')}\n")
+            out.write("\n")
     out.flush()
+
+
+def cmd_tflite(args):
+    from keras_seq2seq.export import convert_to_tflite
+
+    sizes = convert_to_tflite(_resolve_export(args.export), args.output, quantize=args.quantize)
+    for path, size in sizes.items():
+        print(f"{path}: {size / 1e6:.2f} MB")
 
 
 def cmd_zoo(args):
@@ -130,6 +220,8 @@ def build_parser():
         p.add_argument("--max-minutes", type=float, default=None,
                        help="stop training cleanly after this many minutes")
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+        p.add_argument("--no-check", action="store_true",
+                       help="skip reloading the export in a clean process to compare outputs")
 
     p = commands.add_parser("quickstart", help="train the dates-attention recipe, export it, show examples")
     training_options(p, os.path.join("exports", "quickstart"))
@@ -149,14 +241,39 @@ def build_parser():
     p = commands.add_parser("export", help="export a trained run folder as a SavedModel")
     p.add_argument("--run", required=True, help="run folder written by train or quickstart")
     p.add_argument("--export-dir", required=True, help="export to the next version under it")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip reloading the export in a clean process to compare outputs")
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("translate", help="translate lines from stdin or a file")
-    p.add_argument("--model", required=True, help="an export folder or one of its versions")
+    p = commands.add_parser(
+        "translate", help="translate lines from stdin or a file, one output line per input")
+    p.add_argument("--model", required=True,
+                   help="an export folder (or one of its versions), or a run folder")
     p.add_argument("--input", default=None, help="input file (default: stdin)")
     p.add_argument("--output", default=None, help="output file (default: stdout)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--beam", type=int, default=None,
+                   help="beam width (default: the export's; 1 is greedy; at most the export's)")
+    p.add_argument("--alpha", type=float, default=None, help="GNMT length penalty")
+    p.add_argument("--beta", type=float, default=None, help="GNMT coverage penalty")
+    p.add_argument("--max-length", type=int, default=None, help="longest output, in tokens")
+    p.add_argument("--n-best", type=int, default=1,
+                   help="print this many hypotheses per input as 'score<TAB>text' "
+                        "lines, blocks separated by a blank line")
+    p.add_argument("--sampling", action="store_true",
+                   help="sample instead of searching (run folders only)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.set_defaults(func=cmd_translate)
+
+    p = commands.add_parser(
+        "tflite", help="convert an export's beam search to TFLite (builtin ops only)")
+    p.add_argument("export", help="an export folder or one of its versions")
+    p.add_argument("output", help="the .tflite file; the vocabulary is written beside it")
+    p.add_argument("--quantize", choices=["none", "dynamic", "float16"], default="none")
+    p.set_defaults(func=cmd_tflite)
 
     p = commands.add_parser("zoo", help="list the recipes and their measured scores")
     p.set_defaults(func=cmd_zoo)

@@ -120,7 +120,11 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
 
     epochs = epochs or recipe.epochs
     steps_per_epoch = math.ceil(train_pairs / recipe.batch_size)
-    model = build_model(recipe, tokenizer.vocab_size, total_steps=epochs * steps_per_epoch)
+    model = build_model(
+        recipe,
+        tokenizer.vocab_size,
+        total_steps=epochs * steps_per_epoch if recipe.decay_learning_rate else None,
+    )
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),

@@ -79,6 +79,40 @@ def test_translate_command_reads_a_file(quickstart_run, tmp_path, capsys):
     assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 2
 
 
+def test_translate_nbest_beam_and_sampling(quickstart_run, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("3rd of March 1999\n12/25/07\n", encoding="utf-8")
+    out = tmp_path / "nbest.txt"
+    assert cli.main([
+        "translate", "--model", str(quickstart_run / "exports" / "quickstart"),
+        "--input", str(source), "--output", str(out), "--beam", "3", "--n-best", "3",
+    ]) == 0
+    blocks = out.read_text(encoding="utf-8").strip().split("\n\n")
+    assert len(blocks) == 2
+    for block in blocks:
+        scores = [float(line.split("\t")[0]) for line in block.splitlines()]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    for seed in ("1", "1", "2"):
+        assert cli.main([
+            "translate", "--model", str(quickstart_run / "runs" / "quickstart"),
+            "--input", str(source), "--output", str(tmp_path / f"sample{seed}.txt"),
+            "--sampling", "--top-k", "3", "--seed", seed,
+        ]) == 0
+    first = (tmp_path / "sample1.txt").read_text(encoding="utf-8").splitlines()
+    assert len(first) == 2
+    with pytest.raises(SystemExit, match="--sampling needs a run folder"):
+        cli.main(["translate", "--model", str(quickstart_run / "exports" / "quickstart"),
+                  "--input", str(source), "--sampling"])
+
+
+def test_tflite_command(quickstart_run, tmp_path, capsys):
+    out = tmp_path / "dates.tflite"
+    assert cli.main(["tflite", str(quickstart_run / "exports" / "quickstart"), str(out),
+                     "--quantize", "dynamic"]) == 0
+    assert out.exists() and (tmp_path / "dates.spm.model").exists()
+    assert "MB" in capsys.readouterr().out
+
+
 def test_train_with_missing_data_is_a_clear_error(tmp_path, capsys):
     from keras_seq2seq.zoo import RECIPES, Recipe
     from keras_seq2seq.zoo.recipes import _files_in

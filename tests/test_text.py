@@ -50,3 +50,12 @@ def test_too_small_vocabulary_is_a_clear_error():
 
     with pytest.raises(ValueError, match="vocab_size 100 is too small"):
         train_sentencepiece(["abc def"] * 10, vocab_size=100)
+
+
+def test_tokenizer_survives_a_random_seed_reset(tokenizer):
+    import keras
+
+    before = tokenizer.encode(tf.constant(["3 March"]), 10).numpy()
+    keras.utils.set_random_seed(123)  # clears TF's eager kernel cache
+    np_after = tokenizer.encode(tf.constant(["3 March"]), 10).numpy()
+    assert (before == np_after).all()

@@ -123,6 +123,7 @@ def decode(
     min_length=0,
     no_repeat_ngram_size=0,
     selector=None,
+    active_beams=None,
 ):
     """The decoding loop (see the module docstring).
 
@@ -142,6 +143,10 @@ def decode(
         min_length: `end_id` is forbidden before this many tokens.
         no_repeat_ngram_size: forbid repeating any n-gram of this size (0: off).
         selector: `top_k_selector` (default) or one from `sampling_selector`.
+        active_beams: optional int32 scalar <= beam_size, chosen at run time:
+            only the first `active_beams` survivors of each step are kept
+            (the others are dropped), which is beam search of that width in
+            a buffer of `beam_size`. Scores of dropped beams are -1e9.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
@@ -167,6 +172,10 @@ def decode(
     # step's top-k picks k different tokens rather than k copies of one.
     log_probs0 = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
     batch_offsets = tf.repeat(tf.range(batch) * k, k)
+    beam_index = tf.tile(tf.range(k), [batch])
+    if active_beams is None:
+        active_beams = k
+    dropped = beam_index >= tf.cast(active_beams, tf.int32)
 
     def ranking(cumulative, lengths, coverage):
         score = cumulative / length_penalty(lengths, alpha)
@@ -218,7 +227,8 @@ def decode(
         )
         was_finished = tf.gather(finished, origin)
         lengths = tf.where(was_finished, tf.gather(lengths, origin), t + 1)
-        finished = was_finished | tf.equal(next_ids, end_id)
+        finished = was_finished | tf.equal(next_ids, end_id) | dropped
+        cumulative = tf.where(dropped, NEG_INF, cumulative)
         if use_coverage:
             coverage = tf.gather(coverage, origin)
         return t + 1, next_ids, state, ids, cumulative, lengths, finished, coverage

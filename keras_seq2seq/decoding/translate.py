@@ -16,7 +16,8 @@ def decode_length_limits(source_ids, max_length, ratio=2.0, extra=10):
     return tf.minimum(limits, max_length)
 
 
-def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10, **options):
+def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10,
+              length_cap=None, **options):
     """Decodes a batch of source ids with a model's `encode` and `step`.
 
     Args:
@@ -26,6 +27,7 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10, *
         max_length: static output buffer length; each row is also limited to
             `ratio * source length + extra` tokens.
         beam_size: hypotheses kept per row (1: greedy, unless sampling).
+        length_cap: optional int32 scalar <= max_length, a run-time limit.
         **options: `decode` options (alpha, beta, min_length,
             no_repeat_ngram_size, selector).
 
@@ -35,6 +37,9 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10, *
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     context, state = model.encode(source_ids)
     beam_context = tile_beams(context, beam_size)
+    limits = decode_length_limits(source_ids, max_length, ratio, extra)
+    if length_cap is not None:
+        limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
     return decode(
         lambda ids, state: model.step(ids, state, beam_context),
         state,
@@ -42,7 +47,7 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10, *
         end_id=EOS_ID,
         max_length=max_length,
         beam_size=beam_size,
-        length_limits=decode_length_limits(source_ids, max_length, ratio, extra),
+        length_limits=limits,
         source_mask=tf.not_equal(source_ids, PAD_ID),
         **options,
     )

@@ -1,6 +1,13 @@
-"""Exports: SavedModels for TF Serving."""
+"""Exports: SavedModels for TF Serving, and TFLite."""
 
-from keras_seq2seq.export.saved_model import export_saved_model, next_version_dir
+from keras_seq2seq.export.saved_model import export_saved_model, next_version_dir, verify_export
+from keras_seq2seq.export.tflite import convert_to_tflite
 from keras_seq2seq.export.translator import Translator
 
-__all__ = ["Translator", "export_saved_model", "next_version_dir"]
+__all__ = [
+    "Translator",
+    "convert_to_tflite",
+    "export_saved_model",
+    "next_version_dir",
+    "verify_export",
+]

@@ -1,8 +1,9 @@
 """`Translator`: a model and its tokenizer as one `tf.Module`, strings to strings.
 
-Its `tf.function`s are the SavedModel's signatures, and the command line calls
-the same functions, so what `keras-seq2seq translate` prints is what TF Serving
-returns.
+Its `tf.function`s are the SavedModel's signatures (design.md 2.4), and the
+command line calls the same functions, so what `keras-seq2seq translate`
+prints is what TF Serving returns. Every signature runs the one decoding loop
+of `keras_seq2seq.decoding`.
 """
 
 import json
@@ -11,14 +12,14 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_seq2seq.decoding import greedy_translate
+from keras_seq2seq.decoding import sample_translate, translate
 from keras_seq2seq.text import SubwordTokenizer
 
-TEXT_SIGNATURE = [tf.TensorSpec([None], tf.string, name="text")]
+TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
 class Translator(tf.Module):
-    """Strings in, translations out; everything in the graph.
+    """Strings in, translations out; tokenization and search in the graph.
 
     Args:
         model: a trained `AttentionSeq2Seq` (or any model with `encode` and
@@ -28,19 +29,39 @@ class Translator(tf.Module):
             (EOS included).
         max_target_length: size of the output buffer; outputs are also
             limited to `2 * source length + 10` tokens.
+        beam_size: beam width of `serving_default`, `beam_search` and
+            `translate_ids`, and the largest `beam_size` that
+            `beam_search_options` accepts.
+        alpha: GNMT length penalty of the fixed-width signatures.
+        beta: GNMT coverage penalty of the fixed-width signatures.
 
     Example:
 
-    >>> translator = Translator(model, tokenizer, 64, 64)
-    >>> translator.greedy(tf.constant(["3rd of March 1999"]))["translation"]
+    >>> translator = Translator(model, tokenizer, 64, 64, beam_size=5)
+    >>> translator.serving_default(tf.constant(["3rd of March 1999"]))["translation"]
     """
 
-    def __init__(self, model, tokenizer, max_source_length, max_target_length, name=None):
+    def __init__(self, model, tokenizer, max_source_length, max_target_length,
+                 beam_size=5, alpha=0.6, beta=0.0, name=None):
         super().__init__(name=name)
         self.model = model
+        # The model's tf.Variables, tracked directly: TF Serving's C++ loader
+        # (and saved_model_cli) restore only variables that the object graph
+        # holds as tf.Variables, not those inside Keras 3 variables, and fail
+        # with "Could not find variable" otherwise (keras-team/keras#19274).
+        self.serving_variables = [getattr(v, "value", v) for v in model.variables]
         self.tokenizer = tokenizer
         self.max_source_length = int(max_source_length)
         self.max_target_length = int(max_target_length)
+        self.beam_size = int(beam_size)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def with_fresh_tokenizer(self):
+        """The same translator with a new tokenizer object (same model proto)."""
+        return Translator(self.model, SubwordTokenizer(self.tokenizer.proto),
+                          self.max_source_length, self.max_target_length,
+                          self.beam_size, self.alpha, self.beta)
 
     @property
     def settings(self):
@@ -50,25 +71,96 @@ class Translator(tf.Module):
             "vocabulary_size": self.tokenizer.vocab_size,
             "max_source_length": self.max_source_length,
             "max_target_length": self.max_target_length,
+            "beam_size": self.beam_size,
+            "alpha": self.alpha,
+            "beta": self.beta,
         }
+
+    # -- ids in, ids out: the core every signature shares -------------------
+
+    def search(self, source_ids, beam_size=None, alpha=None, beta=None, max_length=None,
+               active_beams=None):
+        """Beam search over source ids -> (ids [B, K, T], scores [B, K])."""
+        return translate(
+            self.model,
+            source_ids,
+            self.max_target_length,
+            beam_size=beam_size or self.beam_size,
+            alpha=self.alpha if alpha is None else alpha,
+            beta=self.beta if beta is None else beta,
+            length_cap=max_length,
+            active_beams=active_beams,
+        )
 
     def encode_text(self, text):
         return self.tokenizer.encode(text, self.max_source_length)
 
-    @tf.function(input_signature=TEXT_SIGNATURE)
-    def greedy(self, text):
-        """`text` string [batch] -> `translation` string [batch]."""
-        ids, _ = greedy_translate(self.model, self.encode_text(text), self.max_target_length)
-        return {"translation": self.tokenizer.decode(ids)}
+    def decode_beams(self, ids):
+        """[B, K, T] ids -> [B, K] strings."""
+        shape = tf.shape(ids)
+        flat = self.tokenizer.decode(tf.reshape(ids, [-1, shape[2]]))
+        return tf.reshape(flat, shape[:2])
 
-    @tf.function(input_signature=TEXT_SIGNATURE)
+    # -- the signatures -----------------------------------------------------
+
+    @tf.function(input_signature=[TEXT])
     def serving_default(self, text):
-        """`text` string [batch] -> `translation` string, `score` float32."""
-        ids, scores = greedy_translate(self.model, self.encode_text(text), self.max_target_length)
-        return {"translation": self.tokenizer.decode(ids), "score": scores}
+        """`text` [B] -> `translation` string [B], `score` float32 [B] (best beam)."""
+        ids, scores = self.search(self.encode_text(text))
+        return {"translation": self.tokenizer.decode(ids[:, 0]), "score": scores[:, 0]}
+
+    @tf.function(input_signature=[TEXT])
+    def beam_search(self, text):
+        """`text` [B] -> `translations` string [B, K], `scores` float32 [B, K]."""
+        ids, scores = self.search(self.encode_text(text))
+        return {"translations": self.decode_beams(ids), "scores": scores}
+
+    @tf.function(input_signature=[TEXT])
+    def greedy(self, text):
+        """`text` [B] -> `translation` string [B]."""
+        ids, _ = self.search(self.encode_text(text), beam_size=1, alpha=0.0, beta=0.0)
+        return {"translation": self.tokenizer.decode(ids[:, 0])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
+    def translate_ids(self, source_ids):
+        """`source_ids` [B, S] -> `target_ids` int32 [B, K, T], `scores` [B, K]."""
+        ids, scores = self.search(source_ids)
+        return {"target_ids": ids, "scores": scores}
+
+    @tf.function(input_signature=[
+        TEXT,
+        tf.TensorSpec([], tf.int32, name="beam_size"),
+        tf.TensorSpec([], tf.float32, name="alpha"),
+        tf.TensorSpec([], tf.float32, name="beta"),
+        tf.TensorSpec([], tf.int32, name="max_length"),
+    ])
+    def beam_search_options(self, text, beam_size, alpha, beta, max_length):
+        """`beam_search` with the search settings chosen per request.
+
+        `beam_size` is clipped to [1, the export's beam size] and
+        `max_length` to [1, max_target_length]; outputs have `beam_size`
+        columns.
+        """
+        width = tf.clip_by_value(beam_size, 1, self.beam_size)
+        ids, scores = self.search(self.encode_text(text), alpha=alpha, beta=beta,
+                                  max_length=max_length, active_beams=width)
+        return {"translations": self.decode_beams(ids[:, :width]), "scores": scores[:, :width]}
 
     def signatures(self):
-        return {"serving_default": self.serving_default, "greedy": self.greedy}
+        return {
+            "serving_default": self.serving_default,
+            "beam_search": self.beam_search,
+            "greedy": self.greedy,
+            "translate_ids": self.translate_ids,
+            "beam_search_options": self.beam_search_options,
+        }
+
+    def sample(self, text, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
+        """Sampled translations (not a signature): strings [B] -> strings [B]."""
+        ids, _ = sample_translate(self.model, self.encode_text(tf.constant(text)),
+                                  self.max_target_length, temperature=temperature,
+                                  top_k=top_k, top_p=top_p, seed=seed)
+        return self.tokenizer.decode(ids)
 
     # -- a trained run on disk: model.keras + tokenizer.model + settings ------
 
@@ -77,23 +169,18 @@ class Translator(tf.Module):
         os.makedirs(directory, exist_ok=True)
         self.model.save(os.path.join(directory, "model.keras"))
         self.tokenizer.save(os.path.join(directory, "tokenizer.model"))
+        settings = {k: getattr(self, k) for k in (
+            "max_source_length", "max_target_length", "beam_size", "alpha", "beta")}
         with open(os.path.join(directory, "translator.json"), "w") as f:
-            json.dump(
-                {
-                    "max_source_length": self.max_source_length,
-                    "max_target_length": self.max_target_length,
-                },
-                f,
-                indent=2,
-            )
+            json.dump(settings, f, indent=2)
 
     @classmethod
-    def load_run(cls, directory):
-        """The inverse of `save_run`."""
+    def load_run(cls, directory, **overrides):
+        """The inverse of `save_run`; keyword arguments override settings."""
         import keras_seq2seq  # noqa: F401  (registers the layers for loading)
 
         model = keras.saving.load_model(os.path.join(directory, "model.keras"))
         tokenizer = SubwordTokenizer.from_file(os.path.join(directory, "tokenizer.model"))
         with open(os.path.join(directory, "translator.json")) as f:
-            settings = json.load(f)
+            settings = dict(json.load(f), **overrides)
         return cls(model, tokenizer, **settings)

@@ -102,10 +102,25 @@ class SubwordTokenizer(tf.Module):
     def __init__(self, proto, name=None):
         super().__init__(name=name)
         self.proto = bytes(proto)
-        self._sentencepiece = tf_text.SentencepieceTokenizer(
+        self._sentencepiece = self._make_sentencepiece()
+        self.vocab_size = int(self._call("vocab_size"))
+
+    def _make_sentencepiece(self):
+        return tf_text.SentencepieceTokenizer(
             model=self.proto, out_type=tf.int32, add_bos=False, add_eos=False
         )
-        self.vocab_size = int(self._sentencepiece.vocab_size())
+
+    def _call(self, method, *args):
+        try:
+            return getattr(self._sentencepiece, method)(*args)
+        except tf.errors.NotFoundError:
+            if not tf.executing_eagerly():
+                raise
+            # tf.random.set_seed (and keras.utils.set_random_seed) clears TF's
+            # eager kernel cache, which deletes tensorflow-text's kernel-owned
+            # SentencePiece resource (tensorflow-text b/318839908): rebuild it.
+            self._sentencepiece = self._make_sentencepiece()
+            return getattr(self._sentencepiece, method)(*args)
 
     @classmethod
     def from_file(cls, path):
@@ -122,7 +137,7 @@ class SubwordTokenizer(tf.Module):
         SentencePiece reads each byte that is not valid UTF-8 as U+FFFD, so
         such input decodes back with U+FFFD in its place.
         """
-        return self._sentencepiece.tokenize(strings)
+        return self._call("tokenize", strings)
 
     def encode(self, strings, max_length, add_eos=True):
         """`strings` [batch] -> dense int32 ids [batch, time], padded with 0.
@@ -150,7 +165,7 @@ class SubwordTokenizer(tf.Module):
         ids = tf.convert_to_tensor(ids, tf.int32)
         before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0
         keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
-        return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, keep))
+        return self._call("detokenize", tf.ragged.boolean_mask(ids, keep))
 
     def id_to_piece(self, ids):
-        return self._sentencepiece.id_to_string(ids)
+        return self._call("id_to_string", ids)

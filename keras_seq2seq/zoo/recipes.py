@@ -25,6 +25,8 @@ class Recipe:
         split_digits: tokenize numbers digit by digit.
         metric: the held-out metric reported (`"exact_match"` or `"bleu"`).
         seed: seeds weights, dropout and shuffling.
+        decay_learning_rate: cosine decay to 5% over the planned steps
+            (otherwise constant).
         measured: measured scores for `zoo`, as printed by a run.
     """
 
@@ -44,6 +46,7 @@ class Recipe:
     max_target_length: int = 100
     metric: str = "exact_match"
     seed: int = 0
+    decay_learning_rate: bool = False
     measured: dict = dataclasses.field(default_factory=dict)
 
 
@@ -68,18 +71,20 @@ RECIPES = {
     "dates-attention": Recipe(
         name="dates-attention",
         description="date normalisation (generated): written dates -> ISO, "
-        "bi-LSTM + Luong attention with input feeding",
+        "bi-LSTM 128 + Luong general attention",
         prepare_data=_generated_dates,
         model_config=dict(
             embedding_dim=64,
             units=128,
             attention="luong_general",
-            input_feeding=True,
+            # Measured on seeds 0-2: without input feeding, held-out exact
+            # match is at least as high and each step is cheaper.
+            input_feeding=False,
         ),
         vocabulary_size=400,
         split_digits=True,
         batch_size=64,
-        epochs=8,
+        epochs=10,
         learning_rate=3e-3,
         max_source_length=48,
         max_target_length=24,

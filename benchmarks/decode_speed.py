@@ -1,0 +1,83 @@
+"""Decode speed of beam search: tf.function, with XLA, and a Python loop.
+
+The model has the Multi30k recipe's sizes (2-layer bi-LSTM 256 encoder,
+2-layer LSTM 256 decoder, Luong general attention with input feeding,
+embeddings 256, vocabulary 8,000) with random weights: speed does not depend
+on what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
+are capped at 16 steps (15 tokens + EOS), since a random model never ends on
+its own.
+
+Variants, all the same `keras_seq2seq.decoding.translate` call:
+  tf.function         the graph loop, as exported;
+  _xla                the same under `jit_compile=True`;
+  _python_loop        run eagerly, where `tf.while_loop` is a plain Python loop.
+
+Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
+from keras_seq2seq.decoding import translate  # noqa: E402
+from keras_seq2seq.text import EOS_ID  # noqa: E402
+
+SOURCE_TOKENS, OUTPUT_STEPS, BEAM, MAX_LENGTH = 15, 16, 5, 64
+
+
+def sentences_per_second(fn, source_ids, seconds, min_runs=3):
+    fn(source_ids)  # trace / compile / warm up
+    runs, start = 0, time.perf_counter()
+    while runs < min_runs or time.perf_counter() - start < seconds:
+        fn(source_ids)
+        runs += 1
+    return runs * int(source_ids.shape[0]) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timing per variant")
+    args = parser.parse_args()
+
+    keras.utils.set_random_seed(0)
+    model = AttentionSeq2Seq(8000, embedding_dim=256, units=256, encoder_layers=2,
+                             decoder_layers=2, attention="luong_general", input_feeding=True)
+    model.build()
+
+    def search(source_ids):
+        return translate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS)
+
+    graph = tf.function(search)
+    xla = tf.function(search, jit_compile=True)
+    rng = np.random.default_rng(0)
+    result = {"beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS}
+    for batch in (1, 32):
+        ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")
+        ids[:, -1] = EOS_ID
+        ids = tf.constant(ids)
+        result[f"sent_per_s_b{batch}"] = sentences_per_second(graph, ids, args.seconds)
+        result[f"sent_per_s_b{batch}_xla"] = sentences_per_second(xla, ids, args.seconds)
+        result[f"sent_per_s_b{batch}_python_loop"] = sentences_per_second(
+            search, ids, args.seconds, min_runs=2)
+    result = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+    result["ms_per_sentence_b1"] = round(1000 / result["sent_per_s_b1"], 2)
+    result["speedup_b32_vs_python_loop"] = round(
+        result["sent_per_s_b32"] / result["sent_per_s_b32_python_loop"], 2)
+    gpus = tf.config.list_physical_devices("GPU")
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, {len(gpus)} GPU"
+    result["tensorflow"] = tf.__version__
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

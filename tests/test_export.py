@@ -1,0 +1,194 @@
+"""SavedModel signatures (design.md 2.4), bad input, concurrency, TFLite (2.5)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq import AttentionSeq2Seq
+from keras_seq2seq.export import Translator, export_saved_model, verify_export
+
+BEAM = 4
+
+
+@pytest.fixture(scope="module")
+def translator(tokenizer):
+    keras.utils.set_random_seed(11)
+    model = AttentionSeq2Seq(tokenizer.vocab_size, embedding_dim=16, units=32,
+                             attention="bahdanau")
+    model.build()
+    return Translator(model, tokenizer, max_source_length=32, max_target_length=20,
+                      beam_size=BEAM, alpha=0.6)
+
+
+@pytest.fixture(scope="module")
+def export_path(translator, tmp_path_factory):
+    return export_saved_model(translator, str(tmp_path_factory.mktemp("exports") / "dates"))
+
+
+@pytest.fixture(scope="module")
+def loaded(export_path):
+    return tf.saved_model.load(export_path)
+
+
+def _strings(tensor):
+    return [s.decode("utf-8") for s in np.asarray(tensor).ravel()]
+
+
+SIGNATURES = {
+    "serving_default": ({"text": (tf.string, [None])},
+                        {"translation": (tf.string, [None]), "score": (tf.float32, [None])}),
+    "beam_search": ({"text": (tf.string, [None])},
+                    {"translations": (tf.string, [None, None]), "scores": (tf.float32, [None, None])}),
+    "greedy": ({"text": (tf.string, [None])}, {"translation": (tf.string, [None])}),
+    "translate_ids": ({"source_ids": (tf.int32, [None, None])},
+                      {"target_ids": (tf.int32, [None, None, None]), "scores": (tf.float32, [None, None])}),
+    "beam_search_options": (
+        {"text": (tf.string, [None]), "beam_size": (tf.int32, []), "alpha": (tf.float32, []),
+         "beta": (tf.float32, []), "max_length": (tf.int32, [])},
+        {"translations": (tf.string, [None, None]), "scores": (tf.float32, [None, None])}),
+}
+
+
+def test_signatures_match_the_contract(loaded):
+    assert set(loaded.signatures) == set(SIGNATURES)
+    for name, (inputs, outputs) in SIGNATURES.items():
+        fn = loaded.signatures[name]
+        specs = fn.structured_input_signature[1]
+        assert {k: (v.dtype, v.shape.as_list()) for k, v in specs.items()} == {
+            k: (d, s) for k, (d, s) in inputs.items()}
+        got = {k: v.dtype for k, v in fn.structured_outputs.items()}
+        assert got == {k: d for k, (d, _) in outputs.items()}
+
+
+def test_export_records_settings_and_tokenizer(export_path):
+    settings = json.load(open(os.path.join(export_path, "assets.extra", "settings.json")))
+    assert settings["beam_size"] == BEAM and settings["alpha"] == 0.6
+    assert os.path.exists(os.path.join(export_path, "assets.extra", "tokenizer.model"))
+    assert os.path.basename(export_path) == "1"
+
+
+def test_signatures_agree_with_each_other(loaded, translator):
+    text = tf.constant(["3rd of March 1999", "12/25/07"])
+    best = loaded.signatures["serving_default"](text=text)
+    beams = loaded.signatures["beam_search"](text=text)
+    assert beams["translations"].shape == (2, BEAM)
+    assert _strings(best["translation"]) == _strings(beams["translations"][:, 0])
+    np.testing.assert_allclose(best["score"], beams["scores"][:, 0])
+    ids = loaded.signatures["translate_ids"](source_ids=translator.encode_text(text))
+    decoded = translator.decode_beams(ids["target_ids"])
+    assert _strings(decoded) == _strings(beams["translations"])
+    full = loaded.signatures["beam_search_options"](
+        text=text, beam_size=tf.constant(BEAM), alpha=tf.constant(0.6),
+        beta=tf.constant(0.0), max_length=tf.constant(20))
+    assert _strings(full["translations"]) == _strings(beams["translations"])
+    one = loaded.signatures["beam_search_options"](
+        text=text, beam_size=tf.constant(1), alpha=tf.constant(0.0),
+        beta=tf.constant(0.0), max_length=tf.constant(20))
+    greedy = loaded.signatures["greedy"](text=text)
+    assert one["translations"].shape == (2, 1)
+    assert _strings(one["translations"]) == _strings(greedy["translation"])
+
+
+def test_beam_search_options_width_is_real_beam_search(translator):
+    """Width 2 in a buffer of 4 gives what a width-2 export gives."""
+    narrow = Translator(translator.model, translator.tokenizer, 32, 20, beam_size=2, alpha=0.6)
+    text = tf.constant(["the 21st of June 1987", "Mar 3, 1999"])
+    want = narrow.beam_search(text)
+    got = translator.beam_search_options(text, tf.constant(2), tf.constant(0.6),
+                                         tf.constant(0.0), tf.constant(20))
+    assert _strings(got["translations"]) == _strings(want["translations"])
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5)
+    clipped = translator.beam_search_options(text, tf.constant(99), tf.constant(0.6),
+                                             tf.constant(0.0), tf.constant(20))
+    assert clipped["translations"].shape == (2, BEAM)
+    short = translator.beam_search_options(text, tf.constant(2), tf.constant(0.0),
+                                           tf.constant(0.0), tf.constant(3))
+    ids = translator.tokenizer.tokenize(tf.reshape(short["translations"], [-1]))
+    assert int(tf.reduce_max(ids.row_lengths())) <= 3
+
+
+BAD_INPUTS = ["", "   \t ", "x" * 10_000, "😀🎉 東京 Ελληνικά", "3rd of March 1999"]
+
+
+def test_bad_input_never_crashes(loaded):
+    out = loaded.signatures["serving_default"](text=tf.constant(BAD_INPUTS + [b"\xff\xfe\x80 bad"]))
+    assert out["translation"].shape == (6,)
+    assert np.all(np.isfinite(out["score"].numpy()))
+    empty = loaded.signatures["serving_default"](text=tf.constant([], tf.string))
+    assert empty["translation"].shape == (0,) and empty["score"].shape == (0,)
+    empty_beams = loaded.signatures["beam_search"](text=tf.constant([], tf.string))
+    assert empty_beams["translations"].shape[0] == 0
+
+
+def test_long_input_is_truncated_to_the_maximum_source_length(translator):
+    from keras_seq2seq.text import EOS_ID
+
+    long = tf.constant(["1 2 3 4 5 " * 2000])
+    ids = translator.encode_text(long)
+    assert ids.shape == (1, translator.max_source_length) and int(ids[0, -1]) == EOS_ID
+    by_text = translator.serving_default(long)
+    by_ids = translator.translate_ids(ids)
+    assert _strings(by_text["translation"]) == _strings(
+        translator.tokenizer.decode(by_ids["target_ids"][:, 0]))
+
+
+def test_concurrent_calls_equal_sequential_ones(loaded):
+    signature = loaded.signatures["serving_default"]
+    inputs = [tf.constant([f"{d} March 19{d + 50}", "12/25/07"]) for d in range(1, 9)]
+    sequential = [_strings(signature(text=x)["translation"]) for x in inputs]
+    results = [None] * len(inputs)
+
+    def work(i):
+        results[i] = _strings(signature(text=inputs[i])["translation"])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == sequential
+
+
+def test_only_core_and_tensorflow_text_ops(export_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(export_path, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    functions = {f.signature.name for f in graph.library.function}
+    ops = {n.op for n in graph.node}
+    for f in graph.library.function:
+        ops |= {n.op for n in f.node_def}
+    custom = sorted(op for op in ops - functions if not hasattr(tf.raw_ops, op))
+    assert custom and all(op.startswith("Sentencepiece") for op in custom), custom
+
+
+def test_verify_export_in_a_clean_process(translator, export_path):
+    assert verify_export(translator, export_path, ["3rd of March 1999", "", "😀"]) == 3
+
+
+SAVED_MODEL_CLI = (
+    "import sys, tensorflow_text; "
+    "from tensorflow.python.tools.saved_model_cli import main; "
+    "sys.argv[0] = 'saved_model_cli'; sys.exit(main())"
+)
+
+
+def test_saved_model_cli_runs_the_export(export_path):
+    """The README's saved_model_cli command: the stock tool with tf-text ops loaded."""
+    result = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_CLI, "run", "--dir", export_path, "--tag_set", "serve",
+         "--signature_def", "serving_default", "--input_exprs", 'text=["12/25/07"]'],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "translation" in result.stdout and "score" in result.stdout
