@@ -39,6 +39,23 @@ class AttentionMechanism(keras.layers.Layer):
         """Query-independent projection of the memory, computed once."""
         return memory
 
+    def _build_additive(self, query_dim, memory_dim):
+        """Weights of the additive score v . tanh(W query + U memory)."""
+        self.memory_projection = keras.layers.Dense(
+            self.units, use_bias=False, name="memory_projection"
+        )
+        self.memory_projection.build((None, None, memory_dim))
+        self.query_projection = keras.layers.Dense(
+            self.units, use_bias=True, name="query_projection"
+        )
+        self.query_projection.build((None, None, query_dim))
+        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+
+    def _additive_score(self, query, keys):
+        """v . tanh(W query + keys), keys being U memory (plus any extra term)."""
+        hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
+        return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+
     def score(self, query, keys, previous_alignments=None):
         """Unnormalised scores [batch, queries, source]."""
         raise NotImplementedError
@@ -102,15 +119,7 @@ class LuongAttention(AttentionMechanism):
             )
             self.memory_projection.build((None, None, memory_dim))
         elif self.score_mode == "concat":
-            self.memory_projection = keras.layers.Dense(
-                self.units, use_bias=False, name="memory_projection"
-            )
-            self.memory_projection.build((None, None, memory_dim))
-            self.query_projection = keras.layers.Dense(
-                self.units, use_bias=True, name="query_projection"
-            )
-            self.query_projection.build((None, None, query_dim))
-            self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+            self._build_additive(query_dim, memory_dim)
         self.built = True
 
     def process_memory(self, memory):
@@ -120,8 +129,7 @@ class LuongAttention(AttentionMechanism):
 
     def score(self, query, keys, previous_alignments=None):
         if self.score_mode == "concat":
-            hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
-            return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+            return self._additive_score(query, keys)
         return ops.einsum("btq,bsq->bts", query, keys)
 
     def get_config(self):
@@ -148,23 +156,14 @@ class BahdanauAttention(AttentionMechanism):
 
     def build(self, query_shape, memory_shape=None, *args, **kwargs):
         memory_dim = memory_shape[-1] if memory_shape is not None else query_shape[-1]
-        self.memory_projection = keras.layers.Dense(
-            self.units, use_bias=False, name="memory_projection"
-        )
-        self.memory_projection.build((None, None, memory_dim))
-        self.query_projection = keras.layers.Dense(
-            self.units, use_bias=True, name="query_projection"
-        )
-        self.query_projection.build((None, None, query_shape[-1]))
-        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
+        self._build_additive(query_shape[-1], memory_dim)
         self.built = True
 
     def process_memory(self, memory):
         return self.memory_projection(memory)
 
     def score(self, query, keys, previous_alignments=None):
-        hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
-        return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+        return self._additive_score(query, keys)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -193,14 +192,7 @@ class LocationSensitiveAttention(AttentionMechanism):
 
     def build(self, query_shape, memory_shape=None, *args, **kwargs):
         memory_dim = memory_shape[-1] if memory_shape is not None else query_shape[-1]
-        self.memory_projection = keras.layers.Dense(
-            self.units, use_bias=False, name="memory_projection"
-        )
-        self.memory_projection.build((None, None, memory_dim))
-        self.query_projection = keras.layers.Dense(
-            self.units, use_bias=True, name="query_projection"
-        )
-        self.query_projection.build((None, None, query_shape[-1]))
+        self._build_additive(query_shape[-1], memory_dim)
         self.location_convolution = keras.layers.Conv1D(
             self.filters, self.kernel_size, padding="same", use_bias=False,
             name="location_convolution",
@@ -210,7 +202,6 @@ class LocationSensitiveAttention(AttentionMechanism):
             self.units, use_bias=False, name="location_projection"
         )
         self.location_projection.build((None, None, self.filters))
-        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
         self.built = True
 
     def process_memory(self, memory):
@@ -221,10 +212,7 @@ class LocationSensitiveAttention(AttentionMechanism):
             raise ValueError("LocationSensitiveAttention needs previous_alignments")
         previous = ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
         location = self.location_projection(self.location_convolution(previous[:, :, None]))
-        hidden = ops.tanh(
-            self.query_projection(query)[:, :, None, :] + (keys + location)[:, None, :, :]
-        )
-        return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
+        return self._additive_score(query, keys + location)
 
     def get_config(self):
         config = super().get_config()
