@@ -156,7 +156,7 @@ def _run_searcher(path, args):
 
     from keras_seq2seq.export import Translator
 
-    translator = Translator.load_run(path)
+    translator = Translator.load_run(path, jit_compile=args.xla)
 
     def search(lines):
         if args.sampling:
@@ -266,6 +266,8 @@ def build_parser():
     p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--xla", action="store_true",
+                   help="compile the search with XLA (run folders only; faster on CPU)")
     p.set_defaults(func=cmd_translate)
 
     p = commands.add_parser(

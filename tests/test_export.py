@@ -115,6 +115,15 @@ def test_beam_search_options_width_is_real_beam_search(translator):
     assert int(tf.reduce_max(ids.row_lengths())) <= 3
 
 
+def test_xla_search_gives_the_same_beams(translator):
+    compiled = Translator(translator.model, translator.tokenizer, 32, 20, beam_size=BEAM,
+                          alpha=0.6, jit_compile=True)
+    text = tf.constant(["3rd of March 1999", "12/25/07"])
+    want, got = translator.beam_search(text), compiled.beam_search(text)
+    assert _strings(got["translations"]) == _strings(want["translations"])
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-5)
+
+
 BAD_INPUTS = ["", "   \t ", "x" * 10_000, "😀🎉 東京 Ελληνικά", "3rd of March 1999"]
 
 

@@ -70,6 +70,10 @@ def _banned_by_ngram_blocking(ids, t, n, vocab_size):
     return tf.reduce_max(banned, axis=1) > 0
 
 
+def _is_python_zero(value):
+    return isinstance(value, (int, float)) and value == 0
+
+
 def top_k_selector(scores, k):
     """Beam search and greedy: the k best candidates. scores [batch, candidates]."""
     return tf.math.top_k(scores, k=k).indices
@@ -162,11 +166,18 @@ def decode(
     if length_limits is None:
         length_limits = tf.fill([batch], max_length)
     row_limits = tf.repeat(tf.minimum(tf.cast(length_limits, tf.int32), max_length), k)
+    state = tile_beams(initial_state, k)
+    # Penalties given as Python zeros are left out of the graph altogether.
+    use_length_penalty = not _is_python_zero(alpha)
+    use_coverage = (
+        not _is_python_zero(beta)
+        and isinstance(state, dict)
+        and "coverage" in state
+        and source_mask is not None
+    )
+    beam_source_mask = tile_beams(source_mask, k) if use_coverage else None
     alpha = tf.cast(alpha, tf.float32)
     beta = tf.cast(beta, tf.float32)
-    state = tile_beams(initial_state, k)
-    use_coverage = isinstance(state, dict) and "coverage" in state and source_mask is not None
-    beam_source_mask = tile_beams(source_mask, k) if use_coverage else None
     positions = tf.range(max_length)
     # Only the first beam of each row is live at the start, so that the first
     # step's top-k picks k different tokens rather than k copies of one.
@@ -178,7 +189,9 @@ def decode(
     dropped = beam_index >= tf.cast(active_beams, tf.int32)
 
     def ranking(cumulative, lengths, coverage):
-        score = cumulative / length_penalty(lengths, alpha)
+        score = cumulative
+        if use_length_penalty:
+            score = score / length_penalty(lengths, alpha)
         if use_coverage:
             score += coverage_penalty(coverage, beam_source_mask, beta)
         return score
@@ -186,45 +199,65 @@ def decode(
     def cond(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         return (t < max_length) & tf.logical_not(tf.reduce_all(finished))
 
+    samples = getattr(selector, "needs_log_probs", False)
+
     def body(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         log_probs, state = step_fn(tokens, state)
         vocab = tf.shape(log_probs)[-1]
         eos = tf.one_hot(end_id, vocab, on_value=True, off_value=False)[None, :]
-        pad = tf.one_hot(PAD_ID, vocab)[None, :]
-        # Live hypotheses: minimum length, n-gram blocking, forced end at the limit.
+        # Bans for live hypotheses: padding marks "after the end" in the
+        # buffer and is never emitted; then minimum length, n-gram blocking.
+        log_probs += tf.one_hot(PAD_ID, vocab, on_value=NEG_INF, off_value=0.0)[None, :]
         if min_length:
             log_probs = tf.where(eos & (t < min_length), NEG_INF, log_probs)
         if no_repeat_ngram_size:
             banned = _banned_by_ngram_blocking(ids, t, no_repeat_ngram_size, log_probs.shape[-1])
             log_probs = tf.where(banned, NEG_INF, log_probs)
+
+        # Each hypothesis' candidate continuations: all tokens when sampling;
+        # for search only its own k best, since the k best of the whole beam
+        # are always among them (k scores per row instead of vocab: far
+        # fewer elementwise passes at large vocabularies).
+        if samples:
+            candidate_scores = log_probs
+            candidate_ids = tf.broadcast_to(tf.range(vocab)[None, :], tf.shape(log_probs))
+        else:
+            static_vocab = log_probs.shape[-1]
+            per_row = k if static_vocab is None else min(k, static_vocab)
+            candidate_scores, candidate_ids = tf.math.top_k(log_probs, k=per_row)
+        width = tf.shape(candidate_ids)[1]
+        first = tf.equal(tf.range(width), 0)[None, :]
+        # At its length limit a hypothesis can only end; once ended it only
+        # continues with padding, at no cost.
         at_limit = (t + 1 >= row_limits)[:, None]
-        log_probs = tf.where(at_limit & ~eos, NEG_INF, log_probs)
-        # Padding marks "after the end" in the buffer; live hypotheses never emit it.
-        log_probs = tf.where(tf.cast(pad, tf.bool), NEG_INF, log_probs)
-        # Finished hypotheses continue with padding at no cost.
-        log_probs = tf.where(finished[:, None], (pad - 1.0) * -NEG_INF, log_probs)
+        eos_score = tf.gather(log_probs, [end_id], axis=1)
+        candidate_scores = tf.where(at_limit, tf.where(first, eos_score, NEG_INF), candidate_scores)
+        candidate_ids = tf.where(at_limit, tf.where(first, end_id, PAD_ID), candidate_ids)
+        candidate_scores = tf.where(finished[:, None], tf.where(first, 0.0, NEG_INF), candidate_scores)
+        candidate_ids = tf.where(finished[:, None], PAD_ID, candidate_ids)
         if use_coverage:
             coverage = tf.where(finished[:, None], coverage, state["coverage"])
 
-        candidates = cumulative[:, None] + log_probs  # [rows, vocab]
+        candidates = cumulative[:, None] + candidate_scores  # [rows, width]
         candidate_lengths = tf.where(finished, lengths, t + 1)[:, None]
-        rank = candidates / length_penalty(candidate_lengths, alpha)
+        rank = candidates
+        if use_length_penalty:
+            rank = rank / length_penalty(candidate_lengths, alpha)
         if use_coverage:
             rank += coverage_penalty(coverage, beam_source_mask, beta)[:, None]
-        flat_rank = tf.reshape(rank, [batch, k * vocab])
-        if getattr(selector, "needs_log_probs", False):
-            chosen = selector(flat_rank, k, t, log_probs)
+        flat_rank = tf.reshape(rank, [batch, k * width])
+        if samples:
+            chosen = selector(flat_rank, k, t, candidate_scores)
         else:
             chosen = selector(flat_rank, k)
-        origin = tf.reshape(chosen // vocab, [rows]) + batch_offsets
-        next_ids = tf.reshape(chosen % vocab, [rows])
+        origin = tf.reshape(chosen // width, [rows]) + batch_offsets
+        picked = tf.stack([origin, tf.reshape(chosen % width, [rows])], axis=1)
+        next_ids = tf.gather_nd(candidate_ids, picked)
 
         state = tf.nest.map_structure(lambda s: tf.gather(s, origin), state)
         ids = tf.gather(ids, origin)
         ids += tf.cast(tf.equal(positions, t), tf.int32)[None, :] * next_ids[:, None]
-        cumulative = tf.gather_nd(
-            tf.reshape(candidates, [rows, vocab]), tf.stack([origin, next_ids], axis=1)
-        )
+        cumulative = tf.gather_nd(candidates, picked)
         was_finished = tf.gather(finished, origin)
         lengths = tf.where(was_finished, tf.gather(lengths, origin), t + 1)
         finished = was_finished | tf.equal(next_ids, end_id) | dropped
