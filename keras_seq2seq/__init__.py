@@ -17,6 +17,7 @@ import os
 # TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_seq2seq import layers, metrics  # noqa: E402,F401  (registers classes for loading)
 from keras_seq2seq.losses import SequenceCrossEntropy  # noqa: E402
 from keras_seq2seq.models import AttentionSeq2Seq, Seq2Seq  # noqa: E402
 from keras_seq2seq.text import SubwordTokenizer  # noqa: E402

@@ -63,6 +63,22 @@ def test_keras_file_round_trip_gives_identical_outputs(rng, tmp_path, make):
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
+def test_compiled_model_loads_in_a_fresh_process(rng, tmp_path):
+    """Everything a compiled model refers to is registered by `import keras_seq2seq`."""
+    import subprocess
+    import sys
+
+    x, y = _copy_task(rng, n=8)
+    model = _compile(MODELS[0]())
+    model.fit(x, y, epochs=1, verbose=0)
+    path = str(tmp_path / "compiled.keras")
+    model.save(path)
+    code = f"import keras, keras_seq2seq; keras.saving.load_model({path!r}); print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
 def test_loss_ignores_padding_and_smooths_labels():
     logits = np.log(np.array([[[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]]], "float32"))
     labels = np.array([[1 + 0, 0]])  # second position is padding
