@@ -89,6 +89,12 @@ RECIPES = {
         max_source_length=48,
         max_target_length=24,
         metric="exact_match",
+        # From `keras-seq2seq quickstart` in a fresh virtual environment.
+        measured={
+            "held-out exact match": "99.6% greedy, 99.7% beam 5",
+            "training": "2.7 min",
+            "machine": "2 CPU cores, no GPU",
+        },
     ),
 }
 
