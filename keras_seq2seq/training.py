@@ -7,6 +7,7 @@
 """
 
 import itertools
+import json
 import math
 import os
 import time
@@ -82,7 +83,20 @@ def build_model(recipe, vocabulary_size, total_steps=None):
     return model
 
 
-def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1):
+def announce_resume(backup_dir):
+    """Prints where a run resumes from, if `backup_dir` holds a backup."""
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(metadata):
+        return None
+    with open(metadata) as f:
+        done = json.load(f)["epoch"]
+    print(f"Resuming from the backup in {backup_dir}: {done} epoch(s) already done, "
+          f"continuing with epoch {done + 1}.")
+    return done
+
+
+def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
+                 backup_dir=None):
     """Trains `recipe` and saves the run to `work_dir`.
 
     Args:
@@ -93,6 +107,11 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
         max_minutes: stop cleanly after this much training time.
         epochs: override the recipe's number of epochs.
         verbose: Keras progress bars (1) or not (0).
+        backup_dir: where `keras.callbacks.BackupAndRestore` keeps the last
+            finished epoch (default `work_dir/backup`). A run killed at any
+            point and started again with the same arguments continues from
+            there, losing at most the epoch in progress; the backup is
+            removed when training completes.
 
     Returns:
         `(translator, paths, history)`.
@@ -134,6 +153,10 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             save_weights_only=True,
         ),
     ]
+    backup_dir = backup_dir or os.path.join(work_dir, "backup")
+    announce_resume(backup_dir)
+    # Two copies, so that a kill while writing one still leaves the other.
+    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
     if max_minutes:
         callbacks.append(TimeBudget(max_minutes))
     with warnings.catch_warnings():
