@@ -54,6 +54,7 @@ def _train_and_export(recipe, args, data_dir=None):
         max_minutes=args.max_minutes,
         epochs=args.epochs,
         backup_dir=args.backup_dir,
+        mixed_precision=args.mixed_precision,
     )
     minutes = (time.monotonic() - start) / 60
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
@@ -223,6 +224,9 @@ def build_parser():
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
         p.add_argument("--no-check", action="store_true",
                        help="skip reloading the export in a clean process to compare outputs")
+        p.add_argument("--mixed-precision", action="store_true",
+                       help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU); "
+                            "exports stay float32")
         p.add_argument("--backup-dir", default=None,
                        help="backup after every epoch; a killed run started again with the "
                             "same command resumes there (default: WORK_DIR/backup)")

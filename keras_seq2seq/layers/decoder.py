@@ -199,6 +199,12 @@ class AttentionDecoder(keras.layers.Layer):
             `(outputs, alignments)`: outputs [batch, target, units];
             alignments [batch, target, source] float32 (None without attention).
         """
+        # Keras casts floating call arguments to the compute dtype; attention
+        # alignments and coverage are kept in float32 (see `initial_state`).
+        initial_state = dict(initial_state)
+        for key in ("alignments", "coverage"):
+            if key in initial_state:
+                initial_state[key] = ops.cast(initial_state[key], "float32")
         if self.runs_step_by_step:
             return self._call_step_by_step(inputs, context, initial_state, training)
         return self._call_whole_sequence(inputs, context, initial_state, training)
