@@ -93,6 +93,13 @@ def test_scores_are_teacher_forced_log_probs_and_nbest_is_sorted_and_distinct(ti
         )
 
 
+def test_model_generate_is_the_same_search(tiny_model):
+    ids, scores = tiny_model.generate(SOURCES, max_length=8, beam_size=3)
+    want_ids, want_scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores)
+
+
 def test_beam_of_one_equals_a_plain_greedy_loop(tiny_model):
     ids, scores = greedy_translate(tiny_model, SOURCES, max_length=8)
     context, state = tiny_model.encode(SOURCES)

@@ -147,6 +147,24 @@ class AttentionSeq2Seq(keras.Model):
         logits = self.output_projection(output)
         return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), state
 
+    def generate(self, source_ids, max_length=64, beam_size=1, **options):
+        """Translations of a batch of source ids.
+
+        Args:
+            source_ids: int [batch, source], 0-padded, EOS-terminated (as
+                `SubwordTokenizer.encode` gives).
+            max_length: longest output, in tokens.
+            beam_size: 1 for greedy search, more for beam search.
+            **options: `keras_seq2seq.decoding.decode` options (`alpha`,
+                `beta`, `min_length`, `no_repeat_ngram_size`).
+
+        Returns:
+            `(ids [batch, beam, max_length], scores [batch, beam])`, best first.
+        """
+        from keras_seq2seq.decoding import translate
+
+        return translate(self, source_ids, max_length, beam_size=beam_size, **options)
+
     # -- teacher-forced training ----------------------------------------------
 
     def call(self, inputs, training=False, return_attention=False):
