@@ -6,9 +6,11 @@ Every search takes a step function
     step_fn(token_ids [batch * beam], state) -> (log_probs [batch * beam, vocab], state)
 
 where `state` is any nest of [batch * beam, ...] tensors. The loop keeps `beam`
-hypotheses per row. Each step scores every (hypothesis, next token) pair,
-lets a *selector* pick the `beam` survivors (top-k for beam search and greedy,
-a random draw for sampling), reorders the state to follow them, and writes
+hypotheses per row. Each step scores the candidate (hypothesis, next token)
+pairs (each hypothesis' own `beam` best tokens when searching, every token
+when sampling), lets a *selector* pick the `beam` survivors (top-k for beam
+search and greedy, a random draw for sampling), reorders the state to follow
+them, and writes
 the tokens into a preallocated [batch, beam, max_length] buffer with one-hot
 updates. There is no TensorArray, so the loop traces into SavedModels and
 converts to TFLite builtin ops.
@@ -181,7 +183,7 @@ def decode(
     positions = tf.range(max_length)
     # Only the first beam of each row is live at the start, so that the first
     # step's top-k picks k different tokens rather than k copies of one.
-    log_probs0 = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
+    initial_scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
     batch_offsets = tf.repeat(tf.range(batch) * k, k)
     beam_index = tf.tile(tf.range(k), [batch])
     if active_beams is None:
@@ -277,7 +279,7 @@ def decode(
             tf.repeat(start_ids, k),
             state,
             tf.zeros([rows, max_length], tf.int32),
-            log_probs0,
+            initial_scores,
             tf.zeros([rows], tf.int32),
             tf.zeros([rows], tf.bool),
             coverage0,
