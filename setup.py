@@ -29,6 +29,7 @@ setup(
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",
+            "hypothesis>=6.100",
         ],
     },
     entry_points={"console_scripts": ["keras-seq2seq=keras_seq2seq.cli:main"]},

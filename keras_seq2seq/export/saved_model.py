@@ -30,10 +30,10 @@ def export_saved_model(translator, export_dir):
         The version directory written.
     """
     path = next_version_dir(export_dir)
-    # Save a copy whose SentencePiece resource is created just now: the
-    # resource is kernel-owned (tensorflow-text b/318839908) and any
-    # tf.random.set_seed since the tokenizer was made has deleted it, which
-    # tracing would capture as a dead handle.
+    # Save a copy whose functions are traced now, against a SentencePiece
+    # resource created now: the resource is kernel-owned (tensorflow-text
+    # b/318839908), a tf.random.set_seed deletes it, and functions traced
+    # before that hold a handle that is dead or no longer tracked.
     copy = translator.with_fresh_tokenizer()
     tf.saved_model.save(copy, path, signatures=copy.signatures())
     extra = os.path.join(path, "assets.extra")

@@ -111,6 +111,11 @@ class SubwordTokenizer(tf.Module):
         )
 
     def _call(self, method, *args):
+        if not tf.executing_eagerly():
+            # About to be captured by a graph being traced: make sure the
+            # resource is alive first (the check runs eagerly, once per trace).
+            with tf.init_scope():
+                self._call("vocab_size")
         try:
             return getattr(self._sentencepiece, method)(*args)
         except tf.errors.NotFoundError:
