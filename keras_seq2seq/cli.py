@@ -55,6 +55,7 @@ def _train_and_export(recipe, args, data_dir=None):
         epochs=args.epochs,
         backup_dir=args.backup_dir,
         mixed_precision=args.mixed_precision,
+        on_bad_line=args.on_bad_line,
     )
     minutes = (time.monotonic() - start) / 60
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
@@ -224,6 +225,10 @@ def build_parser():
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
         p.add_argument("--no-check", action="store_true",
                        help="skip reloading the export in a clean process to compare outputs")
+        p.add_argument("--on-bad-line", choices=["fail", "skip"], default="fail",
+                       help="a blank, non-UTF-8 or over-long (1,000 characters) line pair: "
+                            "stop with its file and line number (fail, the default) or "
+                            "drop it and report the count (skip)")
         p.add_argument("--mixed-precision", action="store_true",
                        help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU); "
                             "exports stay float32")

@@ -117,7 +117,7 @@ def announce_resume(backup_dir):
 
 
 def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
-                 backup_dir=None, mixed_precision=False):
+                 backup_dir=None, mixed_precision=False, on_bad_line="fail"):
     """Trains `recipe` and saves the run to `work_dir`.
 
     Args:
@@ -133,6 +133,9 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             point and started again with the same arguments continues from
             there, losing at most the epoch in progress; the backup is
             removed when training completes.
+        on_bad_line: `"fail"` stops at the first blank, undecodable or
+            overlong line pair, naming file and line; `"skip"` drops such
+            pairs and prints how many.
         mixed_precision: train under `mixed_precision_policy()`; Keras wraps
             the optimizer in a loss-scaling one for float16. Attention
             softmaxes, logits and the loss stay float32, and the saved and
@@ -144,10 +147,17 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     keras.utils.set_random_seed(recipe.seed)
     paths = recipe.prepare_data(data_dir, work_dir)
     # One streaming pass checks every split before any training starts.
-    train_pairs = check_parallel_files(*paths["train"])
-    for split in ("val", "test"):
-        if split in paths:
-            check_parallel_files(*paths[split])
+    reports = {
+        split: check_parallel_files(*paths[split], on_bad_line=on_bad_line)
+        for split in ("train", "val", "test") if split in paths
+    }
+    for split, report in reports.items():
+        skipped = report["pairs"] - report["usable"]
+        if skipped:
+            print(f"Skipping {skipped} of {report['pairs']} {split} pairs: "
+                  f"{report['blank']} blank, {report['undecodable']} not UTF-8, "
+                  f"{report['overlong']} too long")
+    train_pairs = reports["train"]["usable"]
     tokenizer = build_tokenizer(recipe, paths["train"], work_dir)
 
     def batches(split, shuffle):
@@ -160,6 +170,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             shuffle=shuffle,
             seed=recipe.seed,
             check_files=False,
+            on_bad_line=on_bad_line,
         )
 
     epochs = epochs or recipe.epochs

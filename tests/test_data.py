@@ -48,7 +48,7 @@ def test_gzip_files_are_read(tmp_path, tokenizer):
     for name, lines in [("g.src.gz", ["3 March 1999", "4 May 2001"]), ("g.tgt.gz", ["1999-03-03", "2001-05-04"])]:
         with gzip.open(tmp_path / name, "wt", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-    assert check_parallel_files(str(tmp_path / "g.src.gz"), str(tmp_path / "g.tgt.gz")) == 2
+    assert check_parallel_files(str(tmp_path / "g.src.gz"), str(tmp_path / "g.tgt.gz"))["usable"] == 2
     ds = parallel_text_dataset(
         str(tmp_path / "g.src.gz"), str(tmp_path / "g.tgt.gz"), tokenizer, batch_size=4, shuffle=False
     )
@@ -61,7 +61,8 @@ def test_pipeline_shift_padding_and_filtering(tmp_path, tokenizer):
     src = write_lines(tmp_path / "p.src", sources)
     tgt = write_lines(tmp_path / "p.tgt", targets)
     ds = parallel_text_dataset(
-        src, tgt, tokenizer, batch_size=8, max_source_length=40, max_target_length=40, shuffle=False
+        src, tgt, tokenizer, batch_size=8, max_source_length=40, max_target_length=40,
+        shuffle=False, on_bad_line="skip",
     )
     seen = 0
     for inputs, labels in ds:
@@ -79,6 +80,23 @@ def test_pipeline_shift_padding_and_filtering(tmp_path, tokenizer):
             assert s[m - 1] == EOS_ID and (s[m:] == PAD_ID).all()
     # The blank-source pair and the overlong pair are dropped.
     assert seen == 3
+
+
+def test_bad_lines_fail_with_their_line_number_or_are_skipped_and_counted(tmp_path, tokenizer):
+    src = tmp_path / "b.src"
+    src.write_bytes(b"3 March 1999\n \t\nbad \xff byte\n" + b"y" * 1500 + b"\n12/25/07\n")
+    tgt = write_lines(tmp_path / "b.tgt", ["1999-03-03", "x", "y", "z", "2007-12-25"])
+    with pytest.raises(DataError, match=r"b\.src, line 2: blank line"):
+        check_parallel_files(str(src), tgt)
+    report = check_parallel_files(str(src), tgt, on_bad_line="skip")
+    assert report == {"pairs": 5, "blank": 1, "undecodable": 1, "overlong": 1, "usable": 2}
+    ds = parallel_text_dataset(str(src), tgt, tokenizer, batch_size=8, shuffle=False,
+                               on_bad_line="skip")
+    assert sum(int(t.shape[0]) for _, t in ds) == 2  # the pipeline drops the same pairs
+    long_src = write_lines(tmp_path / "o.src", ["fine", "y" * 1500])
+    long_tgt = write_lines(tmp_path / "o.tgt", ["fine", "fine"])
+    with pytest.raises(DataError, match=r"o\.src, line 2: 1500 characters, more than 1000"):
+        check_parallel_files(long_src, long_tgt)
 
 
 def test_dates_are_deterministic_and_held_out_is_unseen(tmp_path):

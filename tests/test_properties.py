@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
-from keras_seq2seq.data import parallel_text_dataset  # noqa: E402
+from keras_seq2seq.data import DataError, parallel_text_dataset  # noqa: E402
 from keras_seq2seq.export import Translator  # noqa: E402
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID  # noqa: E402
 
@@ -37,9 +37,16 @@ def test_pipeline_keeps_exactly_the_usable_pairs(tmp_path_factory, tokenizer, pa
     folder = tmp_path_factory.mktemp("pairs")
     for side, name in ((0, "s.txt"), (1, "t.txt")):
         (folder / name).write_text("".join(p[side] + "\n" for p in pairs), encoding="utf-8")
-    ds = parallel_text_dataset(str(folder / "s.txt"), str(folder / "t.txt"), tokenizer,
-                               batch_size=4, max_source_length=80, max_target_length=80,
-                               shuffle=False)
+    def make():
+        return parallel_text_dataset(str(folder / "s.txt"), str(folder / "t.txt"), tokenizer,
+                                     batch_size=4, max_source_length=80, max_target_length=80,
+                                     shuffle=False, on_bad_line="skip")
+
+    if not any(s.strip() and t.strip() for s, t in pairs):
+        with pytest.raises(DataError, match="no usable line pairs"):
+            make()
+        return
+    ds = make()
     got = []
     for inputs, targets in ds:
         for source, decoder_in, target in zip(inputs["source_ids"].numpy(),

@@ -19,6 +19,23 @@ from keras_seq2seq.data.text_files import check_parallel_files, text_line_datase
 from keras_seq2seq.text import BOS_ID, EOS_ID
 
 
+def _usable_line(line, max_line_chars):
+    """Not blank, valid UTF-8, at most `max_line_chars` characters (as check_parallel_files)."""
+    repaired = tf.strings.unicode_transcode(
+        line, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    # Exactly the characters Python's str.isspace() accepts (RE2's \s is ASCII
+    # only), so that the file check and the pipeline agree on "blank".
+    blank = tf.strings.regex_full_match(
+        repaired, r"[\s\p{Z}\x{0b}\x{1c}-\x{1f}\x{85}]*"
+    )
+    return (
+        tf.equal(repaired, line)
+        & tf.logical_not(blank)
+        & (tf.strings.length(repaired, unit="UTF8_CHAR") <= max_line_chars)
+    )
+
+
 def _bucket_boundaries(max_length, width=8):
     return list(range(width, max_length + 1, width))
 
@@ -35,6 +52,8 @@ def parallel_text_dataset(
     repeat=False,
     seed=None,
     check_files=True,
+    on_bad_line="fail",
+    max_line_chars=1000,
 ):
     """Batches of `({"source_ids", "decoder_input_ids"}, target_ids)`.
 
@@ -49,17 +68,19 @@ def parallel_text_dataset(
         shuffle: shuffle pairs (for training).
         repeat: repeat forever.
         seed: shuffle seed.
-        check_files: stream both files once first and raise `DataError` on a
-            line count mismatch, empty files or invalid UTF-8.
+        check_files: stream both files once first (`check_parallel_files`)
+            and raise `DataError` on a line count mismatch, empty files, or,
+            with `on_bad_line="fail"`, a bad pair.
+        on_bad_line, max_line_chars: see `check_parallel_files`. Whatever the
+            policy, the pipeline itself drops bad pairs.
     """
     if check_files:
-        check_parallel_files(source_path, target_path)
+        check_parallel_files(source_path, target_path, on_bad_line, max_line_chars)
     pairs = tf.data.Dataset.zip(
         (text_line_dataset(source_path), text_line_dataset(target_path))
     )
     pairs = pairs.filter(
-        lambda s, t: (tf.strings.length(tf.strings.strip(s)) > 0)
-        & (tf.strings.length(tf.strings.strip(t)) > 0)
+        lambda s, t: _usable_line(s, max_line_chars) & _usable_line(t, max_line_chars)
     )
     if shuffle:
         pairs = pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

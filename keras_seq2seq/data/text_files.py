@@ -42,29 +42,45 @@ def _decode_line(path, number, raw):
         raise DataError(f"{path}, line {number}: unreadable ({e})") from None
 
 
-def check_parallel_files(source_path, target_path):
-    """Streams a pair of parallel files once and checks that they match.
+BAD_LINE_POLICIES = ("fail", "skip")
+
+
+def check_parallel_files(source_path, target_path, on_bad_line="fail", max_line_chars=1000):
+    """Streams a pair of parallel files once and checks them.
+
+    A pair is bad when either side is blank, is not valid UTF-8, or has more
+    than `max_line_chars` characters.
+
+    Args:
+        on_bad_line: `"fail"` raises `DataError` at the first bad pair, naming
+            the file, the line number and the problem; `"skip"` counts bad
+            pairs (the tf.data pipeline drops the same ones).
+        max_line_chars: the longest acceptable line, in characters.
 
     Raises:
-        DataError: naming the file and the problem, if a file is missing or
-            empty, a line is not valid UTF-8 (with its line number), a gzip
-            stream is corrupt, or the two files have different line counts.
+        DataError: if a file is missing or empty, a gzip stream is corrupt,
+            the two files have different line counts, or (with "fail") a
+            pair is bad.
 
     Returns:
-        The number of line pairs.
+        A dict: `pairs` (line pairs read), `blank`, `undecodable`, `overlong`
+        (bad pairs by first reason found), `usable`.
     """
-    count = 0
+    if on_bad_line not in BAD_LINE_POLICIES:
+        raise ValueError(f"on_bad_line must be one of {BAD_LINE_POLICIES}, got {on_bad_line!r}")
+    report = {"pairs": 0, "blank": 0, "undecodable": 0, "overlong": 0}
     with open_binary(source_path) as src, open_binary(target_path) as tgt:
         while True:
             try:
                 s, t = src.readline(), tgt.readline()
             except (OSError, EOFError) as e:
                 raise DataError(
-                    f"{source_path} / {target_path}: unreadable after line {count} ({e})"
+                    f"{source_path} / {target_path}: unreadable after line {report['pairs']} ({e})"
                 ) from None
             if not s and not t:
                 break
-            count += 1
+            report["pairs"] += 1
+            count = report["pairs"]
             if not s or not t:
                 shorter, longer = (
                     (source_path, target_path) if not s else (target_path, source_path)
@@ -75,11 +91,33 @@ def check_parallel_files(source_path, target_path):
                     f"{shorter} has {count - 1} lines but {longer} has more: "
                     "parallel files must have the same number of lines"
                 )
-            _decode_line(source_path, count, s)
-            _decode_line(target_path, count, t)
-    if count == 0:
+            problem = _line_problem(source_path, count, s, max_line_chars) or _line_problem(
+                target_path, count, t, max_line_chars
+            )
+            if problem:
+                reason, message = problem
+                if on_bad_line == "fail":
+                    raise DataError(message + " (on_bad_line='skip' skips such pairs)")
+                report[reason] += 1
+    if report["pairs"] == 0:
         raise DataError(f"{source_path} and {target_path} are empty")
-    return count
+    report["usable"] = report["pairs"] - report["blank"] - report["undecodable"] - report["overlong"]
+    if report["usable"] == 0:
+        raise DataError(f"{source_path} / {target_path}: no usable line pairs")
+    return report
+
+
+def _line_problem(path, number, raw, max_line_chars):
+    """`(reason, message)` for a bad line, or None."""
+    try:
+        line = _decode_line(path, number, raw)
+    except DataError as e:
+        return "undecodable", str(e)
+    if not line.strip():
+        return "blank", f"{path}, line {number}: blank line"
+    if len(line) > max_line_chars:
+        return "overlong", f"{path}, line {number}: {len(line)} characters, more than {max_line_chars}"
+    return None
 
 
 def text_line_dataset(path):
