@@ -11,6 +11,7 @@
 import argparse
 import dataclasses
 import functools
+import itertools
 import os
 import sys
 import time
@@ -33,13 +34,10 @@ def _export_and_check(translator, export_dir, check_texts, check=True):
 
 
 def _check_texts(source_path, n=8):
+    """The first n sources of a file (if it exists), plus two awkward inputs."""
     from keras_seq2seq.data import iter_lines
 
-    texts = []
-    for line in iter_lines(source_path):
-        texts.append(line)
-        if len(texts) == n:
-            break
+    texts = list(itertools.islice(iter_lines(source_path), n)) if os.path.exists(source_path) else []
     return texts + ["", "😀 ??"]
 
 
@@ -107,8 +105,7 @@ def cmd_export(args):
     from keras_seq2seq.export import Translator
 
     translator = Translator.load_run(args.run)
-    test_source = os.path.join(args.run, "data", "test.src")
-    texts = _check_texts(test_source) if os.path.exists(test_source) else ["", "😀 ??", "a test"]
+    texts = _check_texts(os.path.join(args.run, "data", "test.src"))
     _export_and_check(translator, args.export_dir, texts, check=not args.no_check)
 
 

@@ -170,7 +170,6 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             shuffle=shuffle,
             seed=recipe.seed,
             check_files=False,
-            on_bad_line=on_bad_line,
         )
 
     epochs = epochs or recipe.epochs

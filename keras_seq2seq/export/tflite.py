@@ -36,8 +36,7 @@ class _FrozenDecode(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="source_ids")])
     def decode(self, source_ids):
         # The frozen function returns its outputs flattened, in tf.nest order.
-        outputs = tf.nest.pack_sequence_as(self._output_structure, self._frozen(source_ids))
-        return {"target_ids": outputs["target_ids"], "scores": outputs["scores"]}
+        return tf.nest.pack_sequence_as(self._output_structure, self._frozen(source_ids))
 
 
 def convert_to_tflite(export_path, output_path, quantize="none"):
@@ -80,16 +79,11 @@ def convert_to_tflite(export_path, output_path, quantize="none"):
     with open(output_path, "wb") as f:
         f.write(flatbuffer)
     stem = os.path.splitext(output_path)[0]
-    spm_model = os.path.join(export_path, "assets.extra", "tokenizer.model")
-    with open(spm_model, "rb") as f:
-        proto = f.read()
-    with open(stem + ".spm.model", "wb") as f:
-        f.write(proto)
-    import sentencepiece
-
-    processor = sentencepiece.SentencePieceProcessor(model_proto=proto)
+    tokenizer = translator.tokenizer
+    tokenizer.save(stem + ".spm.model")
+    pieces = tokenizer.id_to_piece(tf.range(tokenizer.vocab_size)).numpy()
     with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
-        f.write("".join(processor.id_to_piece(i) + "\n" for i in range(processor.get_piece_size())))
+        f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
     return {
         path: os.path.getsize(path)
         for path in (output_path, stem + ".spm.model", stem + ".vocab.txt")
