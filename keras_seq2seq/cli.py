@@ -20,17 +20,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
-def _export_and_check(translator, export_dir, check_texts, check=True):
+def _export_and_check(exportable, export_dir, check_inputs, check=True):
     """Exports, then reloads the export in a clean process and compares."""
     from keras_seq2seq.export import export_saved_model, verify_export
 
-    path = export_saved_model(translator, export_dir)
+    path = export_saved_model(exportable, export_dir)
     print(f"SavedModel exported to {path}")
     if check:
-        n = verify_export(translator, path, check_texts)
+        n = verify_export(exportable, path, check_inputs)
         print(f"Checked: the export, loaded with only tensorflow and tensorflow_text, "
-              f"gives the model's translations and scores on {n} inputs")
+              f"gives the model's outputs and scores on {n} inputs")
     return path
+
+
+def _callback_options(args):
+    return dict(
+        patience=args.patience,
+        tensorboard=not args.no_tensorboard,
+        best_checkpoint=not args.no_best_checkpoint,
+        terminate_on_nan=not args.no_terminate_on_nan,
+    )
 
 
 def _check_texts(source_path, n=8):
@@ -38,7 +47,7 @@ def _check_texts(source_path, n=8):
     from keras_seq2seq.data import iter_lines
 
     texts = list(itertools.islice(iter_lines(source_path), n)) if os.path.exists(source_path) else []
-    return texts + ["", "😀 ??"]
+    return {"text": texts + ["", "😀 ??"]}
 
 
 def _train_and_export(recipe, args, data_dir=None):
@@ -54,6 +63,7 @@ def _train_and_export(recipe, args, data_dir=None):
         backup_dir=args.backup_dir,
         mixed_precision=args.mixed_precision,
         on_bad_line=args.on_bad_line,
+        callback_options=_callback_options(args),
     )
     minutes = (time.monotonic() - start) / 60
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
@@ -63,6 +73,30 @@ def _train_and_export(recipe, args, data_dir=None):
     path = _export_and_check(translator, args.export_dir, _check_texts(paths["test"][0]),
                              check=not args.no_check)
     return translator, path
+
+
+def _train_and_export_pointer(recipe, args):
+    import json
+
+    from keras_seq2seq.training import evaluate_pointer, train_pointer_recipe
+
+    start = time.monotonic()
+    solver, data, _ = train_pointer_recipe(
+        recipe,
+        work_dir=args.work_dir,
+        max_minutes=args.max_minutes,
+        epochs=args.epochs,
+        backup_dir=args.backup_dir,
+        mixed_precision=args.mixed_precision,
+        callback_options=_callback_options(args),
+    )
+    minutes = (time.monotonic() - start) / 60
+    print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
+    scores = evaluate_pointer(solver, recipe.problem, data["val"][0])
+    print(f"Validation ({len(data['val'][0])} instances, beam {solver.beam_size}): "
+          f"{json.dumps(scores)}")
+    return solver, _export_and_check(solver, args.export_dir, solver.check_inputs(),
+                                     check=not args.no_check)
 
 
 def cmd_quickstart(args):
@@ -96,17 +130,25 @@ def cmd_quickstart(args):
 def cmd_train(args):
     from keras_seq2seq.zoo import get_recipe
 
+    from keras_seq2seq.zoo import PointerRecipe
+
     recipe = get_recipe(args.recipe)
     args.work_dir = args.work_dir or os.path.join("runs", recipe.name)
-    _train_and_export(recipe, args, data_dir=args.data)
+    if isinstance(recipe, PointerRecipe):
+        _train_and_export_pointer(recipe, args)
+    else:
+        _train_and_export(recipe, args, data_dir=args.data)
 
 
 def cmd_export(args):
-    from keras_seq2seq.export import Translator
+    from keras_seq2seq.export import PointerSolver, load_run
 
-    translator = Translator.load_run(args.run)
-    texts = _check_texts(os.path.join(args.run, "data", "test.src"))
-    _export_and_check(translator, args.export_dir, texts, check=not args.no_check)
+    exportable = load_run(args.run)
+    if isinstance(exportable, PointerSolver):
+        inputs = exportable.check_inputs()
+    else:
+        inputs = _check_texts(os.path.join(args.run, "data", "test.src"))
+    _export_and_check(exportable, args.export_dir, inputs, check=not args.no_check)
 
 
 def _resolve_export(path):
@@ -229,6 +271,15 @@ def build_parser():
         p.add_argument("--mixed-precision", action="store_true",
                        help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU); "
                             "exports stay float32")
+        p.add_argument("--patience", type=int, default=5,
+                       help="stop early after this many epochs without a lower validation "
+                            "loss, keeping the best weights (0: never; default 5)")
+        p.add_argument("--no-tensorboard", action="store_true",
+                       help="do not write TensorBoard logs (WORK_DIR/logs)")
+        p.add_argument("--no-best-checkpoint", action="store_true",
+                       help="do not keep WORK_DIR/checkpoints/best.weights.h5")
+        p.add_argument("--no-terminate-on-nan", action="store_true",
+                       help="keep training when the loss becomes NaN")
         p.add_argument("--backup-dir", default=None,
                        help="backup after every epoch; a killed run started again with the "
                             "same command resumes there (default: WORK_DIR/backup)")

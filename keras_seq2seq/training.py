@@ -42,6 +42,57 @@ class TimeBudget(keras.callbacks.Callback):
             self.stopped = True
 
 
+def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
+                       monitor="val_loss", tensorboard=True, best_checkpoint=True,
+                       terminate_on_nan=True):
+    """The callbacks `train` uses, each on by default.
+
+    Args:
+        work_dir: the run folder; logs go to `logs/`, the best weights to
+            `checkpoints/best.weights.h5`.
+        backup_dir: where `BackupAndRestore` keeps the last finished epoch
+            (default `work_dir/backup`). A killed run started again with the
+            same arguments continues from there.
+        max_minutes: stop cleanly after this many minutes (None: no limit).
+        patience: early stopping after this many epochs without improvement
+            of `monitor`, restoring the best weights (0 or None: off).
+        monitor: the quantity early stopping and the best checkpoint follow.
+        tensorboard, best_checkpoint, terminate_on_nan: the TensorBoard logs,
+            best-checkpoint saving and stopping on a NaN loss.
+    """
+    callbacks = []
+    if terminate_on_nan:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")))
+    if best_checkpoint:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            os.path.join(work_dir, "checkpoints", "best.weights.h5"),
+            monitor=monitor, save_best_only=True, save_weights_only=True,
+        ))
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=patience, restore_best_weights=True, verbose=1))
+    backup_dir = backup_dir or os.path.join(work_dir, "backup")
+    announce_resume(backup_dir)
+    # Two copies, so that a kill while writing one still leaves the other.
+    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
+    if max_minutes:
+        callbacks.append(TimeBudget(max_minutes))
+    return callbacks
+
+
+def fit(model, train, validation, epochs, callbacks, verbose=1):
+    """`model.fit` without the warnings that streamed tf.data inputs raise."""
+    with warnings.catch_warnings():
+        # tf.data shuffles; and a streamed dataset has no length until the
+        # first epoch ends, which Keras reports as "ran out of data".
+        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        return model.fit(train, validation_data=validation, epochs=epochs,
+                         callbacks=callbacks, verbose=verbose)
+
+
 def build_tokenizer(recipe, train_paths, work_dir):
     """Trains the joint SentencePiece model on both sides of the training data.
 
@@ -117,7 +168,8 @@ def announce_resume(backup_dir):
 
 
 def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
-                 backup_dir=None, mixed_precision=False, on_bad_line="fail"):
+                 backup_dir=None, mixed_precision=False, on_bad_line="fail",
+                 callback_options=None):
     """Trains `recipe` and saves the run to `work_dir`.
 
     Args:
@@ -140,6 +192,8 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             the optimizer in a loss-scaling one for float16. Attention
             softmaxes, logits and the loss stay float32, and the saved and
             exported model computes in float32.
+        callback_options: keyword arguments of `training_callbacks`
+            (early stopping patience, TensorBoard, best checkpoint, NaN stop).
 
     Returns:
         `(translator, paths, history)`.
@@ -186,33 +240,9 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
         )
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(work_dir, "checkpoints", "best.weights.h5"),
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-    ]
-    backup_dir = backup_dir or os.path.join(work_dir, "backup")
-    announce_resume(backup_dir)
-    # Two copies, so that a kill while writing one still leaves the other.
-    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
-    if max_minutes:
-        callbacks.append(TimeBudget(max_minutes))
-    with warnings.catch_warnings():
-        # tf.data shuffles; and a streamed dataset has no length until the
-        # first epoch ends, which Keras reports as "ran out of data".
-        warnings.filterwarnings("ignore", message=".*shuffle=True.*")
-        warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        history = model.fit(
-            batches("train", shuffle=True),
-            validation_data=batches("val", shuffle=False),
-            epochs=epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+    callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
+    history = fit(model, batches("train", shuffle=True), batches("val", shuffle=False),
+                  epochs, callbacks, verbose)
     if mixed_precision:
         model = float32_copy(model)
     translator = Translator(
@@ -237,3 +267,82 @@ def translate_file(translator, source_path, batch_size=256):
 def evaluate_exact_match(translator, source_path, target_path):
     """Greedy exact-match accuracy on a pair of files."""
     return exact_match(translate_file(translator, source_path), list(iter_lines(target_path)))
+
+
+def pointer_data(recipe, work_dir):
+    """The recipe's generated training and validation instances (cached in
+    `work_dir/data/`, so a resumed run reuses them)."""
+    from keras_seq2seq.data.points import cached_instances
+
+    data = os.path.join(work_dir, "data")
+    return {
+        split: cached_instances(os.path.join(data, f"{split}.npz"), recipe.problem, size,
+                                recipe.points, seed)
+        for split, size, seed in (("train", recipe.train_size, 1000 + recipe.seed),
+                                  ("val", recipe.val_size, 2000 + recipe.seed))
+    }
+
+
+def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbose=1,
+                         backup_dir=None, mixed_precision=False, callback_options=None):
+    """Trains a `zoo.PointerRecipe` (convex hull, TSP) and saves the run.
+
+    Arguments as `train_recipe`'s. Returns `(solver, data, history)`: a
+    `PointerSolver`, the instances by split, and the Keras history.
+    """
+    from keras_seq2seq.data.points import pointer_dataset
+    from keras_seq2seq.export import PointerSolver
+
+    keras.utils.set_random_seed(recipe.seed)
+    start = time.monotonic()
+    data = pointer_data(recipe, work_dir)
+    print(f"{recipe.problem}, n={recipe.points}: {len(data['train'][0]):,} training instances "
+          f"ready in {time.monotonic() - start:.0f} s")
+    epochs = epochs or recipe.epochs
+    steps = math.ceil(len(data["train"][0]) / recipe.batch_size)
+    previous_policy = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy(mixed_precision_policy())
+    try:
+        model = get_model_class(recipe.model)(**recipe.model_config)
+        model.build()
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    learning_rate = keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate, decay_steps=epochs * steps, alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
+        loss=SequenceCrossEntropy(),
+        metrics=[MaskedAccuracy()],
+    )
+    callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
+    history = fit(
+        model,
+        pointer_dataset(*data["train"], recipe.batch_size, shuffle=True, seed=recipe.seed),
+        pointer_dataset(*data["val"], 1000),
+        epochs, callbacks, verbose,
+    )
+    if mixed_precision:
+        model = float32_copy(model)
+    solver = PointerSolver(model, recipe.points, beam_size=recipe.beam_size)
+    solver.save_run(work_dir)
+    return solver, data, history
+
+
+def evaluate_pointer(solver, problem, points, beam_size=None, batch_size=500):
+    """Convex hull or TSP metrics of a solver's outputs on `points` [count, n, 2]."""
+    import numpy as np
+
+    from keras_seq2seq.data.points import solve
+    from keras_seq2seq.metrics import convex_hull_metrics, tsp_metrics
+
+    import tensorflow as tf
+
+    search = tf.function(lambda chunk: solver.search(chunk, beam_size=beam_size)[0][:, 0])
+    rows = [search(points[i : i + batch_size]).numpy() for i in range(0, len(points), batch_size)]
+    predicted = np.concatenate(rows)
+    if problem == "convex_hull":
+        return convex_hull_metrics(points, predicted)
+    if problem == "tsp":
+        return tsp_metrics(points, predicted, solve("tsp", points))
+    raise ValueError(f"no metrics for {problem!r}")

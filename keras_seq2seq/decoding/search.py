@@ -225,7 +225,8 @@ def decode(
             candidate_ids = tf.broadcast_to(tf.range(vocab)[None, :], tf.shape(log_probs))
         else:
             static_vocab = log_probs.shape[-1]
-            per_row = k if static_vocab is None else min(k, static_vocab)
+            # Pointer networks choose among n + 2 tokens, n known at run time.
+            per_row = tf.minimum(k, vocab) if static_vocab is None else min(k, static_vocab)
             candidate_scores, candidate_ids = tf.math.top_k(log_probs, k=per_row)
         width = tf.shape(candidate_ids)[1]
         first = tf.equal(tf.range(width), 0)[None, :]

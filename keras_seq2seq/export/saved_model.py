@@ -4,6 +4,7 @@ import json
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -17,77 +18,117 @@ def next_version_dir(export_dir):
     return os.path.join(export_dir, str(max(versions, default=0) + 1))
 
 
-def export_saved_model(translator, export_dir):
-    """Saves `translator` with its signatures as the next version under `export_dir`.
+def export_saved_model(exportable, export_dir):
+    """Saves a `Translator` or `PointerSolver` as the next version under `export_dir`.
 
-    The translator's settings go to `assets.extra/settings.json` and the
-    SentencePiece model to `assets.extra/tokenizer.model`, where TF Serving
+    Its settings go to `assets.extra/settings.json` (and a text model's
+    SentencePiece model to `assets.extra/tokenizer.model`), where TF Serving
     ignores them and clients and tools can read them; `assets.extra/run/`
-    holds the Keras model and settings (`Translator.load_run`), which the
-    TFLite conversion retraces.
+    holds the Keras model and settings (`load_run`), which the TFLite
+    conversion retraces.
 
     Returns:
         The version directory written.
     """
     path = next_version_dir(export_dir)
-    # Save a copy whose functions are traced now, against a SentencePiece
-    # resource created now: the resource is kernel-owned (tensorflow-text
-    # b/318839908), a tf.random.set_seed deletes it, and functions traced
-    # before that hold a handle that is dead or no longer tracked.
-    copy = translator.with_fresh_tokenizer()
-    tf.saved_model.save(copy, path, signatures=copy.signatures())
+    module = exportable.for_export()
+    tf.saved_model.save(module, path, signatures=module.signatures())
     extra = os.path.join(path, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, "settings.json"), "w") as f:
-        json.dump(translator.settings, f, indent=2, default=str)
-    # Clients tokenizing themselves (translate_ids, TFLite) need the model.
-    translator.tokenizer.save(os.path.join(extra, "tokenizer.model"))
+        json.dump(exportable.settings, f, indent=2, default=str)
+    exportable.write_assets(extra)
     # The Keras model, for conversions that must retrace the decode (TFLite).
-    translator.save_run(os.path.join(extra, "run"))
+    exportable.save_run(os.path.join(extra, "run"))
     return path
 
 
+def load_run(directory, **overrides):
+    """The `Translator` or `PointerSolver` saved in a run folder."""
+    from keras_seq2seq.export.pointer_solver import PointerSolver
+    from keras_seq2seq.export.translator import Translator
+
+    if os.path.exists(os.path.join(directory, "solver.json")):
+        return PointerSolver.load_run(directory, **overrides)
+    return Translator.load_run(directory, **overrides)
+
+
 # Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
+# Inputs and outputs travel as JSON: {name: {"dtype": ..., "value": lists}}.
 _CLEAN_PROCESS_CHECK = """
 import json, sys
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
-texts = json.loads(sys.stdin.read())
-out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](text=tf.constant(texts))
+inputs = {k: tf.constant(v["value"], dtype=v["dtype"]) for k, v in json.loads(sys.stdin.read()).items()}
+out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](**inputs)
+def plain(t):
+    if t.dtype == tf.string:
+        t = tf.strings.unicode_transcode(t, "UTF-8", "UTF-8", errors="replace")
+        return {"dtype": "string", "value": [[s.decode() for s in t.numpy().reshape(-1)], list(t.shape)]}
+    return {"dtype": t.dtype.name, "value": t.numpy().tolist()}
 print(json.dumps({
     "foreign_modules": sorted(m for m in sys.modules if m.startswith("keras_seq2seq")),
-    "translation": [t.decode("utf-8", "replace") for t in out["translation"].numpy()],
-    "score": [float(s) for s in out["score"].numpy()],
+    "outputs": {k: plain(v) for k, v in out.items()},
 }))
 """
 
 
-def verify_export(translator, path, texts, atol=1e-4):
-    """Reloads `path` in a clean subprocess and compares it with `translator`.
+def _decoded(array):
+    """Bytes elements as str (invalid UTF-8 replaced), the same shape."""
+    flat = [b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b) for b in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def _as_json(value):
+    value = np.asarray(value)
+    if value.dtype.kind in "OSU":
+        return {"dtype": "string", "value": _decoded(value).tolist()}
+    return {"dtype": value.dtype.name, "value": value.tolist()}
+
+
+def verify_export(exportable, path, inputs, atol=1e-4):
+    """Reloads `path` in a clean subprocess and compares its `serving_default`
+    with `exportable`'s on `inputs` (a dict of arrays or lists).
 
     The subprocess imports only `tensorflow` and `tensorflow_text`, as TF
     Serving clients do. Raises `RuntimeError` naming the first difference.
+
+    Returns:
+        The number of examples compared.
     """
     import subprocess
     import sys
 
-    expected = translator.serving_default(tf.constant(texts))
+    inputs = {k: _as_json(v) for k, v in inputs.items()}
+    expected = exportable.serving_default(
+        **{k: tf.constant(v["value"], dtype=v["dtype"]) for k, v in inputs.items()})
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", _CLEAN_PROCESS_CHECK, path],
-        input=json.dumps(texts), capture_output=True, text=True, env=env, timeout=600,
+        input=json.dumps(inputs), capture_output=True, text=True, env=env, timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(f"the export at {path} failed to load and run:\n{result.stderr[-2000:]}")
     got = json.loads(result.stdout.strip().splitlines()[-1])
     if got["foreign_modules"]:
         raise RuntimeError(f"loading the export imported {got['foreign_modules']}")
-    for i, text in enumerate(texts):
-        want = expected["translation"][i].numpy().decode("utf-8", "replace")
-        if got["translation"][i] != want or abs(got["score"][i] - float(expected["score"][i])) > atol:
+    first_input = next(iter(inputs.values()))["value"]
+    for name, tensor in expected.items():
+        want, have = tensor.numpy(), got["outputs"][name]["value"]
+        if want.dtype == object:
+            want, (flat, shape) = _decoded(want), have
+            have = np.array(flat, dtype=object).reshape(shape)
+        else:
+            have = np.asarray(have, dtype=want.dtype)
+        if want.dtype.kind == "f":
+            differs = np.abs(have - want) > atol
+        else:
+            differs = have != want
+        differs = differs.reshape(len(want), -1).any(axis=1) if want.size else differs
+        if differs.any():
+            i = int(np.argmax(differs))
             raise RuntimeError(
-                f"the export at {path} differs from the model on {text!r}: "
-                f"{got['translation'][i]!r} ({got['score'][i]:.5f}) vs {want!r} "
-                f"({float(expected['score'][i]):.5f})"
+                f"the export at {path} differs from the model in {name!r} on input "
+                f"{first_input[i]!r}: {have[i]!r} vs {want[i]!r}"
             )
-    return len(texts)
+    return len(first_input)

@@ -10,10 +10,11 @@ constants (LiteRT cannot read resource variables inside a while loop:
 `tf.Module` saved with a `decode` signature, and convert that SavedModel with
 `TFLITE_BUILTINS` only, so no Flex delegate is needed.
 
-The resulting model's signature `decode` takes `source_ids` int32 [1, time]
-and returns `target_ids` int32 [1, beam, max_target_length] and `scores`
-float32 [1, beam], as the SavedModel's `translate_ids` does. The SentencePiece
-model and a one-piece-per-line vocabulary are written beside it.
+For a text model the resulting signature `decode` takes `source_ids` int32
+[1, time] and returns `target_ids` int32 [1, beam, max_target_length] and
+`scores` float32 [1, beam], as the SavedModel's `translate_ids` does; the
+SentencePiece model and a one-piece-per-line vocabulary are written beside
+it. A pointer network's takes `points` and returns `indices` and `scores`.
 """
 
 import os
@@ -28,19 +29,23 @@ QUANTIZATIONS = ("none", "dynamic", "float16")
 
 
 class _FrozenDecode(tf.Module):
-    def __init__(self, frozen, output_structure):
+    def __init__(self, frozen, output_structure, input_signature):
         super().__init__()
         self._frozen = frozen
         self._output_structure = output_structure
+        self.decode = tf.function(self._decode, input_signature=input_signature)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="source_ids")])
-    def decode(self, source_ids):
+    def _decode(self, *inputs):
         # The frozen function returns its outputs flattened, in tf.nest order.
-        return tf.nest.pack_sequence_as(self._output_structure, self._frozen(source_ids))
+        return tf.nest.pack_sequence_as(self._output_structure, self._frozen(*inputs))
 
 
 def convert_to_tflite(export_path, output_path, quantize="none"):
-    """Converts an export's beam search (its `translate_ids`) to `output_path`.
+    """Converts an export's batch-1 search to `output_path`.
+
+    Text models: the search of `translate_ids`; pointer networks: that of
+    `beam_search` (signature `decode`: `points` float32 [1, n, dims] ->
+    `indices` int32 [1, beam, n], `scores` float32 [1, beam]).
 
     Args:
         export_path: a SavedModel version folder written by `export_saved_model`.
@@ -50,21 +55,16 @@ def convert_to_tflite(export_path, output_path, quantize="none"):
     Returns:
         A dict of the files written and their sizes in bytes.
     """
-    from keras_seq2seq.export.translator import Translator
+    from keras_seq2seq.export.saved_model import load_run
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
-    translator = Translator.load_run(os.path.join(export_path, "assets.extra", "run"))
-
-    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32)])
-    def decode(source_ids):
-        target_ids, scores = translator.search(source_ids)
-        return {"scores": scores, "target_ids": target_ids}
-
-    concrete = decode.get_concrete_function()
+    exportable = load_run(os.path.join(export_path, "assets.extra", "run"))
+    function, input_signature = exportable.tflite_decode()
+    concrete = tf.function(function, input_signature=input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     with tempfile.TemporaryDirectory() as saved:
-        module = _FrozenDecode(frozen, concrete.structured_outputs)
+        module = _FrozenDecode(frozen, concrete.structured_outputs, input_signature)
         tf.saved_model.save(module, saved, signatures={"decode": module.decode})
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["decode"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -78,13 +78,5 @@ def convert_to_tflite(export_path, output_path, quantize="none"):
     os.makedirs(directory, exist_ok=True)
     with open(output_path, "wb") as f:
         f.write(flatbuffer)
-    stem = os.path.splitext(output_path)[0]
-    tokenizer = translator.tokenizer
-    tokenizer.save(stem + ".spm.model")
-    pieces = tokenizer.id_to_piece(tf.range(tokenizer.vocab_size)).numpy()
-    with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
-        f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
-    return {
-        path: os.path.getsize(path)
-        for path in (output_path, stem + ".spm.model", stem + ".vocab.txt")
-    }
+    written = [output_path] + exportable.write_tflite_assets(os.path.splitext(output_path)[0])
+    return {path: os.path.getsize(path) for path in written}

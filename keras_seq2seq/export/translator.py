@@ -177,6 +177,39 @@ class Translator(tf.Module):
                                   top_k=top_k, top_p=top_p, seed=seed)
         return self.tokenizer.decode(ids)
 
+    # -- what export_saved_model and convert_to_tflite ask of an exportable --
+
+    def for_export(self):
+        """The module to save: this one with a tokenizer created now.
+
+        Its functions are then traced against a SentencePiece resource created
+        now: the resource is kernel-owned (tensorflow-text b/318839908), a
+        tf.random.set_seed deletes it, and functions traced before that hold
+        a handle that is dead or no longer tracked.
+        """
+        return self.with_fresh_tokenizer()
+
+    def write_assets(self, directory):
+        """Clients tokenizing themselves (translate_ids, TFLite) need the model."""
+        self.tokenizer.save(os.path.join(directory, "tokenizer.model"))
+
+    def tflite_decode(self):
+        """The batch-1 search that TFLite converts (as `translate_ids`), and its input."""
+
+        def decode(source_ids):
+            target_ids, scores = self.search(source_ids)
+            return {"scores": scores, "target_ids": target_ids}
+
+        return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]
+
+    def write_tflite_assets(self, stem):
+        """The SentencePiece model and a one-piece-per-line vocabulary."""
+        self.tokenizer.save(stem + ".spm.model")
+        pieces = self.tokenizer.id_to_piece(tf.range(self.tokenizer.vocab_size)).numpy()
+        with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
+            f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
+        return [stem + ".spm.model", stem + ".vocab.txt"]
+
     # -- a trained run on disk: model.keras + tokenizer.model + settings ------
 
     def save_run(self, directory):

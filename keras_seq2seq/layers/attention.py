@@ -53,7 +53,10 @@ class AttentionMechanism(keras.layers.Layer):
 
     def _additive_score(self, query, keys):
         """v . tanh(W query + keys), keys being U memory (plus any extra term)."""
-        hidden = ops.tanh(self.query_projection(query)[:, :, None, :] + keys[:, None, :, :])
+        # expand_dims rather than [:, None] indexing: TFLite has no builtin
+        # for a strided slice that adds an axis to a tensor of unknown shape.
+        hidden = ops.tanh(
+            ops.expand_dims(self.query_projection(query), 2) + ops.expand_dims(keys, 1))
         return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
 
     def score(self, query, keys, previous_alignments=None):

@@ -1,8 +1,13 @@
 """Models, and a registry of them by name."""
 
+from keras_seq2seq.models.pointer_network import PointerNetwork, solve_points
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
 
-MODELS = {"seq2seq": Seq2Seq, "attention_seq2seq": AttentionSeq2Seq}
+MODELS = {
+    "seq2seq": Seq2Seq,
+    "attention_seq2seq": AttentionSeq2Seq,
+    "pointer_network": PointerNetwork,
+}
 
 
 def get_model_class(name):
@@ -11,4 +16,5 @@ def get_model_class(name):
     return MODELS[name]
 
 
-__all__ = ["AttentionSeq2Seq", "MODELS", "Seq2Seq", "get_model_class"]
+__all__ = ["AttentionSeq2Seq", "MODELS", "PointerNetwork", "Seq2Seq", "get_model_class",
+           "solve_points"]

@@ -1,5 +1,5 @@
 """The model zoo: named recipes."""
 
-from keras_seq2seq.zoo.recipes import RECIPES, Recipe, get_recipe
+from keras_seq2seq.zoo.recipes import RECIPES, PointerRecipe, Recipe, get_recipe
 
-__all__ = ["RECIPES", "Recipe", "get_recipe"]
+__all__ = ["RECIPES", "PointerRecipe", "Recipe", "get_recipe"]

@@ -50,6 +50,56 @@ class Recipe:
     measured: dict = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class PointerRecipe:
+    """A pointer-network recipe: a generated geometric task and its model.
+
+    Args:
+        name: the recipe's name on the command line.
+        description: one line for `keras-seq2seq zoo`.
+        problem: `"convex_hull"`, `"tsp"` or `"sort"`
+            (`keras_seq2seq.data.points`).
+        points: points per instance.
+        model_config: keyword arguments of `PointerNetwork`.
+        train_size, val_size: generated instances (seeded by `seed`).
+        learning_rate: initial Adam learning rate; it decays (cosine, to 5%)
+            over the planned epochs.
+        beam_size: beam width of the export.
+        measured: measured scores for `zoo`, as printed by a run.
+    """
+
+    name: str
+    description: str
+    problem: str
+    points: int
+    model: str = "pointer_network"
+    model_config: dict = dataclasses.field(default_factory=dict)
+    train_size: int = 500_000
+    val_size: int = 1000
+    batch_size: int = 128
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    clipnorm: float = 2.0
+    beam_size: int = 5
+    seed: int = 0
+    measured: dict = dataclasses.field(default_factory=dict)
+
+
+def _pointer_recipe(problem, n, **settings):
+    title = {"convex_hull": "convex hull", "tsp": "travelling salesman"}[problem]
+    name = f"{problem.replace('_', '-')}-{n}"
+    model_config = dict(units=128, mask_chosen=True, permutation=problem == "tsp")
+    model_config.update(settings.pop("model_config", {}))
+    return PointerRecipe(
+        name=name,
+        description=f"{title} of {n} points in the unit square (generated), pointer network",
+        problem=problem,
+        points=n,
+        model_config=model_config,
+        **settings,
+    )
+
+
 def _generated_dates(data_dir, work_dir, train=20_000):
     return write_dates_dataset(os.path.join(work_dir, "data"), train=train, seed=0)
 
@@ -96,6 +146,10 @@ RECIPES = {
             "machine": "2 CPU cores, no GPU",
         },
     ),
+    "convex-hull-5": _pointer_recipe("convex_hull", 5, epochs=4),
+    "convex-hull-10": _pointer_recipe("convex_hull", 10, epochs=6),
+    "tsp-5": _pointer_recipe("tsp", 5, epochs=4),
+    "tsp-10": _pointer_recipe("tsp", 10, train_size=300_000, epochs=8),
 }
 
 
