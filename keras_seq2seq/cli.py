@@ -64,8 +64,13 @@ def _train_and_export(recipe, args, data_dir=None):
         mixed_precision=args.mixed_precision,
         on_bad_line=args.on_bad_line,
         callback_options=_callback_options(args),
+        strategy=args.distribution,
     )
     minutes = (time.monotonic() - start) / 60
+    if translator is None:
+        print(f"\nTrained {recipe.name} in {minutes:.1f} minutes as a worker; "
+              "the chief saves and exports the run")
+        return None, None
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
     if recipe.metric == "exact_match":
         accuracy = evaluate_exact_match(translator, *paths["test"])
@@ -89,8 +94,13 @@ def _train_and_export_pointer(recipe, args):
         backup_dir=args.backup_dir,
         mixed_precision=args.mixed_precision,
         callback_options=_callback_options(args),
+        strategy=args.distribution,
     )
     minutes = (time.monotonic() - start) / 60
+    if solver is None:
+        print(f"\nTrained {recipe.name} in {minutes:.1f} minutes as a worker; "
+              "the chief saves and exports the run")
+        return None, None
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
     scores = evaluate_pointer(solver, recipe.problem, data["val"][0])
     print(f"Validation ({len(data['val'][0])} instances, beam {solver.beam_size}): "
@@ -109,6 +119,8 @@ def cmd_quickstart(args):
             recipe, prepare_data=functools.partial(_generated_dates, train=args.train_size)
         )
     translator, path = _train_and_export(recipe, args)
+    if path is None:
+        return
 
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
@@ -271,6 +283,11 @@ def build_parser():
         p.add_argument("--mixed-precision", action="store_true",
                        help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU); "
                             "exports stay float32")
+        p.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"],
+                       default="default",
+                       help="tf.distribute strategy: one device, all local GPUs (mirrored), "
+                            "or a cluster described by TF_CONFIG (multi_worker); batches "
+                            "are split across replicas, only the chief writes")
         p.add_argument("--patience", type=int, default=5,
                        help="stop early after this many epochs without a lower validation "
                             "loss, keeping the best weights (0: never; default 5)")
@@ -344,9 +361,18 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "train" and args.export_dir is None:
         args.export_dir = os.path.join("exports", args.recipe)
+    if getattr(args, "strategy", None):
+        from keras_seq2seq.distribute import distribution_strategy
+
+        try:
+            # Before any other TensorFlow work (multi-worker collectives).
+            args.distribution = distribution_strategy(args.strategy)
+        except ValueError as e:
+            parser.error(str(e))
     from keras_seq2seq.data import DataError
 
     try:

@@ -15,6 +15,7 @@ import warnings
 
 import keras
 
+from keras_seq2seq.distribute import is_chief, shard_batches, worker_dir
 from keras_seq2seq.data import check_parallel_files, iter_lines, parallel_text_dataset
 from keras_seq2seq.export import Translator
 from keras_seq2seq.losses import SequenceCrossEntropy
@@ -124,8 +125,9 @@ def mixed_precision_policy():
 
 
 def float32_copy(model):
-    """The same model computing in float32, for export: serving, TFLite and
-    CPUs without bfloat16 units then need no low-precision kernels."""
+    """The same model computing in float32 on plain (not distributed)
+    variables, for export: serving, TFLite and CPUs without bfloat16 units
+    then need no low-precision kernels, and exports carry no strategy."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
@@ -169,7 +171,7 @@ def announce_resume(backup_dir):
 
 def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
                  backup_dir=None, mixed_precision=False, on_bad_line="fail",
-                 callback_options=None):
+                 callback_options=None, strategy=None):
     """Trains `recipe` and saves the run to `work_dir`.
 
     Args:
@@ -194,10 +196,22 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             exported model computes in float32.
         callback_options: keyword arguments of `training_callbacks`
             (early stopping patience, TensorBoard, best checkpoint, NaN stop).
+        strategy: a `tf.distribute.Strategy` (`distribution_strategy`); the
+            model is built in its scope, each global batch of
+            `recipe.batch_size` is split across its replicas, and batches are
+            sharded across workers. Only the chief saves the run.
 
     Returns:
-        `(translator, paths, history)`.
+        `(translator, paths, history)`; translator is None on a worker that
+        is not the chief.
     """
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    work_dir = worker_dir(strategy, work_dir)
+    if backup_dir and not chief:
+        backup_dir = worker_dir(strategy, backup_dir)
     keras.utils.set_random_seed(recipe.seed)
     paths = recipe.prepare_data(data_dir, work_dir)
     # One streaming pass checks every split before any training starts.
@@ -215,7 +229,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     tokenizer = build_tokenizer(recipe, paths["train"], work_dir)
 
     def batches(split, shuffle):
-        return parallel_text_dataset(
+        return shard_batches(parallel_text_dataset(
             *paths[split],
             tokenizer,
             batch_size=recipe.batch_size,
@@ -224,7 +238,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             shuffle=shuffle,
             seed=recipe.seed,
             check_files=False,
-        )
+        ), strategy)
 
     epochs = epochs or recipe.epochs
     steps_per_epoch = math.ceil(train_pairs / recipe.batch_size)
@@ -233,17 +247,20 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
         keras.config.set_dtype_policy(mixed_precision_policy())
         print(f"Mixed precision: {keras.config.dtype_policy().name}")
     try:
-        model = build_model(
-            recipe,
-            tokenizer.vocab_size,
-            total_steps=epochs * steps_per_epoch if recipe.decay_learning_rate else None,
-        )
+        with strategy.scope():
+            model = build_model(
+                recipe,
+                tokenizer.vocab_size,
+                total_steps=epochs * steps_per_epoch if recipe.decay_learning_rate else None,
+            )
     finally:
         keras.config.set_dtype_policy(previous_policy)
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
     history = fit(model, batches("train", shuffle=True), batches("val", shuffle=False),
                   epochs, callbacks, verbose)
-    if mixed_precision:
+    if not chief:
+        return None, paths, history
+    if mixed_precision or strategy is not tf.distribute.get_strategy():
         model = float32_copy(model)
     translator = Translator(
         model, tokenizer, recipe.max_source_length, recipe.max_target_length
@@ -284,15 +301,23 @@ def pointer_data(recipe, work_dir):
 
 
 def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbose=1,
-                         backup_dir=None, mixed_precision=False, callback_options=None):
+                         backup_dir=None, mixed_precision=False, callback_options=None,
+                         strategy=None):
     """Trains a `zoo.PointerRecipe` (convex hull, TSP) and saves the run.
 
     Arguments as `train_recipe`'s. Returns `(solver, data, history)`: a
     `PointerSolver`, the instances by split, and the Keras history.
     """
+    import tensorflow as tf
+
     from keras_seq2seq.data.points import pointer_dataset
     from keras_seq2seq.export import PointerSolver
 
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    work_dir = worker_dir(strategy, work_dir)
+    if backup_dir and not chief:
+        backup_dir = worker_dir(strategy, backup_dir)
     keras.utils.set_random_seed(recipe.seed)
     start = time.monotonic()
     data = pointer_data(recipe, work_dir)
@@ -304,25 +329,29 @@ def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbos
     if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision_policy())
     try:
-        model = get_model_class(recipe.model)(**recipe.model_config)
-        model.build()
+        with strategy.scope():
+            model = get_model_class(recipe.model)(**recipe.model_config)
+            model.build()
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                recipe.learning_rate, decay_steps=epochs * steps, alpha=0.05)
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
+                loss=SequenceCrossEntropy(),
+                metrics=[MaskedAccuracy()],
+            )
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    learning_rate = keras.optimizers.schedules.CosineDecay(
-        recipe.learning_rate, decay_steps=epochs * steps, alpha=0.05)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
-        loss=SequenceCrossEntropy(),
-        metrics=[MaskedAccuracy()],
-    )
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
     history = fit(
         model,
-        pointer_dataset(*data["train"], recipe.batch_size, shuffle=True, seed=recipe.seed),
-        pointer_dataset(*data["val"], 1000),
+        shard_batches(pointer_dataset(*data["train"], recipe.batch_size, shuffle=True,
+                                    seed=recipe.seed), strategy),
+        shard_batches(pointer_dataset(*data["val"], 1000), strategy),
         epochs, callbacks, verbose,
     )
-    if mixed_precision:
+    if not chief:
+        return None, data, history
+    if mixed_precision or strategy is not tf.distribute.get_strategy():
         model = float32_copy(model)
     solver = PointerSolver(model, recipe.points, beam_size=recipe.beam_size)
     solver.save_run(work_dir)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_seq2seq.distribute import MultiWorkerFitFixes
 from keras_seq2seq.data.points import END_TOKEN, POINTER_OFFSET
 from keras_seq2seq.layers import AttentionDecoder, BahdanauAttention, RNNEncoder
 
@@ -11,7 +12,7 @@ NEG_INF = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class PointerNetwork(keras.Model):
+class PointerNetwork(MultiWorkerFitFixes, keras.Model):
     """An LSTM encoder over points and a decoder that points back into them.
 
     At each step the decoder's output is a distribution over the input

@@ -3,12 +3,13 @@
 import keras
 from keras import ops
 
+from keras_seq2seq.distribute import MultiWorkerFitFixes
 from keras_seq2seq.layers import AttentionDecoder, RNNEncoder
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class AttentionSeq2Seq(keras.Model):
+class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
     """An RNN encoder-decoder with attention (Bahdanau 2015, Luong 2015).
 
     Trained with `compile` + `fit` on teacher-forced batches:
