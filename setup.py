@@ -20,6 +20,8 @@ setup(
         "keras-hub>=0.32,<0.33",
         "sentencepiece>=0.2,<0.3",
         "numpy>=1.26,<3",
+        "matplotlib>=3.8,<4",
+        "rouge-score>=0.1.2",
     ],
     extras_require={
         "test": [

@@ -3,6 +3,7 @@
     keras-seq2seq quickstart                       train dates-attention, export, show
     keras-seq2seq train --recipe NAME ...          train a recipe and export it
     keras-seq2seq translate --model EXPORT         translate stdin or a file
+    keras-seq2seq evaluate --hypotheses H --references R   BLEU, chrF, ROUGE as JSON
     keras-seq2seq export --run RUN --export-dir D  export a trained run
     keras-seq2seq tflite EXPORT OUT.tflite         convert an export to TFLite
     keras-seq2seq zoo                              list the recipes
@@ -51,43 +52,13 @@ def _check_texts(source_path, n=8):
 
 
 def _train_and_export(recipe, args, data_dir=None):
-    from keras_seq2seq.training import evaluate_exact_match, train_recipe
-
-    start = time.monotonic()
-    translator, paths, _ = train_recipe(
-        recipe,
-        work_dir=args.work_dir,
-        data_dir=data_dir,
-        max_minutes=args.max_minutes,
-        epochs=args.epochs,
-        backup_dir=args.backup_dir,
-        mixed_precision=args.mixed_precision,
-        on_bad_line=args.on_bad_line,
-        callback_options=_callback_options(args),
-        strategy=args.distribution,
-    )
-    minutes = (time.monotonic() - start) / 60
-    if translator is None:
-        print(f"\nTrained {recipe.name} in {minutes:.1f} minutes as a worker; "
-              "the chief saves and exports the run")
-        return None, None
-    print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
-    if recipe.metric == "exact_match":
-        accuracy = evaluate_exact_match(translator, *paths["test"])
-        print(f"Held-out exact match (greedy, {paths['test'][0]}): {accuracy:.2%}")
-    path = _export_and_check(translator, args.export_dir, _check_texts(paths["test"][0]),
-                             check=not args.no_check)
-    return translator, path
-
-
-def _train_and_export_pointer(recipe, args):
+    """Trains a text or pointer recipe, reports its held-out figures, exports."""
     import json
 
-    from keras_seq2seq.training import evaluate_pointer, train_pointer_recipe
+    from keras_seq2seq import training
+    from keras_seq2seq.zoo import PointerRecipe
 
-    start = time.monotonic()
-    solver, data, _ = train_pointer_recipe(
-        recipe,
+    options = dict(
         work_dir=args.work_dir,
         max_minutes=args.max_minutes,
         epochs=args.epochs,
@@ -96,17 +67,39 @@ def _train_and_export_pointer(recipe, args):
         callback_options=_callback_options(args),
         strategy=args.distribution,
     )
+    start = time.monotonic()
+    pointer = isinstance(recipe, PointerRecipe)
+    if pointer:
+        exportable, data, _ = training.train_pointer_recipe(recipe, **options)
+    else:
+        exportable, data, _ = training.train_recipe(
+            recipe, data_dir=data_dir, on_bad_line=args.on_bad_line, **options)
     minutes = (time.monotonic() - start) / 60
-    if solver is None:
+    if exportable is None:
         print(f"\nTrained {recipe.name} in {minutes:.1f} minutes as a worker; "
               "the chief saves and exports the run")
         return None, None
     print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
-    scores = evaluate_pointer(solver, recipe.problem, data["val"][0])
-    print(f"Validation ({len(data['val'][0])} instances, beam {solver.beam_size}): "
-          f"{json.dumps(scores)}")
-    return solver, _export_and_check(solver, args.export_dir, solver.check_inputs(),
-                                     check=not args.no_check)
+    if pointer:
+        scores = training.evaluate_pointer(exportable, recipe.problem, data["val"][0])
+        print(f"Validation ({len(data['val'][0])} instances, beam {exportable.beam_size}): "
+              f"{json.dumps(scores)}")
+        check_inputs = exportable.check_inputs()
+    else:
+        if recipe.metric == "exact_match":
+            accuracy = training.evaluate_exact_match(exportable, *data["test"])
+            print(f"Held-out exact match (greedy, {data['test'][0]}): {accuracy:.2%}")
+        elif recipe.metric == "bleu":
+            from keras_seq2seq.data import iter_lines
+            from keras_seq2seq.metrics import score_text
+
+            hypotheses = training.translate_file(exportable, data["test"][0], beam=True)
+            scores = score_text(hypotheses, list(iter_lines(data["test"][1])), ("bleu", "chrf"))
+            print(f"Test ({data['test'][0]}, beam {exportable.beam_size}): "
+                  f"BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
+        check_inputs = _check_texts(data["test"][0])
+    path = _export_and_check(exportable, args.export_dir, check_inputs, check=not args.no_check)
+    return exportable, path
 
 
 def cmd_quickstart(args):
@@ -142,14 +135,9 @@ def cmd_quickstart(args):
 def cmd_train(args):
     from keras_seq2seq.zoo import get_recipe
 
-    from keras_seq2seq.zoo import PointerRecipe
-
     recipe = get_recipe(args.recipe)
     args.work_dir = args.work_dir or os.path.join("runs", recipe.name)
-    if isinstance(recipe, PointerRecipe):
-        _train_and_export_pointer(recipe, args)
-    else:
-        _train_and_export(recipe, args, data_dir=args.data)
+    _train_and_export(recipe, args, data_dir=args.data)
 
 
 def cmd_export(args):
@@ -226,11 +214,25 @@ def _run_searcher(path, args):
     return search
 
 
-def cmd_translate(args):
+def _searcher(args):
+    """Translate through an export's signature, or a run folder in this process."""
     is_run = os.path.exists(os.path.join(args.model, "model.keras"))
-    search = (_run_searcher if is_run else _export_searcher)(args.model, args)
+    return (_run_searcher if is_run else _export_searcher)(args.model, args)
+
+
+def cmd_translate(args):
+    search = _searcher(args)
     source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
     lines = [line.rstrip("\n") for line in source]
+    if args.plot_attention and lines:
+        from keras_seq2seq.export import Translator
+        from keras_seq2seq.plots import plot_attention
+
+        run = _keras_run_folder(args.model)
+        if run is None:
+            raise SystemExit(f"error: {args.model} carries no Keras model to plot attention from")
+        plot_attention(Translator.load_run(run), lines[0], args.plot_attention)
+        print(f"Attention of the first line written to {args.plot_attention}", file=sys.stderr)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for i in range(0, len(lines), args.batch_size):
         translations, scores = search(lines[i : i + args.batch_size])
@@ -242,6 +244,68 @@ def cmd_translate(args):
                 out.write(f"{score:.4f}\t{text.decode('utf-8')}\n")
             out.write("\n")
     out.flush()
+
+
+def _translate_lines(args, lines):
+    """Best translations of `lines` through an export or a run folder."""
+    search = _searcher(args)
+    outputs = []
+    for i in range(0, len(lines), args.batch_size):
+        translations, _ = search(lines[i : i + args.batch_size])
+        outputs.extend(row[0].decode("utf-8") for row in translations)
+    return outputs
+
+
+def _keras_run_folder(model_path):
+    """The Keras run behind a run folder or an export (its assets.extra/run)."""
+    if os.path.exists(os.path.join(model_path, "model.keras")):
+        return model_path
+    run = os.path.join(_resolve_export(model_path), "assets.extra", "run")
+    return run if os.path.exists(os.path.join(run, "model.keras")) else None
+
+
+def cmd_evaluate(args):
+    import json
+
+    from keras_seq2seq.data import iter_lines
+    from keras_seq2seq.metrics import score_text
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    references = list(iter_lines(args.references))
+    if args.hypotheses:
+        hypotheses = list(iter_lines(args.hypotheses))
+        result = {}
+    else:
+        if not (args.model and args.source):
+            raise SystemExit("error: evaluate needs --hypotheses, or --model and --source")
+        sources = list(iter_lines(args.source))
+        if len(sources) != len(references):
+            raise SystemExit(f"error: {args.source} has {len(sources)} lines but "
+                             f"{args.references} has {len(references)}")
+        args.sampling, args.xla = False, False
+        start = time.monotonic()
+        hypotheses = _translate_lines(args, sources)
+        result = {"sentences_per_s": round(len(sources) / (time.monotonic() - start), 1)}
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write("".join(h + "\n" for h in hypotheses))
+        run = _keras_run_folder(args.model) if "perplexity" in metrics else None
+        if run:
+            from keras_seq2seq.data import parallel_text_dataset
+            from keras_seq2seq.export import Translator
+            from keras_seq2seq.metrics import perplexity
+
+            translator = Translator.load_run(run)
+            pairs = parallel_text_dataset(
+                args.source, args.references, translator.tokenizer, batch_size=64,
+                max_source_length=translator.max_source_length,
+                max_target_length=translator.max_target_length, shuffle=False)
+            result["perplexity"] = perplexity(translator.model, pairs)
+    try:
+        scores = score_text(hypotheses, references, [m for m in metrics if m != "perplexity"])
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    print(json.dumps(dict(scores, **result, sentences=len(references))))
 
 
 def cmd_tflite(args):
@@ -346,7 +410,28 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--xla", action="store_true",
                    help="compile the search with XLA (run folders only; faster on CPU)")
+    p.add_argument("--plot-attention", default=None, metavar="PNG",
+                   help="also draw the attention heatmap of the first line's translation")
     p.set_defaults(func=cmd_translate)
+
+    p = commands.add_parser(
+        "evaluate", help="score translations (BLEU, chrF, ROUGE, exact match, perplexity); "
+                         "prints one JSON line")
+    p.add_argument("--references", required=True, help="reference file, one sentence a line")
+    p.add_argument("--hypotheses", default=None, help="translations to score, one a line")
+    p.add_argument("--model", default=None,
+                   help="or translate --source with this export (or run folder) first")
+    p.add_argument("--source", default=None, help="source file for --model")
+    p.add_argument("--output", default=None, help="write --model's translations here")
+    p.add_argument("--metrics", default="bleu,chrf,rouge,exact_match,perplexity",
+                   help="comma-separated: bleu, chrf (sacrebleu's defaults), rouge "
+                        "(rouge1, rouge2, rougeL F1), exact_match, perplexity (--model only)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--beam", type=int, default=None, help="beam width (default: the export's)")
+    p.add_argument("--alpha", type=float, default=None, help="GNMT length penalty")
+    p.add_argument("--beta", type=float, default=None, help="GNMT coverage penalty")
+    p.add_argument("--max-length", type=int, default=None, help="longest output, in tokens")
+    p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser(
         "tflite", help="convert an export's beam search to TFLite (builtin ops only)")

@@ -58,14 +58,18 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
         patience: early stopping after this many epochs without improvement
             of `monitor`, restoring the best weights (0 or None: off).
         monitor: the quantity early stopping and the best checkpoint follow.
-        tensorboard, best_checkpoint, terminate_on_nan: the TensorBoard logs,
-            best-checkpoint saving and stopping on a NaN loss.
+        tensorboard, best_checkpoint, terminate_on_nan: the TensorBoard logs
+            (and `logs/curves.png`, the loss and metric curves), best-checkpoint
+            saving and stopping on a NaN loss.
     """
     callbacks = []
     if terminate_on_nan:
         callbacks.append(keras.callbacks.TerminateOnNaN())
     if tensorboard:
+        from keras_seq2seq.plots import TrainingCurves
+
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")))
+        callbacks.append(TrainingCurves(os.path.join(work_dir, "logs", "curves.png")))
     if best_checkpoint:
         callbacks.append(keras.callbacks.ModelCheckpoint(
             os.path.join(work_dir, "checkpoints", "best.weights.h5"),
@@ -92,6 +96,19 @@ def fit(model, train, validation, epochs, callbacks, verbose=1):
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         return model.fit(train, validation_data=validation, epochs=epochs,
                          callbacks=callbacks, verbose=verbose)
+
+
+def _roles(strategy, work_dir, backup_dir):
+    """The strategy (default: none), whether this process is the chief, and
+    the folders it writes (a worker's own, inside them, if it is not)."""
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    if not chief:
+        work_dir = worker_dir(strategy, work_dir)
+        backup_dir = backup_dir and worker_dir(strategy, backup_dir)
+    return strategy, chief, work_dir, backup_dir
 
 
 def build_tokenizer(recipe, train_paths, work_dir):
@@ -171,7 +188,7 @@ def announce_resume(backup_dir):
 
 def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
                  backup_dir=None, mixed_precision=False, on_bad_line="fail",
-                 callback_options=None, strategy=None):
+                 callback_options=None, strategy=None, extra_callbacks=()):
     """Trains `recipe` and saves the run to `work_dir`.
 
     Args:
@@ -196,6 +213,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             exported model computes in float32.
         callback_options: keyword arguments of `training_callbacks`
             (early stopping patience, TensorBoard, best checkpoint, NaN stop).
+        extra_callbacks: more Keras callbacks for `fit`.
         strategy: a `tf.distribute.Strategy` (`distribution_strategy`); the
             model is built in its scope, each global batch of
             `recipe.batch_size` is split across its replicas, and batches are
@@ -207,11 +225,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     """
     import tensorflow as tf
 
-    strategy = strategy or tf.distribute.get_strategy()
-    chief = is_chief(strategy)
-    work_dir = worker_dir(strategy, work_dir)
-    if backup_dir and not chief:
-        backup_dir = worker_dir(strategy, backup_dir)
+    strategy, chief, work_dir, backup_dir = _roles(strategy, work_dir, backup_dir)
     keras.utils.set_random_seed(recipe.seed)
     paths = recipe.prepare_data(data_dir, work_dir)
     # One streaming pass checks every split before any training starts.
@@ -256,6 +270,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     finally:
         keras.config.set_dtype_policy(previous_policy)
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
+    callbacks += list(extra_callbacks)
     history = fit(model, batches("train", shuffle=True), batches("val", shuffle=False),
                   epochs, callbacks, verbose)
     if not chief:
@@ -269,14 +284,16 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
     return translator, paths, history
 
 
-def translate_file(translator, source_path, batch_size=256):
-    """Greedy translations of every line of `source_path`, as a list of str."""
+def translate_file(translator, source_path, batch_size=256, beam=False):
+    """Translations of every line of `source_path` (greedy, or the export's
+    beam search), as a list of str."""
     import tensorflow as tf
 
+    search = translator.serving_default if beam else translator.greedy
     lines = list(iter_lines(source_path))
     outputs = []
     for i in range(0, len(lines), batch_size):
-        result = translator.greedy(tf.constant(lines[i : i + batch_size]))
+        result = search(tf.constant(lines[i : i + batch_size]))
         outputs.extend(t.decode("utf-8") for t in result["translation"].numpy())
     return outputs
 
@@ -313,11 +330,7 @@ def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbos
     from keras_seq2seq.data.points import pointer_dataset
     from keras_seq2seq.export import PointerSolver
 
-    strategy = strategy or tf.distribute.get_strategy()
-    chief = is_chief(strategy)
-    work_dir = worker_dir(strategy, work_dir)
-    if backup_dir and not chief:
-        backup_dir = worker_dir(strategy, backup_dir)
+    strategy, chief, work_dir, backup_dir = _roles(strategy, work_dir, backup_dir)
     keras.utils.set_random_seed(recipe.seed)
     start = time.monotonic()
     data = pointer_data(recipe, work_dir)

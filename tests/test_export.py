@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 
 import keras
@@ -181,7 +180,7 @@ def test_only_core_and_tensorflow_text_ops(export_path):
 
 
 def test_verify_export_in_a_clean_process(translator, export_path):
-    assert verify_export(translator, export_path, ["3rd of March 1999", "", "😀"]) == 3
+    assert verify_export(translator, export_path, {"text": ["3rd of March 1999", "", "😀"]}) == 3
 
 
 SAVED_MODEL_CLI = (

@@ -25,7 +25,6 @@ from keras_seq2seq.data.points import (
     tsp_tours,
     two_opt,
 )
-from keras_seq2seq.decoding import decode
 from keras_seq2seq.export import PointerSolver, convert_to_tflite, export_saved_model, verify_export
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import convex_hull_metrics, tsp_metrics

@@ -136,3 +136,53 @@ def test_train_with_missing_data_is_a_clear_error(tmp_path, capsys):
 def test_zoo_lists_the_quickstart_recipe(capsys):
     assert cli.main(["zoo"]) == 0
     assert "dates-attention" in capsys.readouterr().out
+
+
+def test_evaluate_command(quickstart_run, tmp_path, capsys):
+    data = quickstart_run / "runs" / "quickstart" / "data"
+    source = tmp_path / "test.src"
+    references = tmp_path / "test.tgt"
+    source.write_text("".join(open(data / "test.src").readlines()[:40]))
+    references.write_text("".join(open(data / "test.tgt").readlines()[:40]))
+    capsys.readouterr()
+    out = tmp_path / "hypotheses.txt"
+    assert cli.main(["evaluate", "--model", str(quickstart_run / "exports" / "quickstart"),
+                     "--source", str(source), "--references", str(references),
+                     "--output", str(out)]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match", "perplexity",
+            "sentences_per_s"} <= set(scores)
+    assert scores["sentences"] == 40 and 1.0 <= scores["perplexity"] < 100
+    # Scoring the written translations again gives the same figures.
+    assert cli.main(["evaluate", "--hypotheses", str(out), "--references", str(references),
+                     "--metrics", "bleu,chrf,exact_match"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("bleu", "chrf", "exact_match"):
+        assert again[name] == pytest.approx(scores[name])
+    with pytest.raises(SystemExit, match="1 hypotheses but 40 references"):
+        (tmp_path / "short.txt").write_text("x\n")
+        cli.main(["evaluate", "--hypotheses", str(tmp_path / "short.txt"),
+                  "--references", str(references)])
+
+
+def test_plot_attention_and_training_curves(quickstart_run, tmp_path):
+    from keras_seq2seq.export import Translator
+    from keras_seq2seq.plots import attention_matrix
+
+    source = tmp_path / "one.txt"
+    source.write_text("3rd of March 1999\n")
+    png = tmp_path / "attention.png"
+    assert cli.main(["translate", "--model", str(quickstart_run / "exports" / "quickstart"),
+                     "--input", str(source), "--output", str(tmp_path / "out.txt"),
+                     "--plot-attention", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    translator = Translator.load_run(str(quickstart_run / "runs" / "quickstart"))
+    source_pieces, target_pieces, weights = attention_matrix(translator, "3rd of March 1999")
+    assert weights.shape == (len(target_pieces), len(source_pieces))
+    assert source_pieces[-1] == "</s>" and target_pieces[-1] == "</s>"
+    assert abs(weights.sum(axis=1) - 1).max() < 1e-4  # each row is a distribution
+    # Training drew its curves beside the TensorBoard logs.
+    logs = quickstart_run / "runs" / "quickstart" / "logs"
+    assert (logs / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    history = json.loads((logs / "curves.json").read_text())
+    assert set(history["loss"]) == {"1", "2"} and "val_loss" in history

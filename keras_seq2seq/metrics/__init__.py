@@ -2,5 +2,22 @@
 
 from keras_seq2seq.metrics.geometry import convex_hull_metrics, tsp_metrics
 from keras_seq2seq.metrics.sequence import MaskedAccuracy, exact_match
+from keras_seq2seq.metrics.text import (
+    corpus_bleu,
+    corpus_chrf,
+    corpus_rouge,
+    perplexity,
+    score_text,
+)
 
-__all__ = ["MaskedAccuracy", "convex_hull_metrics", "exact_match", "tsp_metrics"]
+__all__ = [
+    "MaskedAccuracy",
+    "convex_hull_metrics",
+    "corpus_bleu",
+    "corpus_chrf",
+    "corpus_rouge",
+    "exact_match",
+    "perplexity",
+    "score_text",
+    "tsp_metrics",
+]

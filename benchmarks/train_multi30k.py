@@ -1,0 +1,131 @@
+"""Trains the multi30k-de-en-attention recipe for a time budget and scores it.
+
+    python benchmarks/train_multi30k.py --data ../shared/data/multi30k --max-minutes 20
+
+Prints one JSON line: `bleu` and `chrf` (sacrebleu on test_2016_flickr,
+beam 5, through the exported SavedModel), `train_target_tokens_per_s`
+(non-padding target tokens per second of training, from the epochs after the
+first, whose time includes tracing; validation excluded), `peak_rss_mb`,
+`minutes` (wall clock of the whole training call), `decode_sentences_per_s`
+(the export at batch 32 and batch 1, beam 5) and the machine.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
+from keras_seq2seq.export import export_saved_model  # noqa: E402
+from keras_seq2seq.training import train_recipe  # noqa: E402
+from keras_seq2seq.zoo import get_recipe  # noqa: E402
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Training seconds of each epoch, from its start to its last batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+        self.batches = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.last, self.count = time.monotonic(), None, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.last, self.count = time.monotonic(), self.count + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.last is not None:
+            self.seconds.append(self.last - self.start)
+            self.batches.append(self.count)
+
+
+def target_tokens_per_epoch(recipe, paths, tokenizer):
+    dataset = parallel_text_dataset(
+        *paths["train"], tokenizer, batch_size=recipe.batch_size,
+        max_source_length=recipe.max_source_length, max_target_length=recipe.max_target_length,
+        shuffle=False, check_files=False)
+    tokens = batches = 0
+    for _, targets in dataset:
+        tokens += int(tf.math.count_nonzero(targets))
+        batches += 1
+    return tokens, batches
+
+
+def decode_speed(signature, lines, batch_size, seconds=20.0):
+    signature(text=tf.constant(lines[:batch_size]))  # warm-up
+    done, start = 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        for i in range(0, len(lines), batch_size):
+            signature(text=tf.constant(lines[i : i + batch_size]))
+            done += len(lines[i : i + batch_size])
+            if time.monotonic() - start >= seconds:
+                break
+    return done / (time.monotonic() - start)
+
+
+def main():
+    import sacrebleu
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the multi30k folder")
+    parser.add_argument("--max-minutes", type=float, required=True)
+    parser.add_argument("--recipe", default="multi30k-de-en-attention")
+    parser.add_argument("--work-dir", default=os.path.join("runs", "bench-multi30k"))
+    parser.add_argument("--mixed-precision", action="store_true")
+    args = parser.parse_args()
+
+    recipe = get_recipe(args.recipe)
+    timer = EpochTimer()
+    start = time.monotonic()
+    translator, paths, history = train_recipe(
+        recipe, args.work_dir, data_dir=args.data, max_minutes=args.max_minutes, verbose=2,
+        mixed_precision=args.mixed_precision, extra_callbacks=[timer])
+    minutes = (time.monotonic() - start) / 60
+    tokens, batches = target_tokens_per_epoch(recipe, paths, translator.tokenizer)
+    # Epochs after the first, whole ones only (a time budget may cut the last).
+    later = [(s, b) for s, b in zip(timer.seconds[1:], timer.batches[1:]) if b == batches]
+    if not later:
+        later = list(zip(timer.seconds, timer.batches))
+    tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
+
+    path = export_saved_model(translator, os.path.join(args.work_dir, "export"))
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    sources = list(iter_lines(paths["test"][0]))
+    references = list(iter_lines(paths["test"][1]))
+    hypotheses = []
+    for i in range(0, len(sources), 32):
+        out = served(text=tf.constant(sources[i : i + 32]))["translation"].numpy()
+        hypotheses.extend(t.decode("utf-8") for t in out)
+    print(json.dumps({
+        "recipe": recipe.name,
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "train_target_tokens_per_s": round(tokens_per_s),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "minutes": round(minutes, 2),
+        "epochs": len(history.history.get("loss", [])),
+        "decode_sentences_per_s": {
+            "beam5_batch32": round(decode_speed(served, sources, 32), 1),
+            "beam5_batch1": round(decode_speed(served, sources, 1), 1),
+        },
+        "mixed_precision": args.mixed_precision,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Corpus metrics of detokenized text: BLEU, chrF, ROUGE, and perplexity.
+
+BLEU and ROUGE come from keras-hub; chrF, which keras-hub lacks, is written
+here. All are tested against the reference tools (sacrebleu, rouge-score):
+
+- `corpus_bleu`: keras-hub's `Bleu` counts the n-grams (its default
+  tokenizer is sacrebleu's "13a"); its own score has no smoothing, so the
+  score is computed from its counts with sacrebleu's default exponential
+  smoothing, which differs only when a whole corpus has no match of some
+  n-gram order.
+- `corpus_chrf`: sacrebleu's default chrF (character 6-grams, beta 2,
+  whitespace ignored, statistics summed over the corpus).
+- `corpus_rouge`: keras-hub's `RougeN` / `RougeL` (rouge-score's tokenizer,
+  F1 averaged over sentences), as fractions in [0, 1] like rouge-score's.
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from keras_seq2seq.metrics.sequence import exact_match
+
+
+def _check(hypotheses, references):
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if not references:
+        raise ValueError("no references to compare with")
+    return hypotheses, references
+
+
+def corpus_bleu(hypotheses, references, max_order=4):
+    """Corpus BLEU in [0, 100], as `sacrebleu.corpus_bleu(hypotheses, [references])`."""
+    import keras_hub
+
+    hypotheses, references = _check(hypotheses, references)
+    bleu = keras_hub.metrics.Bleu(max_order=max_order)
+    with np.errstate(divide="ignore"):  # its own (unused) score divides by 0 on empty output
+        bleu.update_state([[r] for r in references], hypotheses)
+    # The counts keras-hub keeps; the score as sacrebleu computes it from them.
+    correct = bleu._matches.numpy().astype(np.float64)
+    total = bleu._possible_matches.numpy().astype(np.float64)
+    sys_len = float(bleu._translation_length.numpy())
+    ref_len = float(bleu._reference_length.numpy())
+    if not correct.any():
+        return 0.0
+    precisions = np.zeros(max_order)
+    smooth = 1.0
+    for n in range(max_order):
+        if total[n] == 0:
+            break
+        if correct[n] == 0:
+            smooth *= 2
+            precisions[n] = 100.0 / (smooth * total[n])
+        else:
+            precisions[n] = 100.0 * correct[n] / total[n]
+    brevity = 1.0 if sys_len >= ref_len else (math.exp(1 - ref_len / sys_len) if sys_len else 0.0)
+    logs = [math.log(p) if p > 0 else -9999999999 for p in precisions]
+    return brevity * math.exp(sum(logs) / max_order)
+
+
+def corpus_chrf(hypotheses, references, char_order=6, beta=2.0):
+    """Corpus chrF in [0, 100], as `sacrebleu.corpus_chrf(hypotheses, [references])`."""
+    hypotheses, references = _check(hypotheses, references)
+    stats = np.zeros((char_order, 3))  # per order: hypothesis, reference, matching n-grams
+    for hypothesis, reference in zip(hypotheses, references):
+        h, r = "".join(hypothesis.split()), "".join(reference.split())
+        for n in range(1, char_order + 1):
+            h_grams = collections.Counter(h[i : i + n] for i in range(len(h) - n + 1))
+            r_grams = collections.Counter(r[i : i + n] for i in range(len(r) - n + 1))
+            stats[n - 1] += (sum(h_grams.values()), sum(r_grams.values()),
+                             sum((h_grams & r_grams).values()))
+    # Precision and recall averaged over the orders that occur on both sides.
+    present = (stats[:, 0] > 0) & (stats[:, 1] > 0)
+    if not present.any():
+        return 0.0
+    precision = np.mean(stats[present, 2] / stats[present, 0])
+    recall = np.mean(stats[present, 2] / stats[present, 1])
+    if precision + recall == 0:
+        return 0.0
+    factor = beta**2
+    return 100.0 * (1 + factor) * precision * recall / (factor * precision + recall)
+
+
+def corpus_rouge(hypotheses, references):
+    """ROUGE-1, ROUGE-2 and ROUGE-L F1 averaged over sentences, in [0, 1]."""
+    import keras_hub
+
+    hypotheses, references = _check(hypotheses, references)
+    scores = {}
+    for name, metric in (("rouge1", keras_hub.metrics.RougeN(1)),
+                         ("rouge2", keras_hub.metrics.RougeN(2)),
+                         ("rougeL", keras_hub.metrics.RougeL())):
+        metric.update_state(references, hypotheses)
+        scores[name] = float(metric.result()["f1_score"])
+    return scores
+
+
+def perplexity(model, dataset):
+    """exp of the mean token negative log-likelihood of teacher-forced targets.
+
+    Args:
+        model: a model whose call gives logits [B, T, vocabulary].
+        dataset: batches `(inputs, target_ids)`, 0-padded.
+    """
+    import keras_hub
+
+    metric = keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=0)
+    for inputs, targets in dataset:
+        metric.update_state(targets, model(inputs, training=False))
+    return float(metric.result())
+
+
+def score_text(hypotheses, references, metrics=("bleu", "chrf", "rouge", "exact_match")):
+    """The named metrics as one dict (BLEU and chrF 0-100, the others 0-1)."""
+    out = {}
+    for name in metrics:
+        if name == "bleu":
+            out["bleu"] = corpus_bleu(hypotheses, references)
+        elif name == "chrf":
+            out["chrf"] = corpus_chrf(hypotheses, references)
+        elif name == "rouge":
+            out.update(corpus_rouge(hypotheses, references))
+        elif name == "exact_match":
+            out["exact_match"] = exact_match(hypotheses, references)
+        else:
+            raise ValueError(f"unknown metric {name!r}; choose from bleu, chrf, rouge, exact_match")
+    return out
