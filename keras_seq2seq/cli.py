@@ -334,7 +334,7 @@ def build_parser():
     def training_options(p, default_export):
         p.add_argument("--export-dir", default=default_export,
                        help="SavedModels go to the next integer version under it "
-                            f"(default: {default_export})")
+                            f"(default: {default_export or 'exports/RECIPE'})")
         p.add_argument("--max-minutes", type=float, default=None,
                        help="stop training cleanly after this many minutes")
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")

@@ -193,9 +193,21 @@ RECIPES = {
         measured={"accuracy": "96.0% beam 5 (paper 92.0%)", "area coverage": "99.96%",
                   "training": "9.1 min", "machine": "2 CPU cores, no GPU"},
     ),
-    "convex-hull-10": _pointer_recipe("convex_hull", 10, epochs=8, learning_rate=2e-3),
-    "tsp-5": _pointer_recipe("tsp", 5, epochs=5, learning_rate=2e-3),
-    "tsp-10": _pointer_recipe("tsp", 10, train_size=300_000, epochs=10, learning_rate=2e-3),
+    "convex-hull-10": _pointer_recipe(
+        "convex_hull", 10, epochs=8, learning_rate=2e-3,
+        measured={"accuracy": "89.3% beam 5 (paper 87.0%)", "area coverage": "99.93%",
+                  "training": "18.6 min", "machine": "2 CPU cores, no GPU"},
+    ),
+    "tsp-5": _pointer_recipe(
+        "tsp", 5, epochs=5, learning_rate=2e-3,
+        measured={"mean tour": "2.158 beam 5, optimum 2.156 (+0.10%); invalid tours 0",
+                  "training": "7.2 min", "machine": "2 CPU cores, no GPU"},
+    ),
+    "tsp-10": _pointer_recipe(
+        "tsp", 10, train_size=300_000, epochs=10, learning_rate=2e-3,
+        measured={"mean tour": "2.900 beam 5, optimum 2.883 (+0.59%); invalid tours 0",
+                  "training": "12.8 min", "machine": "2 CPU cores, no GPU"},
+    ),
 }
 
 
