@@ -184,6 +184,10 @@ RECIPES = {
             max_source_length=100,
             max_target_length=100,
             metric="bleu",
+            measured={
+                "test_2016_flickr": "BLEU 16.06, chrF 34.03 beam 5 (20 min, mixed_bfloat16)",
+                "machine": "2 CPU cores, no GPU",
+            } if (source, target) == ("de", "en") else {},
         )
         for source, target in (("de", "en"), ("en", "de"))
     },
