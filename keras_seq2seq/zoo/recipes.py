@@ -11,9 +11,25 @@ from keras_seq2seq.data import write_dates_dataset
 from keras_seq2seq.data.text_files import DataError
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Everything `keras-seq2seq train --recipe NAME` needs.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Settings:
+    """What every recipe has (see `Recipe` and `PointerRecipe`)."""
+
+    name: str
+    description: str
+    model: str
+    model_config: dict = dataclasses.field(default_factory=dict)
+    batch_size: int = 64
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    seed: int = 0
+    measured: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Recipe(_Settings):
+    """Everything `keras-seq2seq train --recipe NAME` needs for a text model.
 
     Args:
         name: the recipe's name on the command line.
@@ -24,6 +40,8 @@ class Recipe:
         model_config: keyword arguments of the model (vocabulary size aside).
         vocabulary_size: SentencePiece vocabulary size (a soft limit).
         split_digits: tokenize numbers digit by digit.
+        batch_size, epochs, learning_rate, clipnorm: Adam and `fit` settings
+            (clipnorm: global gradient norm clipping).
         metric: the held-out metric reported (`"exact_match"` or `"bleu"`).
         seed: seeds weights, dropout and shuffling.
         decay_learning_rate: cosine decay to 5% over the planned steps
@@ -31,28 +49,19 @@ class Recipe:
         measured: measured scores for `zoo`, as printed by a run.
     """
 
-    name: str
-    description: str
     prepare_data: object
     model: str = "attention_seq2seq"
-    model_config: dict = dataclasses.field(default_factory=dict)
     vocabulary_size: int = 8000
     split_digits: bool = False
-    batch_size: int = 64
-    epochs: int = 10
-    learning_rate: float = 1e-3
-    clipnorm: float = 5.0
     label_smoothing: float = 0.0
     max_source_length: int = 100
     max_target_length: int = 100
     metric: str = "exact_match"
-    seed: int = 0
     decay_learning_rate: bool = False
-    measured: dict = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class PointerRecipe:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PointerRecipe(_Settings):
     """A pointer-network recipe: a generated geometric task and its model.
 
     Args:
@@ -69,21 +78,14 @@ class PointerRecipe:
         measured: measured scores for `zoo`, as printed by a run.
     """
 
-    name: str
-    description: str
     problem: str
     points: int
     model: str = "pointer_network"
-    model_config: dict = dataclasses.field(default_factory=dict)
     train_size: int = 500_000
     val_size: int = 1000
     batch_size: int = 128
-    epochs: int = 10
-    learning_rate: float = 1e-3
     clipnorm: float = 2.0
     beam_size: int = 5
-    seed: int = 0
-    measured: dict = dataclasses.field(default_factory=dict)
 
 
 def _pointer_recipe(problem, n, **settings):
