@@ -154,8 +154,8 @@ RECIPES = {
         metric="exact_match",
         # From `keras-seq2seq quickstart` in a fresh virtual environment.
         measured={
-            "held-out exact match": "99.6% greedy, 99.7% beam 5",
-            "training": "2.7 min",
+            "held-out exact match": "100.00% greedy",
+            "training": "1.7 min",
             "machine": "2 CPU cores, no GPU",
         },
     ),
