@@ -39,6 +39,7 @@ MODELS = [
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="bahdanau", input_feeding=False),
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="location_sensitive", cell_type="gru"),
     lambda: Seq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, decoder_layers=2),
+    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, init_scale=0.1),
 ]
 
 
@@ -140,3 +141,18 @@ def test_exact_match():
     assert exact_match(["a", "b "], ["a", "c"]) == 0.5
     with pytest.raises(ValueError):
         exact_match(["a"], [])
+
+
+def test_init_scale_draws_every_weight_uniformly():
+    keras.utils.set_random_seed(0)
+    model = AttentionSeq2Seq(50, embedding_dim=16, units=32, encoder_layers=2, init_scale=0.1)
+    model.build()
+    for weight in model.get_weights():
+        assert np.abs(weight).max() <= 0.1
+        if weight.size > 100:
+            # Uniform on [-0.1, 0.1]: standard deviation 0.1 / sqrt(3).
+            assert abs(weight.std() - 0.1 / np.sqrt(3)) < 0.01
+    default = AttentionSeq2Seq(50, embedding_dim=16, units=32, encoder_layers=2)
+    default.build()
+    assert not any(np.allclose(a, b) for a, b in zip(model.get_weights(), default.get_weights())
+                   if a.size > 100)

@@ -175,6 +175,7 @@ RECIPES = {
                 attention="luong_general",
                 input_feeding=True,
                 dropout=0.3,
+                init_scale=0.1,
             ),
             vocabulary_size=8000,
             batch_size=64,
