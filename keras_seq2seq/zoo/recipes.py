@@ -188,7 +188,7 @@ RECIPES = {
             max_target_length=100,
             metric="bleu",
             measured={
-                "test_2016_flickr": "BLEU 16.06, chrF 34.03 beam 5 (20 min, mixed_bfloat16)",
+                "test_2016_flickr": "BLEU 37.56, chrF 56.00 beam 5 (20.4 min, mixed_bfloat16)",
                 "machine": "2 CPU cores, no GPU",
             } if (source, target) == ("de", "en") else {},
         )
