@@ -26,7 +26,7 @@ import tensorflow_text  # noqa: E402,F401
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from keras_seq2seq.export import convert_to_tflite  # noqa: E402
-from keras_seq2seq.text import SubwordTokenizer  # noqa: E402
+from keras_seq2seq.text import load_tokenizer  # noqa: E402
 
 
 def main():
@@ -40,7 +40,7 @@ def main():
     sources = open(args.source, encoding="utf-8").read().splitlines()[: args.limit]
     references = open(args.references, encoding="utf-8").read().splitlines()[: args.limit]
     settings = json.load(open(os.path.join(args.export, "assets.extra", "settings.json")))
-    tokenizer = SubwordTokenizer.from_file(os.path.join(args.export, "assets.extra", "tokenizer.model"))
+    tokenizer = load_tokenizer(os.path.join(args.export, "assets.extra"))
     translate_ids = tf.saved_model.load(args.export).signatures["translate_ids"]
     source_ids = [tokenizer.encode(tf.constant([s]), settings["max_source_length"]).numpy()
                   for s in sources]
@@ -48,7 +48,9 @@ def main():
                       for ids in source_ids]
 
     def score(best_ids):
-        hypotheses = [t.decode("utf-8") for t in tokenizer.decode(np.stack(best_ids)).numpy()]
+        decoded = tokenizer.decode(np.stack(best_ids), source=tf.constant(sources),
+                                   max_source_length=settings["max_source_length"])
+        hypotheses = [t.decode("utf-8") for t in decoded.numpy()]
         return {
             "exact_match": round(float(np.mean([h == r for h, r in zip(hypotheses, references)])), 4),
             "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),

@@ -3,9 +3,10 @@
 The public API, top down:
 
     data      parallel text -> tf.data batches; generated tasks (dates)
-    text      SubwordTokenizer (SentencePiece in the graph)
+    text      SubwordTokenizer (SentencePiece in the graph), WordTokenizer
+              (words, extended ids for copying)
     layers    RNNEncoder, attention mechanisms, AttentionDecoder
-    models    AttentionSeq2Seq, Seq2Seq, PointerNetwork
+    models    AttentionSeq2Seq, Seq2Seq, PointerNetwork, PointerGenerator
     decoding  beam search, greedy search and sampling over a model's step function
     export    SavedModels for TF Serving, TFLite (Translator, PointerSolver)
     distribute  tf.distribute strategies (multi-worker)
@@ -20,15 +21,22 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_seq2seq import layers, metrics  # noqa: E402,F401  (registers classes for loading)
 from keras_seq2seq.losses import SequenceCrossEntropy  # noqa: E402
-from keras_seq2seq.models import AttentionSeq2Seq, PointerNetwork, Seq2Seq  # noqa: E402
-from keras_seq2seq.text import SubwordTokenizer  # noqa: E402
+from keras_seq2seq.models import (  # noqa: E402
+    AttentionSeq2Seq,
+    PointerGenerator,
+    PointerNetwork,
+    Seq2Seq,
+)
+from keras_seq2seq.text import SubwordTokenizer, WordTokenizer  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttentionSeq2Seq",
+    "PointerGenerator",
     "PointerNetwork",
     "Seq2Seq",
     "SequenceCrossEntropy",
     "SubwordTokenizer",
+    "WordTokenizer",
 ]

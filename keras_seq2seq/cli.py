@@ -206,10 +206,11 @@ def _run_searcher(path, args):
                                       (args.seed, 0)).numpy()
             return texts[:, None], np.full(texts.shape + (1,), np.nan)
         width = args.beam or translator.beam_size
+        text = tf.constant(lines)
         ids, scores = translator.search(
-            translator.encode_text(tf.constant(lines)), beam_size=width,
+            translator.encode_text(text), beam_size=width,
             alpha=args.alpha, beta=args.beta, max_length=args.max_length)
-        return translator.decode_beams(ids).numpy(), scores.numpy()
+        return translator.decode_beams(ids, text).numpy(), scores.numpy()
 
     return search
 

@@ -3,7 +3,8 @@
     paths = recipe.prepare_data(...)          # parallel files per split
     tokenizer = SentencePiece on the training files (reused if present)
     model.fit(train batches, validation batches, callbacks)
-    run folder: model.keras, tokenizer.model, translator.json, logs/, checkpoints
+    run folder: model.keras, tokenizer.model (or words.txt), translator.json,
+                logs/, checkpoints
 """
 
 import itertools
@@ -21,7 +22,12 @@ from keras_seq2seq.export import Translator
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
 from keras_seq2seq.models import get_model_class
-from keras_seq2seq.text import SubwordTokenizer, train_sentencepiece
+from keras_seq2seq.text import (
+    SubwordTokenizer,
+    WordTokenizer,
+    build_word_vocabulary,
+    train_sentencepiece,
+)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -112,23 +118,25 @@ def _roles(strategy, work_dir, backup_dir):
 
 
 def build_tokenizer(recipe, train_paths, work_dir):
-    """Trains the joint SentencePiece model on both sides of the training data.
+    """The recipe's joint tokenizer, from both sides of the training data:
+    a SentencePiece model, or a word vocabulary (`recipe.tokenizer`).
 
-    An existing `work_dir/tokenizer.model` is reused, so that a resumed run
+    An existing tokenizer in `work_dir` is reused, so that a resumed run
     keeps its vocabulary.
     """
-    path = os.path.join(work_dir, "tokenizer.model")
+    cls = WordTokenizer if recipe.tokenizer == "words" else SubwordTokenizer
+    path = os.path.join(work_dir, cls.file_name)
     if os.path.exists(path):
-        return SubwordTokenizer.from_file(path)
+        return cls.from_file(path)
     source, target = train_paths
     sentences = itertools.chain.from_iterable(zip(iter_lines(source), iter_lines(target)))
-    tokenizer = SubwordTokenizer(
-        train_sentencepiece(
-            (s for s in sentences if s.strip()),
-            vocab_size=recipe.vocabulary_size,
-            split_digits=recipe.split_digits,
-        )
-    )
+    sentences = (s for s in sentences if s.strip())
+    if cls is WordTokenizer:
+        tokenizer = WordTokenizer(build_word_vocabulary(
+            sentences, recipe.vocabulary_size, min_count=recipe.min_word_count))
+    else:
+        tokenizer = SubwordTokenizer(train_sentencepiece(
+            sentences, vocab_size=recipe.vocabulary_size, split_digits=recipe.split_digits))
     os.makedirs(work_dir, exist_ok=True)
     tokenizer.save(path)
     return tokenizer
@@ -252,6 +260,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             shuffle=shuffle,
             seed=recipe.seed,
             check_files=False,
+            extended_ids=get_model_class(recipe.model).copies_source,
         ), strategy)
 
     epochs = epochs or recipe.epochs

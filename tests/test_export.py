@@ -82,7 +82,7 @@ def test_signatures_agree_with_each_other(loaded, translator):
     assert _strings(best["translation"]) == _strings(beams["translations"][:, 0])
     np.testing.assert_allclose(best["score"], beams["scores"][:, 0])
     ids = loaded.signatures["translate_ids"](source_ids=translator.encode_text(text))
-    decoded = translator.decode_beams(ids["target_ids"])
+    decoded = translator.decode_beams(ids["target_ids"], text)
     assert _strings(decoded) == _strings(beams["translations"])
     full = loaded.signatures["beam_search_options"](
         text=text, beam_size=tf.constant(BEAM), alpha=tf.constant(0.6),

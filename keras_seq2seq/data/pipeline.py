@@ -54,13 +54,15 @@ def parallel_text_dataset(
     check_files=True,
     on_bad_line="fail",
     max_line_chars=1000,
+    extended_ids=False,
 ):
     """Batches of `({"source_ids", "decoder_input_ids"}, target_ids)`.
 
     Args:
         source_path, target_path: parallel files, one sentence a line, UTF-8,
             plain or `.gz`.
-        tokenizer: a `SubwordTokenizer` (one vocabulary for both sides).
+        tokenizer: a `SubwordTokenizer` or `WordTokenizer` (one vocabulary
+            for both sides).
         batch_size: sentences per batch.
         max_source_length, max_target_length: pairs with more tokens (counting
             EOS) are dropped from training.
@@ -73,6 +75,9 @@ def parallel_text_dataset(
             with `on_bad_line="fail"`, a bad pair.
         on_bad_line, max_line_chars: see `check_parallel_files`. Whatever the
             policy, the pipeline itself drops bad pairs.
+        extended_ids: for models that copy (`PointerGenerator`) with a
+            `WordTokenizer`: unknown source words get per-sentence extended
+            ids, and target words copied from them the same ids.
     """
     if check_files:
         check_parallel_files(source_path, target_path, on_bad_line, max_line_chars)
@@ -88,8 +93,7 @@ def parallel_text_dataset(
         pairs = pairs.repeat()
 
     def tokenize(sources, targets):
-        source = tokenizer.tokenize(sources)
-        target = tokenizer.tokenize(targets)
+        source, target = tokenizer.tokenize_pair(sources, targets, extended=extended_ids)
         n = source.nrows()
         eos = tf.RaggedTensor.from_tensor(tf.fill([n, 1], EOS_ID))
         bos = tf.RaggedTensor.from_tensor(tf.fill([n, 1], BOS_ID))

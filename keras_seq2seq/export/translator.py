@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_seq2seq.decoding import sample_translate, translate
-from keras_seq2seq.text import SubwordTokenizer
+from keras_seq2seq.text import SubwordTokenizer, load_tokenizer
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 
@@ -24,7 +24,10 @@ class Translator(tf.Module):
     Args:
         model: a trained `AttentionSeq2Seq` (or any model with `encode` and
             `step`).
-        tokenizer: the `SubwordTokenizer` it was trained with.
+        tokenizer: the `SubwordTokenizer` or `WordTokenizer` it was trained
+            with. With a `WordTokenizer`, sources carry extended ids for
+            unknown words and outputs are detokenized against the source, so
+            a word a `PointerGenerator` copies comes out verbatim.
         max_source_length: longer inputs are truncated to this many tokens
             (EOS included).
         max_target_length: size of the output buffer; outputs are also
@@ -69,7 +72,7 @@ class Translator(tf.Module):
 
     def with_fresh_tokenizer(self):
         """The same translator with a new tokenizer object (same model proto)."""
-        return Translator(self.model, SubwordTokenizer(self.tokenizer.proto),
+        return Translator(self.model, self.tokenizer.fresh(),
                           self.max_source_length, self.max_target_length,
                           self.beam_size, self.alpha, self.beta, self.jit_compile)
 
@@ -78,6 +81,7 @@ class Translator(tf.Module):
         return {
             "model": self.model.__class__.__name__,
             "model_config": self.model.get_config(),
+            "tokenizer": self.tokenizer.__class__.__name__,
             "vocabulary_size": self.tokenizer.vocab_size,
             "max_source_length": self.max_source_length,
             "max_target_length": self.max_target_length,
@@ -110,10 +114,14 @@ class Translator(tf.Module):
     def encode_text(self, text):
         return self.tokenizer.encode(text, self.max_source_length)
 
-    def decode_beams(self, ids):
-        """[B, K, T] ids -> [B, K] strings."""
+    def decode_text(self, ids, text):
+        """[B, T] ids of translations of `text` [B] -> [B] strings."""
+        return self.tokenizer.decode(ids, source=text, max_source_length=self.max_source_length)
+
+    def decode_beams(self, ids, text):
+        """[B, K, T] ids of translations of `text` [B] -> [B, K] strings."""
         shape = tf.shape(ids)
-        flat = self.tokenizer.decode(tf.reshape(ids, [-1, shape[2]]))
+        flat = self.decode_text(tf.reshape(ids, [-1, shape[2]]), tf.repeat(text, shape[1]))
         return tf.reshape(flat, shape[:2])
 
     # -- the signatures -----------------------------------------------------
@@ -122,19 +130,19 @@ class Translator(tf.Module):
     def serving_default(self, text):
         """`text` [B] -> `translation` string [B], `score` float32 [B] (best beam)."""
         ids, scores = self.search(self.encode_text(text))
-        return {"translation": self.tokenizer.decode(ids[:, 0]), "score": scores[:, 0]}
+        return {"translation": self.decode_text(ids[:, 0], text), "score": scores[:, 0]}
 
     @tf.function(input_signature=[TEXT])
     def beam_search(self, text):
         """`text` [B] -> `translations` string [B, K], `scores` float32 [B, K]."""
         ids, scores = self.search(self.encode_text(text))
-        return {"translations": self.decode_beams(ids), "scores": scores}
+        return {"translations": self.decode_beams(ids, text), "scores": scores}
 
     @tf.function(input_signature=[TEXT])
     def greedy(self, text):
         """`text` [B] -> `translation` string [B]."""
         ids, _ = self.search(self.encode_text(text), beam_size=1, alpha=0.0, beta=0.0)
-        return {"translation": self.tokenizer.decode(ids[:, 0])}
+        return {"translation": self.decode_text(ids[:, 0], text)}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
     def translate_ids(self, source_ids):
@@ -159,7 +167,8 @@ class Translator(tf.Module):
         width = tf.clip_by_value(beam_size, 1, self.beam_size)
         ids, scores = self.search(self.encode_text(text), alpha=alpha, beta=beta,
                                   max_length=max_length, active_beams=width)
-        return {"translations": self.decode_beams(ids[:, :width]), "scores": scores[:, :width]}
+        return {"translations": self.decode_beams(ids[:, :width], text),
+                "scores": scores[:, :width]}
 
     def signatures(self):
         return {
@@ -172,10 +181,11 @@ class Translator(tf.Module):
 
     def sample(self, text, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
         """Sampled translations (not a signature): strings [B] -> strings [B]."""
-        ids, _ = sample_translate(self.model, self.encode_text(tf.constant(text)),
+        text = tf.constant(text)
+        ids, _ = sample_translate(self.model, self.encode_text(text),
                                   self.max_target_length, temperature=temperature,
                                   top_k=top_k, top_p=top_p, seed=seed)
-        return self.tokenizer.decode(ids)
+        return self.decode_text(ids, text)
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
 
@@ -190,8 +200,9 @@ class Translator(tf.Module):
         return self.with_fresh_tokenizer()
 
     def write_assets(self, directory):
-        """Clients tokenizing themselves (translate_ids, TFLite) need the model."""
-        self.tokenizer.save(os.path.join(directory, "tokenizer.model"))
+        """Clients tokenizing themselves (translate_ids, TFLite) need the
+        SentencePiece model or word list."""
+        self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
 
     def tflite_decode(self):
         """The batch-1 search that TFLite converts (as `translate_ids`), and its input."""
@@ -203,20 +214,23 @@ class Translator(tf.Module):
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]
 
     def write_tflite_assets(self, stem):
-        """The SentencePiece model and a one-piece-per-line vocabulary."""
-        self.tokenizer.save(stem + ".spm.model")
+        """A one-piece-per-line vocabulary, and the SentencePiece model if any."""
+        files = []
+        if isinstance(self.tokenizer, SubwordTokenizer):
+            self.tokenizer.save(stem + ".spm.model")
+            files.append(stem + ".spm.model")
         pieces = self.tokenizer.id_to_piece(tf.range(self.tokenizer.vocab_size)).numpy()
         with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
             f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
-        return [stem + ".spm.model", stem + ".vocab.txt"]
+        return files + [stem + ".vocab.txt"]
 
-    # -- a trained run on disk: model.keras + tokenizer.model + settings ------
+    # -- a trained run on disk: model.keras + tokenizer + settings ------------
 
     def save_run(self, directory):
         """Writes the model, tokenizer and settings to `directory`."""
         os.makedirs(directory, exist_ok=True)
         self.model.save(os.path.join(directory, "model.keras"))
-        self.tokenizer.save(os.path.join(directory, "tokenizer.model"))
+        self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
         settings = {k: getattr(self, k) for k in (
             "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
             "jit_compile")}
@@ -229,7 +243,7 @@ class Translator(tf.Module):
         import keras_seq2seq  # noqa: F401  (registers the layers for loading)
 
         model = keras.saving.load_model(os.path.join(directory, "model.keras"))
-        tokenizer = SubwordTokenizer.from_file(os.path.join(directory, "tokenizer.model"))
+        tokenizer = load_tokenizer(directory)
         with open(os.path.join(directory, "translator.json")) as f:
             settings = dict(json.load(f), **overrides)
         return cls(model, tokenizer, **settings)

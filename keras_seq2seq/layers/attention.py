@@ -225,12 +225,50 @@ class LocationSensitiveAttention(AttentionMechanism):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class CoverageAttention(BahdanauAttention):
+    """Additive attention that sees how much each position has been attended.
+
+    See et al. 2017, eq. 11: v . tanh(W q + U m_i + w_c c_i + b), where the
+    coverage c_i is the sum of the alignments of all previous steps at
+    position i. It lets the decoder avoid attending (and so repeating) what
+    it has covered. One query at a time.
+
+    Args:
+        units: size of the hidden projection.
+
+    Example:
+
+    >>> attention = CoverageAttention(units=128)
+    >>> context, alignments = attention(query, memory, mask=mask,
+    ...                                 previous_alignments=coverage)
+    """
+
+    uses_previous_alignments = True
+    # The decoder passes the running sum of alignments, not the last ones.
+    cumulative = True
+
+    def build(self, query_shape, memory_shape=None, *args, **kwargs):
+        super().build(query_shape, memory_shape)
+        self.coverage_weight = self.add_weight(
+            name="coverage_weight", shape=(self.units,), initializer="glorot_uniform")
+        self.built = True
+
+    def score(self, query, keys, previous_alignments=None):
+        if previous_alignments is None:
+            raise ValueError("CoverageAttention needs the coverage as previous_alignments")
+        coverage = ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+        location = ops.expand_dims(coverage, -1) * ops.cast(self.coverage_weight, keys.dtype)
+        return self._additive_score(query, keys + location)
+
+
 ATTENTION_MECHANISMS = {
     "bahdanau": lambda units: BahdanauAttention(units=units),
     "luong_dot": lambda units: LuongAttention("dot"),
     "luong_general": lambda units: LuongAttention("general"),
     "luong_concat": lambda units: LuongAttention("concat", units=units),
     "location_sensitive": lambda units: LocationSensitiveAttention(units=units),
+    "coverage": lambda units: CoverageAttention(units=units),
 }
 
 

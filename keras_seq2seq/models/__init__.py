@@ -1,5 +1,6 @@
 """Models, and a registry of them by name."""
 
+from keras_seq2seq.models.pointer_generator import PointerGenerator
 from keras_seq2seq.models.pointer_network import PointerNetwork, solve_points
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
 
@@ -7,6 +8,7 @@ MODELS = {
     "seq2seq": Seq2Seq,
     "attention_seq2seq": AttentionSeq2Seq,
     "pointer_network": PointerNetwork,
+    "pointer_generator": PointerGenerator,
 }
 
 
@@ -16,5 +18,5 @@ def get_model_class(name):
     return MODELS[name]
 
 
-__all__ = ["AttentionSeq2Seq", "MODELS", "PointerNetwork", "Seq2Seq", "get_model_class",
+__all__ = ["AttentionSeq2Seq", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq", "get_model_class",
            "solve_points"]

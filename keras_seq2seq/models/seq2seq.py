@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_seq2seq.distribute import MultiWorkerFitFixes
 from keras_seq2seq.layers import AttentionDecoder, RNNEncoder
-from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
+from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -44,6 +44,10 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
     >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy())
     >>> model.fit(dataset, epochs=3)
     """
+
+    # Whether the outputs extend the vocabulary with copied source words
+    # (the data pipeline then builds extended ids; see `PointerGenerator`).
+    copies_source = False
 
     def __init__(
         self,
@@ -126,6 +130,10 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
 
     # -- the two pieces decoding is built on ---------------------------------
 
+    def in_vocabulary(self, ids):
+        """Ids past the vocabulary (a `WordTokenizer`'s extended ids) as UNK."""
+        return ops.where(ops.greater_equal(ids, self.vocabulary_size), UNK_ID, ids)
+
     def encode(self, source_ids, training=False):
         """Encodes a batch of sources.
 
@@ -139,7 +147,8 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         """
         source_ids = ops.convert_to_tensor(source_ids, "int32")
         mask = ops.not_equal(source_ids, self.pad_id)
-        embedded = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        embedded = self.embedding_dropout(
+            self.source_embedding(self.in_vocabulary(source_ids)), training=training)
         memory, encoder_states = self.encoder(embedded, mask=mask, training=training)
         context = self.decoder.prepare_context(memory, mask)
         return context, self.decoder.initial_state(encoder_states, context)

@@ -99,6 +99,8 @@ class SubwordTokenizer(tf.Module):
     >>> tokenizer.decode(ids)
     """
 
+    file_name = "tokenizer.model"
+
     def __init__(self, proto, name=None):
         super().__init__(name=name)
         self.proto = bytes(proto)
@@ -136,6 +138,10 @@ class SubwordTokenizer(tf.Module):
         with open(path, "wb") as f:
             f.write(self.proto)
 
+    def fresh(self):
+        """A new tokenizer (and SentencePiece resource) for the same model."""
+        return SubwordTokenizer(self.proto)
+
     def tokenize(self, strings):
         """`strings` [batch] -> `tf.RaggedTensor` of int32 ids, no specials.
 
@@ -143,6 +149,10 @@ class SubwordTokenizer(tf.Module):
         such input decodes back with U+FFFD in its place.
         """
         return self._call("tokenize", strings)
+
+    def tokenize_pair(self, sources, targets, extended=False):
+        """Ragged ids of parallel sentences (subwords need no extended ids)."""
+        return self.tokenize(sources), self.tokenize(targets)
 
     def encode(self, strings, max_length, add_eos=True):
         """`strings` [batch] -> dense int32 ids [batch, time], padded with 0.
@@ -162,10 +172,11 @@ class SubwordTokenizer(tf.Module):
         # An empty batch still needs a time axis of at least one.
         return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
 
-    def decode(self, ids):
+    def decode(self, ids, source=None, max_source_length=None):
         """int32 ids [batch, time] -> strings [batch].
 
         Everything from the first EOS on is dropped, as are PAD, BOS and EOS.
+        `source` is ignored (subwords have no extended ids, see `WordTokenizer`).
         """
         ids = tf.convert_to_tensor(ids, tf.int32)
         before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0

@@ -38,7 +38,12 @@ class Recipe(_Settings):
             with splits `train`, `val`, `test`.
         model: model class name in `keras_seq2seq.models.MODELS`.
         model_config: keyword arguments of the model (vocabulary size aside).
-        vocabulary_size: SentencePiece vocabulary size (a soft limit).
+        tokenizer: `"sentencepiece"` (subwords, `SubwordTokenizer`) or
+            `"words"` (`WordTokenizer`: the most frequent words, extended
+            ids for copying).
+        vocabulary_size: SentencePiece vocabulary size (a soft limit), or
+            the number of words (specials included).
+        min_word_count: words seen fewer times stay out of the vocabulary.
         split_digits: tokenize numbers digit by digit.
         batch_size, epochs, learning_rate, clipnorm: Adam and `fit` settings
             (clipnorm: global gradient norm clipping).
@@ -51,7 +56,9 @@ class Recipe(_Settings):
 
     prepare_data: object
     model: str = "attention_seq2seq"
+    tokenizer: str = "sentencepiece"
     vocabulary_size: int = 8000
+    min_word_count: int = 1
     split_digits: bool = False
     label_smoothing: float = 0.0
     max_source_length: int = 100

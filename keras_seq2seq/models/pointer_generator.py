@@ -1,0 +1,139 @@
+"""The pointer-generator network with coverage (See et al. 2017)."""
+
+import keras
+from keras import ops
+
+from keras_seq2seq.models.seq2seq import AttentionSeq2Seq
+from keras_seq2seq.text import PAD_ID
+
+# Floor of the final probabilities before the log: an extended id that no
+# source word holds has probability exactly 0.
+_FLOOR = 1e-12
+
+
+def copy_distribution(alignments, source_ids, width):
+    """Attention mass summed per token id: [..., source] -> [..., width].
+
+    `alignments` [batch, source] or [batch, target, source]; `source_ids`
+    [batch, source] (extended ids, all < width). A one-hot matmul rather
+    than a scatter, so that the decode step converts to TFLite builtins.
+    """
+    one_hot = ops.one_hot(source_ids, width, dtype="float32")  # [B, S, width]
+    if len(alignments.shape) == 2:
+        return ops.einsum("bs,bsv->bv", alignments, one_hot)
+    return ops.einsum("bts,bsv->btv", alignments, one_hot)
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class PointerGenerator(AttentionSeq2Seq):
+    """An attention encoder-decoder that can also copy source words.
+
+    At each step a switch p_gen = sigmoid(w . [h~_t; x_t] + b), from the
+    attentional vector h~_t and the input embedding x_t, mixes generating
+    from the vocabulary with copying a source word by its attention weight:
+
+        P(w) = p_gen * P_vocab(w) + (1 - p_gen) * sum_{i: x_i = w} a_t,i
+
+    over the *extended vocabulary* of the example: the vocabulary plus
+    `source length` temporary ids (a `WordTokenizer` gives a sentence's k-th
+    distinct unknown word the id `vocabulary_size + k`). Inputs may carry
+    extended ids; embeddings read them as UNK. `call` and `step` return
+    log-probabilities [..., vocabulary_size + source], which
+    `SequenceCrossEntropy` (a log-softmax of log-probabilities is the same
+    values) and the decoding loop take as they are.
+
+    Coverage (See et al. 2017, section 2.3): `attention="coverage"` feeds the
+    running sum of past alignments into the attention scores, and
+    `coverage_loss_weight` adds lambda * sum_i min(a_t,i, c_t,i) per target
+    token to the loss, which penalises attending to covered positions
+    again. Beam search can further rank by a coverage penalty (`beta`).
+
+    Args:
+        vocabulary_size: the fixed vocabulary (specials included).
+        attention: the attention mechanism (default `"coverage"`).
+        coverage_loss_weight: lambda of the coverage loss (0: none).
+        **kwargs: the other `AttentionSeq2Seq` arguments.
+
+    Example:
+
+    >>> model = PointerGenerator(vocabulary_size=10_000, units=256)
+    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy())
+    >>> model.fit(parallel_text_dataset(..., word_tokenizer, extended_ids=True))
+    """
+
+    copies_source = True
+
+    def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
+        if attention is None:
+            raise ValueError("a pointer-generator copies by attention: attention cannot be None")
+        super().__init__(vocabulary_size, attention=attention, **kwargs)
+        self.coverage_loss_weight = coverage_loss_weight
+        self.generation_switch = keras.layers.Dense(
+            1, activation="sigmoid", name="generation_switch", dtype="float32")
+
+    def build(self, input_shape=None):
+        self.generation_switch.build((None, self.units + self.embedding_dim))
+        super().build(input_shape)
+
+    def encode(self, source_ids, training=False):
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        context, state = super().encode(source_ids, training=training)
+        # Copying needs the extended ids of the source beside its encoding.
+        return dict(context, source_ids=source_ids), state
+
+    def _final_log_probs(self, outputs, embedded, alignments, source_ids):
+        """log P over the extended vocabulary, [..., vocabulary + source]."""
+        logits = ops.cast(self.output_projection(outputs), "float32")
+        switch = self.generation_switch(
+            ops.concatenate([ops.cast(outputs, "float32"), ops.cast(embedded, "float32")], -1))
+        extra = ops.shape(source_ids)[1]
+        generated = switch * ops.softmax(logits, axis=-1)
+        padding = [[0, 0]] * (len(generated.shape) - 1) + [[0, extra]]
+        generated = ops.pad(generated, padding)
+        copied = (1.0 - switch) * copy_distribution(
+            ops.cast(alignments, "float32"), source_ids, self.vocabulary_size + extra)
+        return ops.log(ops.maximum(generated + copied, _FLOOR))
+
+    def step(self, token_ids, state, context):
+        """One decoder step: `(log_probs [batch, vocabulary + source], state)`."""
+        token_ids = self.in_vocabulary(ops.convert_to_tensor(token_ids, "int32"))
+        embedded = self.target_embedding(token_ids)
+        output, state = self.decoder.step(embedded, state, context, training=False)
+        return self._final_log_probs(output, embedded, state["alignments"], context["source_ids"]), state
+
+    def call(self, inputs, training=False, return_attention=False):
+        """Teacher-forced log-probabilities [batch, target, vocabulary + source].
+
+        Adds the coverage loss (`add_loss`) when `coverage_loss_weight` is set.
+        """
+        context, state = self.encode(inputs["source_ids"], training=training)
+        decoder_input_ids = ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")
+        embedded = self.embedding_dropout(
+            self.target_embedding(self.in_vocabulary(decoder_input_ids)), training=training)
+        outputs, alignments = self.decoder(embedded, context, state, training=training)
+        log_probs = self._final_log_probs(outputs, embedded, alignments, context["source_ids"])
+        if self.coverage_loss_weight:
+            self.add_loss(self.coverage_loss_weight * coverage_loss(
+                alignments, ops.not_equal(decoder_input_ids, PAD_ID)))
+        if return_attention:
+            return log_probs, alignments
+        return log_probs
+
+    def get_config(self):
+        config = super().get_config()
+        config["coverage_loss_weight"] = self.coverage_loss_weight
+        return config
+
+
+def coverage_loss(alignments, target_mask):
+    """Mean over real target steps of sum_i min(a_t,i, c_t,i) (See et al. eq. 12).
+
+    Args:
+        alignments: float [batch, target, source].
+        target_mask: bool [batch, target], False at padding.
+    """
+    alignments = ops.cast(alignments, "float32")
+    coverage = ops.cumsum(alignments, axis=1) - alignments  # sum over earlier steps
+    per_step = ops.sum(ops.minimum(alignments, coverage), axis=-1)
+    mask = ops.cast(target_mask, "float32")
+    return ops.sum(per_step * mask) / ops.maximum(ops.sum(mask), 1.0)
