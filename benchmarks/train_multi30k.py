@@ -6,7 +6,8 @@ Prints one JSON line: `bleu` and `chrf` (sacrebleu on test_2016_flickr,
 beam 5, through the exported SavedModel), `train_target_tokens_per_s`
 (non-padding target tokens per second of training, from the epochs after the
 first, whose time includes tracing; validation excluded), `peak_rss_mb`,
-`minutes` (wall clock of the whole training call), `decode_sentences_per_s`
+`minutes` (wall clock of the whole training call), `repeated_trigram_rate`
+(of the test outputs), `decode_sentences_per_s`
 (the export at batch 32 and batch 1, beam 5) and the machine.
 """
 
@@ -27,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
+from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
 from keras_seq2seq.training import train_recipe  # noqa: E402
 from keras_seq2seq.zoo import get_recipe  # noqa: E402
 
@@ -75,23 +77,29 @@ def decode_speed(signature, lines, batch_size, seconds=20.0):
     return done / (time.monotonic() - start)
 
 
-def main():
+def translate_lines(signature, lines, batch_size=32):
+    """A text signature's translations of `lines`, as str."""
+    out = []
+    for i in range(0, len(lines), batch_size):
+        result = signature(text=tf.constant(lines[i : i + batch_size]))["translation"].numpy()
+        out.extend(t.decode("utf-8") for t in result)
+    return out
+
+
+def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=False):
+    """Trains a Multi30k recipe for a budget, exports it and scores the export.
+
+    Returns `(figures, served, paths)`: the figures of the JSON line, the
+    export's `serving_default` and the recipe's files.
+    """
     import sacrebleu
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the multi30k folder")
-    parser.add_argument("--max-minutes", type=float, required=True)
-    parser.add_argument("--recipe", default="multi30k-de-en-attention")
-    parser.add_argument("--work-dir", default=os.path.join("runs", "bench-multi30k"))
-    parser.add_argument("--mixed-precision", action="store_true")
-    args = parser.parse_args()
-
-    recipe = get_recipe(args.recipe)
+    recipe = get_recipe(recipe_name)
     timer = EpochTimer()
     start = time.monotonic()
     translator, paths, history = train_recipe(
-        recipe, args.work_dir, data_dir=args.data, max_minutes=args.max_minutes, verbose=2,
-        mixed_precision=args.mixed_precision, extra_callbacks=[timer])
+        recipe, work_dir, data_dir=data, max_minutes=max_minutes, verbose=2,
+        mixed_precision=mixed_precision, extra_callbacks=[timer])
     minutes = (time.monotonic() - start) / 60
     tokens, batches = target_tokens_per_epoch(recipe, paths, translator.tokenizer)
     # Epochs after the first, whole ones only (a time budget may cut the last).
@@ -100,20 +108,18 @@ def main():
         later = list(zip(timer.seconds, timer.batches))
     tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
 
-    path = export_saved_model(translator, os.path.join(args.work_dir, "export"))
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+    path = export_saved_model(translator, os.path.join(work_dir, "export"))
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
     served = tf.saved_model.load(path).signatures["serving_default"]
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
-    hypotheses = []
-    for i in range(0, len(sources), 32):
-        out = served(text=tf.constant(sources[i : i + 32]))["translation"].numpy()
-        hypotheses.extend(t.decode("utf-8") for t in out)
-    print(json.dumps({
+    hypotheses = translate_lines(served, sources)
+    figures = {
         "recipe": recipe.name,
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
         "train_target_tokens_per_s": round(tokens_per_s),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
@@ -122,9 +128,23 @@ def main():
             "beam5_batch32": round(decode_speed(served, sources, 32), 1),
             "beam5_batch1": round(decode_speed(served, sources, 1), 1),
         },
-        "mixed_precision": args.mixed_precision,
+        "mixed_precision": mixed_precision,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-    }), flush=True)
+    }
+    return figures, served, paths
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the multi30k folder")
+    parser.add_argument("--max-minutes", type=float, required=True)
+    parser.add_argument("--recipe", default="multi30k-de-en-attention")
+    parser.add_argument("--work-dir", default=os.path.join("runs", "bench-multi30k"))
+    parser.add_argument("--mixed-precision", action="store_true")
+    args = parser.parse_args()
+    figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
+                                    args.mixed_precision)
+    print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

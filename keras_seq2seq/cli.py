@@ -300,7 +300,8 @@ def cmd_evaluate(args):
             pairs = parallel_text_dataset(
                 args.source, args.references, translator.tokenizer, batch_size=64,
                 max_source_length=translator.max_source_length,
-                max_target_length=translator.max_target_length, shuffle=False)
+                max_target_length=translator.max_target_length, shuffle=False,
+                extended_ids=translator.model.copies_source)
             result["perplexity"] = perplexity(translator.model, pairs)
     try:
         scores = score_text(hypotheses, references, [m for m in metrics if m != "perplexity"])

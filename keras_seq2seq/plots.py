@@ -5,6 +5,8 @@ import os
 
 import keras
 
+from keras_seq2seq.text.words import JOINER
+
 
 def _pyplot():
     import matplotlib
@@ -39,7 +41,12 @@ def attention_matrix(translator, text):
 
     def pieces(id_list):
         names = translator.tokenizer.id_to_piece(tf.constant(id_list, tf.int32)).numpy()
-        return ["</s>" if i == model.eos_id else p.decode("utf-8") for i, p in zip(id_list, names)]
+        # A copied word's extended id is resolved against the source text.
+        copied = translator.decode_text(tf.constant(id_list, tf.int32)[:, None],
+                                        tf.fill([len(id_list)], text)).numpy()
+        return ["</s>" if i == model.eos_id
+                else (c if i >= translator.tokenizer.vocab_size else p).decode("utf-8").replace(JOINER, "")
+                for i, p, c in zip(id_list, names, copied)]
 
     source = [int(i) for i in source_ids[0].numpy() if i != 0]
     weights = alignments[0].numpy()[: len(target), : len(source)]

@@ -81,3 +81,33 @@ def write_names_dataset(directory, train=4000, test=500, names=3000, seed=0):
             with open(path, "w", encoding="utf-8") as f:
                 f.write("".join(pair[side] + "\n" for pair in pairs))
     return paths, test_names
+
+
+# Subjects of Multi30k's German captions that a name can stand in for.
+SUBJECTS = (
+    "Ein kleiner Junge", "Ein kleines Mädchen", "Ein junger Mann", "Eine junge Frau",
+    "Ein älterer Mann", "Eine ältere Frau", "Ein Mann", "Eine Frau", "Ein Junge",
+    "Ein Mädchen", "Ein Kind",
+)
+
+
+def name_probes(sentences, known_words, seed=0):
+    """Sentences whose subject is replaced by an invented name.
+
+    Every sentence of `sentences` that starts with one of `SUBJECTS` followed
+    by a space gets a different invented name in its place ("Ein Mann fährt
+    Fahrrad." -> "Kalumbo fährt Fahrrad."). Names are checked against
+    `known_words` (compared lowercased): none occurs there.
+
+    Returns:
+        A list of `(sentence, name)`.
+    """
+    known = {w.lower() for w in known_words}
+    probes = []
+    for sentence in sentences:
+        subject = next((x for x in SUBJECTS if sentence.startswith(x + " ")), None)
+        if subject is not None:
+            probes.append(sentence[len(subject):])
+    # Drawn in one go, so that no two probes share a name.
+    names = [n for n in invented_names(2 * len(probes) + 10, seed) if n.lower() not in known]
+    return [(name + rest, name) for rest, name in zip(probes, names)]

@@ -7,6 +7,7 @@ from keras_seq2seq.metrics.text import (
     corpus_chrf,
     corpus_rouge,
     perplexity,
+    repeated_ngram_rate,
     score_text,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "corpus_rouge",
     "exact_match",
     "perplexity",
+    "repeated_ngram_rate",
     "score_text",
     "tsp_metrics",
 ]

@@ -102,7 +102,9 @@ def perplexity(model, dataset):
     """exp of the mean token negative log-likelihood of teacher-forced targets.
 
     Args:
-        model: a model whose call gives logits [B, T, vocabulary].
+        model: a model whose call gives logits [B, T, vocabulary] (or
+            log-probabilities, as `PointerGenerator`'s: their softmax is the
+            same distribution).
         dataset: batches `(inputs, target_ids)`, 0-padded.
     """
     import keras_hub
@@ -111,6 +113,22 @@ def perplexity(model, dataset):
     for inputs, targets in dataset:
         metric.update_state(targets, model(inputs, training=False))
     return float(metric.result())
+
+
+def repeated_ngram_rate(texts, n=3):
+    """The share of the n-grams of `texts` that repeat an earlier n-gram of
+    the same text (whitespace-separated words): the repetition that coverage
+    is meant to remove (See et al. 2017, Figure 4)."""
+    total = repeated = 0
+    for text in texts:
+        words = text.split()
+        seen = set()
+        for i in range(len(words) - n + 1):
+            gram = tuple(words[i : i + n])
+            repeated += gram in seen
+            seen.add(gram)
+            total += 1
+    return repeated / total if total else 0.0
 
 
 def score_text(hypotheses, references, metrics=("bleu", "chrf", "rouge", "exact_match")):

@@ -1,0 +1,278 @@
+"""Pointer-generator: word tokenization with extended ids, the model, copying
+unseen names through training, export and TFLite, and coverage."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq.data import iter_lines
+from keras_seq2seq.data.names import name_probes, write_names_dataset
+from keras_seq2seq.decoding import translate
+from keras_seq2seq.export import convert_to_tflite, export_saved_model, verify_export
+from keras_seq2seq.metrics import repeated_ngram_rate
+from keras_seq2seq.models import PointerGenerator
+from keras_seq2seq.models.pointer_generator import coverage_loss
+from keras_seq2seq.text import EOS_ID, UNK_ID, WordTokenizer, build_word_vocabulary
+from keras_seq2seq.text.words import JOINER, join_words, split_words
+from keras_seq2seq.training import train_recipe, translate_file
+from keras_seq2seq.zoo import Recipe
+
+
+def _strings(tensor):
+    return [s.decode("utf-8") for s in np.asarray(tensor).reshape(-1)]
+
+
+# -- word tokenization -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "Ein Mann's Hund (Rex) läuft... schnell!",
+    "Zwei Kinder, 3-jährig, spielen \"Fangen\".",
+    "émoji 🙂 und 中文 bleiben",
+    "a.b.c -- x_y 50%",
+    "",
+])
+def test_words_detokenize_to_the_input(text):
+    words = split_words(tf.constant([text]))
+    assert _strings(join_words(words)) == [text]
+    # Each word is letters/digits or one other character, plus joiner marks.
+    for word in _strings(words.flat_values):
+        bare = word.replace(JOINER, "")
+        assert bare and (bare.isalnum() or len(bare) == 1), word
+
+
+def test_unknown_words_get_per_sentence_extended_ids():
+    tokenizer = WordTokenizer(["sieht", "sees", "und", "and", "\uffed."])
+    text = tf.constant(["Kalumbo sieht Xavi und Kalumbo.", "Xavi sieht"])
+    ids = tokenizer.encode(text, max_length=16).numpy()
+    v = tokenizer.vocab_size
+    # Kalumbo is the first unknown word of sentence 0 (both times), Xavi the
+    # second; in sentence 1 Xavi is the first.
+    assert ids[0].tolist() == [v, 4, v + 1, 6, v, 8, EOS_ID]
+    assert ids[1].tolist()[:3] == [v, 4, EOS_ID]
+    english = [[v + 1, 5, v, 8, EOS_ID], [v, v + 1, EOS_ID, 0, 0]]
+    decoded = _strings(tokenizer.decode(tf.constant(english), source=text))
+    assert decoded == ["Xavi sees Kalumbo.", "Xavi <unk>"]  # sentence 1 has no second unknown word
+    assert _strings(tokenizer.decode(tf.constant(english)))[0] == "<unk> sees <unk>."
+
+
+def test_target_words_copied_from_the_source_share_its_extended_ids():
+    tokenizer = WordTokenizer(["sieht", "sees"])
+    source, target = tokenizer.tokenize_pair(
+        tf.constant(["Kalumbo sieht Xavi"]), tf.constant(["Xavi sees Kalumbo Rex"]))
+    v = tokenizer.vocab_size
+    assert source.to_list() == [[v, 4, v + 1]]
+    assert target.to_list() == [[v + 1, 5, v, UNK_ID]]  # Rex is not in the source
+    plain_source, plain_target = tokenizer.tokenize_pair(
+        tf.constant(["Kalumbo sieht Xavi"]), tf.constant(["Xavi sees Kalumbo Rex"]), extended=False)
+    assert plain_target.to_list() == [[UNK_ID, 5, UNK_ID, UNK_ID]]
+
+
+def test_word_vocabulary_is_by_frequency_and_round_trips(tmp_path):
+    words = build_word_vocabulary(["b a a .", "c a b ."], max_size=7, min_count=2)
+    assert words == ["a", "b", "."]
+    tokenizer = WordTokenizer(words)
+    tokenizer.save(tmp_path / "words.txt")
+    again = WordTokenizer.from_file(tmp_path / "words.txt")
+    assert again.words == words and again.vocab_size == len(words) + 4
+
+
+def test_encode_truncates_keeping_eos():
+    tokenizer = WordTokenizer(["a"])
+    ids = tokenizer.encode(tf.constant(["a a a a a a", ""]), max_length=4).numpy()
+    assert ids.tolist() == [[4, 4, 4, EOS_ID], [EOS_ID, 0, 0, 0]]
+
+
+# -- the model -----------------------------------------------------------------------
+
+
+def _small_model(**kwargs):
+    keras.utils.set_random_seed(0)
+    model = PointerGenerator(12, embedding_dim=8, units=16, **kwargs)
+    model.build()
+    return model
+
+
+SOURCE = tf.constant([[5, 12, 6, 13, 12, EOS_ID], [7, 8, EOS_ID, 0, 0, 0]])
+DECODER_INPUTS = tf.constant([[2, 12, 5, 13], [2, 7, 0, 0]])
+
+
+def test_final_distribution_is_normalised_and_copies_onto_extended_ids():
+    model = _small_model()
+    log_probs = model({"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS})
+    assert log_probs.shape == (2, 4, 12 + 6)
+    np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1.0, rtol=1e-5)
+    probs = np.exp(log_probs.numpy())
+    # Extended id 12 + k has mass only if source row holds it: row 0 holds
+    # 12 and 13, row 1 none.
+    assert (probs[0, :, 12] > 1e-4).all() and (probs[0, :, 13] > 1e-4).all()
+    assert (probs[0, :, 14:] < 1e-9).all() and (probs[1, :, 12:] < 1e-9).all()
+
+
+def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
+    model = _small_model(attention="coverage")
+    teacher = model({"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}).numpy()
+    context, state = model.encode(SOURCE)
+    steps = []
+    for t in range(DECODER_INPUTS.shape[1]):
+        log_probs, state = model.step(DECODER_INPUTS[:, t], state, context)
+        steps.append(log_probs.numpy())
+    np.testing.assert_allclose(np.stack(steps, 1), teacher, atol=1e-5)
+
+    ids, scores = translate(model, SOURCE, max_length=5, beam_size=3)
+    for row in range(2):
+        for beam in range(3):
+            hypothesis = ids[row, beam].numpy()
+            length = int(np.argmax(hypothesis == EOS_ID)) + 1 if EOS_ID in hypothesis else 5
+            tokens = hypothesis[:length]
+            inputs = np.concatenate([[2], tokens[:-1]])[None]
+            out = model({"source_ids": SOURCE[row : row + 1], "decoder_input_ids": inputs}).numpy()
+            expected = out[0, np.arange(length), tokens].sum()
+            assert scores[row, beam].numpy() == pytest.approx(expected, abs=1e-4)
+
+
+def test_coverage_loss_is_the_sum_of_overlaps_with_earlier_attention():
+    a = np.array([[[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]]], np.float32)
+    mask = np.array([[True, True, False]])
+    # Step 1: coverage (0.5, 0.5, 0) -> min sum 0.25 + 0.5; step 0 has none.
+    assert float(coverage_loss(a, mask)) == pytest.approx((0.0 + 0.75) / 2)
+    with_loss = _small_model(coverage_loss_weight=2.0)
+    with_loss({"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS})
+    assert len(with_loss.losses) == 1 and float(with_loss.losses[0]) > 0
+    without = _small_model(coverage_loss_weight=0.0)
+    without({"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS})
+    assert not without.losses
+
+
+def test_pointer_generator_round_trips_through_keras_files(tmp_path):
+    model = _small_model(attention="coverage", coverage_loss_weight=0.5)
+    inputs = {"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}
+    path = str(tmp_path / "pg.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert isinstance(again, PointerGenerator) and again.coverage_loss_weight == 0.5
+    np.testing.assert_allclose(again(inputs), model(inputs), atol=1e-6)
+
+
+# -- copying names never seen in training ---------------------------------------------
+
+
+def _names_recipe(model, **config):
+    def prepare(data_dir, work_dir):
+        return write_names_dataset(os.path.join(work_dir, "data"), train=4000, test=300)[0]
+
+    return Recipe(
+        name=f"names-{model}", description="invented names to copy", prepare_data=prepare,
+        model=model, model_config=dict(embedding_dim=32, units=64, **config),
+        tokenizer="words", vocabulary_size=500, min_word_count=5, batch_size=32, epochs=3,
+        learning_rate=3e-3, max_source_length=32, max_target_length=32)
+
+
+QUIET = dict(tensorboard=False, patience=0, best_checkpoint=False)
+
+
+@pytest.fixture(scope="module")
+def names_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("names-pg")
+    translator, paths, _ = train_recipe(_names_recipe("pointer_generator"), str(work),
+                                        verbose=0, callback_options=QUIET)
+    return translator, paths
+
+
+def _exact(translator, paths):
+    hypotheses = translate_file(translator, paths["test"][0])
+    references = list(iter_lines(paths["test"][1]))
+    return np.mean([h == r for h, r in zip(hypotheses, references)])
+
+
+def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_path):
+    translator, paths = names_run
+    training_words = {w for p in paths["train"] for line in iter_lines(p) for w in line.split()}
+    test_names = {w for line in iter_lines(paths["test"][1]) for w in line.split() if w[0].isupper()}
+    test_names -= {"A", "Today"}
+    assert len(test_names) > 100 and not test_names & training_words
+    assert _exact(translator, paths) >= 0.9
+
+    attention, attention_paths, _ = train_recipe(
+        _names_recipe("attention_seq2seq"), str(tmp_path), verbose=0, callback_options=QUIET)
+    # The same data and vocabulary without copying: the names come out <unk>.
+    assert _exact(attention, attention_paths) <= 0.1
+
+
+def test_exported_pointer_generator_writes_unknown_names_verbatim(names_run, tmp_path):
+    translator, _ = names_run
+    path = export_saved_model(translator, str(tmp_path / "export"))
+    sources = ["Quabobal sieht Zarimonte .", "Der Hund von Ößtrix läuft zu Bob ."]
+    # The export reproduces the model in a process importing only tensorflow(_text).
+    verify_export(translator, path, {"text": sources})
+    served = tf.saved_model.load(path)
+    best = _strings(served.signatures["serving_default"](text=tf.constant(sources))["translation"])
+    for names, translation in zip((["Quabobal", "Zarimonte"], ["Ößtrix", "Bob"]), best):
+        assert all(name in translation.split() for name in names), translation
+    beams = served.signatures["beam_search"](text=tf.constant(sources))["translations"]
+    assert _strings(beams[:, 0]) == best
+
+    # TFLite: extended ids in, the same n-best extended ids out.
+    from ai_edge_litert.interpreter import Interpreter
+
+    files = convert_to_tflite(path, str(tmp_path / "pg.tflite"))
+    assert str(tmp_path / "pg.vocab.txt") in files
+    decode = Interpreter(str(tmp_path / "pg.tflite")).get_signature_runner("decode")
+    for sentence in sources:
+        ids = translator.encode_text(tf.constant([sentence]))
+        want = served.signatures["translate_ids"](source_ids=ids)
+        got = decode(source_ids=ids.numpy())
+        np.testing.assert_array_equal(got["target_ids"], want["target_ids"])
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
+
+
+def test_name_probes_use_names_absent_from_the_known_words():
+    sentences = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen.", "Eine junge Frau singt."]
+    probes = name_probes(sentences, known_words=["Kalumbo"])
+    assert [s.split()[1:] for s, _ in probes] == [["fährt", "Fahrrad."], ["singt."]]
+    assert all(s.startswith(name + " ") for s, name in probes)
+    assert len({name for _, name in probes}) == 2
+
+
+# -- coverage ----------------------------------------------------------------------------
+
+
+def test_repeated_ngram_rate():
+    assert repeated_ngram_rate(["a b c a b c", "x y z"]) == pytest.approx(1 / 5)
+    assert repeated_ngram_rate(["a b"]) == 0.0
+
+
+def _copy_task(tmp_path, seed):
+    """Sequences of 12-18 distinct words to copy: no repeated trigram in any target."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(rng.choice(words, size=rng.integers(12, 19), replace=False))
+             for _ in range(3000)]
+    paths = {}
+    for split, chunk in (("train", lines[:2700]), ("val", lines[2700:2800]), ("test", lines[2800:])):
+        paths[split] = []
+        for side in ("src", "tgt"):
+            path = tmp_path / f"{split}.{side}"
+            path.write_text("".join(line + "\n" for line in chunk))
+            paths[split].append(str(path))
+    return {k: tuple(v) for k, v in paths.items()}
+
+
+def test_coverage_lowers_the_repeated_trigram_rate(tmp_path):
+    paths = _copy_task(tmp_path, seed=0)
+    rates = {}
+    for name, config in (("coverage", dict(attention="coverage", coverage_loss_weight=1.0)),
+                         ("none", dict(attention="bahdanau", coverage_loss_weight=0.0))):
+        recipe = Recipe(
+            name=name, description="copy", prepare_data=lambda d, w: paths,
+            model="pointer_generator",
+            model_config=dict(embedding_dim=16, units=32, input_feeding=False, **config),
+            tokenizer="words", vocabulary_size=100, batch_size=32, epochs=1,
+            learning_rate=3e-3, max_source_length=24, max_target_length=24)
+        translator, _, _ = train_recipe(recipe, str(tmp_path / name), verbose=0,
+                                        callback_options=QUIET)
+        rates[name] = repeated_ngram_rate(translate_file(translator, paths["test"][0]))
+    assert rates["coverage"] < rates["none"], rates
