@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_seq2seq.text import PAD_ID
+from keras_seq2seq.text import PAD_ID, UNK_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -16,18 +16,23 @@ class SequenceCrossEntropy(keras.losses.Loss):
     Args:
         label_smoothing: mass spread uniformly over the vocabulary, in [0, 1).
         pad_id: target id that marks padding.
+        ignore_unknown: also leave `<unk>` targets out. For models that copy
+            (`PointerGenerator`): they never write `<unk>`, and an unknown
+            word they cannot copy from the source teaches nothing.
 
     Example:
 
     >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(0.1))
     """
 
-    def __init__(self, label_smoothing=0.0, pad_id=PAD_ID, name="sequence_cross_entropy", **kwargs):
+    def __init__(self, label_smoothing=0.0, pad_id=PAD_ID, ignore_unknown=False,
+                 name="sequence_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.pad_id = pad_id
+        self.ignore_unknown = ignore_unknown
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
@@ -40,10 +45,13 @@ class SequenceCrossEntropy(keras.losses.Loss):
         # and scales for distribution; weighting real tokens by count / real
         # tokens turns that into the mean over real tokens.
         mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
+        if self.ignore_unknown:
+            mask *= ops.cast(ops.not_equal(y_true, UNK_ID), "float32")
         count = ops.cast(ops.size(mask), "float32")
         return nll * mask * (count / ops.maximum(ops.sum(mask), 1.0))
 
     def get_config(self):
         config = super().get_config()
-        config.update(label_smoothing=self.label_smoothing, pad_id=self.pad_id)
+        config.update(label_smoothing=self.label_smoothing, pad_id=self.pad_id,
+                      ignore_unknown=self.ignore_unknown)
         return config

@@ -176,7 +176,8 @@ def build_model(recipe, vocabulary_size, total_steps=None):
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
-        loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing),
+        loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing,
+                                  ignore_unknown=model.copies_source),
         metrics=[MaskedAccuracy()],
     )
     return model

@@ -134,6 +134,15 @@ def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
             assert scores[row, beam].numpy() == pytest.approx(expected, abs=1e-4)
 
 
+def test_search_options_work_over_the_extended_vocabulary():
+    model = _small_model(attention="coverage")
+    ids, _ = translate(model, SOURCE, max_length=8, beam_size=3, no_repeat_ngram_size=1,
+                       alpha=0.6, beta=0.2)
+    for hypothesis in ids.numpy().reshape(-1, 8):
+        tokens = [t for t in hypothesis if t not in (0, EOS_ID)]
+        assert len(tokens) == len(set(tokens))  # no token twice
+
+
 def test_coverage_loss_is_the_sum_of_overlaps_with_earlier_attention():
     a = np.array([[[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]]], np.float32)
     mask = np.array([[True, True, False]])

@@ -213,7 +213,7 @@ def decode(
         if min_length:
             log_probs = tf.where(eos & (t < min_length), NEG_INF, log_probs)
         if no_repeat_ngram_size:
-            banned = _banned_by_ngram_blocking(ids, t, no_repeat_ngram_size, log_probs.shape[-1])
+            banned = _banned_by_ngram_blocking(ids, t, no_repeat_ngram_size, vocab)
             log_probs = tf.where(banned, NEG_INF, log_probs)
 
         # Each hypothesis' candidate continuations: all tokens when sampling;

@@ -108,10 +108,17 @@ def perplexity(model, dataset):
         dataset: batches `(inputs, target_ids)`, 0-padded.
     """
     import keras_hub
+    import tensorflow as tf
+
+    from keras_seq2seq.text import UNK_ID
 
     metric = keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=0)
     for inputs, targets in dataset:
-        metric.update_state(targets, model(inputs, training=False))
+        # Models that copy are scored as trained: without `<unk>` targets.
+        weights = None
+        if getattr(model, "copies_source", False):
+            weights = tf.cast(tf.not_equal(targets, UNK_ID), tf.float32)
+        metric.update_state(targets, model(inputs, training=False), sample_weight=weights)
     return float(metric.result())
 
 

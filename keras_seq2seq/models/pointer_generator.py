@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq
-from keras_seq2seq.text import PAD_ID
+from keras_seq2seq.text import PAD_ID, UNK_ID
 
 # Floor of the final probabilities before the log: an extended id that no
 # source word holds has probability exactly 0.
@@ -42,6 +42,14 @@ class PointerGenerator(AttentionSeq2Seq):
     `SequenceCrossEntropy` (a log-softmax of log-probabilities is the same
     values) and the decoding loop take as they are.
 
+    The generator never writes `<unk>`: where the output needs a word the
+    vocabulary lacks, copying is the only way to write it. (Trained with
+    `<unk>`, the model learns to write `<unk>` for unknown source words, the
+    far more common case in translation data, and copies nothing: measured
+    on Multi30k, 0% of invented names came through.) Train with
+    `SequenceCrossEntropy(ignore_unknown=True)`, since `<unk>` targets then
+    have probability 0.
+
     Coverage (See et al. 2017, section 2.3): `attention="coverage"` feeds the
     running sum of past alignments into the attention scores, and
     `coverage_loss_weight` adds lambda * sum_i min(a_t,i, c_t,i) per target
@@ -57,7 +65,7 @@ class PointerGenerator(AttentionSeq2Seq):
     Example:
 
     >>> model = PointerGenerator(vocabulary_size=10_000, units=256)
-    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy())
+    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(ignore_unknown=True))
     >>> model.fit(parallel_text_dataset(..., word_tokenizer, extended_ids=True))
     """
 
@@ -74,6 +82,7 @@ class PointerGenerator(AttentionSeq2Seq):
     def build(self, input_shape=None):
         self.generation_switch.build((None, self.units + self.embedding_dim))
         super().build(input_shape)
+        self._is_unknown = ops.equal(ops.arange(self.vocabulary_size), UNK_ID)
 
     def encode(self, source_ids, training=False):
         source_ids = ops.convert_to_tensor(source_ids, "int32")
@@ -84,6 +93,7 @@ class PointerGenerator(AttentionSeq2Seq):
     def _final_log_probs(self, outputs, embedded, alignments, source_ids):
         """log P over the extended vocabulary, [..., vocabulary + source]."""
         logits = ops.cast(self.output_projection(outputs), "float32")
+        logits = ops.where(self._is_unknown, -1e9, logits)
         switch = self.generation_switch(
             ops.concatenate([ops.cast(outputs, "float32"), ops.cast(embedded, "float32")], -1))
         extra = ops.shape(source_ids)[1]
