@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_seq2seq.data import iter_lines
-from keras_seq2seq.data.names import name_probes, write_names_dataset
+from keras_seq2seq.data.names import name_augmented_pairs, name_probes, write_names_dataset
 from keras_seq2seq.decoding import translate
 from keras_seq2seq.export import convert_to_tflite, export_saved_model, verify_export
 from keras_seq2seq.metrics import repeated_ngram_rate
@@ -244,6 +244,21 @@ def test_name_probes_use_names_absent_from_the_known_words():
     assert [s.split()[1:] for s, _ in probes] == [["fährt", "Fahrrad."], ["singt."]]
     assert all(s.startswith(name + " ") for s, name in probes)
     assert len({name for _, name in probes}) == 2
+
+
+def test_name_augmentation_replaces_shared_names_and_other_subjects_than_the_probes():
+    pairs = [("Ein Mann wirft ein Frisbee in London.", "A man throws a Frisbee in London."),
+             ("Eine Person läuft.", "A person runs."),
+             ("Ein Mann läuft.", "A man runs.")]
+    made = name_augmented_pairs(pairs, seed=1)
+    assert len(made) == 2
+    (source, target), (person_source, person_target) = made
+    # "Frisbee" sorts before "London": the first shared capitalised word goes.
+    name = source.split()[4]
+    assert source == f"Ein Mann wirft ein {name} in London." and name not in pairs[0][0]
+    assert target == f"A man throws a {name} in London."
+    new = person_source.split()[0]
+    assert (person_source, person_target) == (f"{new} läuft.", f"{new} runs.")
 
 
 # -- coverage ----------------------------------------------------------------------------

@@ -111,3 +111,49 @@ def name_probes(sentences, known_words, seed=0):
     # Drawn in one go, so that no two probes share a name.
     names = [n for n in invented_names(2 * len(probes) + 10, seed) if n.lower() not in known]
     return [(name + rest, name) for rest, name in zip(probes, names)]
+
+
+# Subjects a name replaces in training augmentation: disjoint from SUBJECTS,
+# so that the probes measure copying into a position augmentation never showed.
+AUGMENTATION_SUBJECTS = (("Eine Person", "A person"), ("Ein Hund", "A dog"), ("Eine Dame", "A lady"))
+
+
+def name_augmented_pairs(pairs, seed=0):
+    """Extra training pairs that show a model unknown names being copied.
+
+    Image captions hardly ever name anyone, so a model trained on them has
+    little reason to copy an unknown word it sees. Two kinds of pairs are
+    made, each with its own invented name:
+
+    - a pair whose source and target share a capitalised word or a number
+      (a name or brand: "London", "Frisbee", "2012"), with that word
+      replaced on both sides;
+    - a pair starting with a subject of `AUGMENTATION_SUBJECTS` on both
+      sides ("Eine Person ..." / "A person ..."), with the subject replaced.
+
+    Args:
+        pairs: (source, target) str pairs.
+
+    Returns:
+        The new pairs (the originals are not included).
+    """
+    import re
+
+    made = []
+    for source, target in pairs:
+        shared = set(re.findall(r"\w+", source)) & set(re.findall(r"\w+", target)[1:])
+        shared = sorted(w for w in shared if w[0].isupper() or w.isdigit())
+        if shared:
+            made.append((source, target, shared[0]))
+        for german, english in AUGMENTATION_SUBJECTS:
+            if source.startswith(german + " ") and target.startswith(english + " "):
+                made.append((source[len(german):], target[len(english):], None))
+    names = invented_names(len(made), seed)
+    out = []
+    for (source, target, word), name in zip(made, names):
+        if word is None:
+            out.append((name + source, name + target))
+        else:
+            pattern = rf"(?<!\w){re.escape(word)}(?!\w)"
+            out.append((re.sub(pattern, name, source), re.sub(pattern, name, target)))
+    return out
