@@ -260,6 +260,12 @@ RECIPES = {
         max_source_length=100,
         max_target_length=100,
         metric="bleu",
+        # benchmarks/pointer_generator.py, 351 name probes through the export.
+        measured={
+            "test_2016_flickr": "BLEU 36.27, chrF 54.05 beam 5 (20.4 min, mixed_bfloat16)",
+            "invented names verbatim": "94.6%",
+            "machine": "2 CPU cores, no GPU",
+        },
     ),
     "convex-hull-5": _pointer_recipe(
         "convex_hull", 5, epochs=7, learning_rate=2e-3,
