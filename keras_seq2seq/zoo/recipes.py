@@ -157,6 +157,13 @@ def _files_in(data_dir, names):
     return paths
 
 
+# The Multi30k recipes' shared sizes (OpenNMT-py's in ../shared/peers) and training.
+_MULTI30K_MODEL = dict(embedding_dim=256, units=256, encoder_layers=2, decoder_layers=2,
+                       bidirectional=True, input_feeding=True, dropout=0.3, init_scale=0.1)
+_MULTI30K_TRAINING = dict(batch_size=64, epochs=15, learning_rate=1e-3, clipnorm=5.0,
+                          label_smoothing=0.1, decay_learning_rate=True, max_source_length=100,
+                          max_target_length=100, metric="bleu")
+
 RECIPES = {
     "dates-attention": Recipe(
         name="dates-attention",
@@ -193,27 +200,9 @@ RECIPES = {
             "test_2016_flickr .gz files): 2x256 bi-LSTM, 2x256 LSTM, Luong general "
             "attention with input feeding, joint SentencePiece 8k",
             prepare_data=functools.partial(_multi30k, source=source, target=target),
-            model_config=dict(
-                embedding_dim=256,
-                units=256,
-                encoder_layers=2,
-                decoder_layers=2,
-                bidirectional=True,
-                attention="luong_general",
-                input_feeding=True,
-                dropout=0.3,
-                init_scale=0.1,
-            ),
+            model_config=dict(_MULTI30K_MODEL, attention="luong_general"),
             vocabulary_size=8000,
-            batch_size=64,
-            epochs=15,
-            learning_rate=1e-3,
-            clipnorm=5.0,
-            label_smoothing=0.1,
-            decay_learning_rate=True,
-            max_source_length=100,
-            max_target_length=100,
-            metric="bleu",
+            **_MULTI30K_TRAINING,
             measured={
                 "test_2016_flickr": "BLEU 37.56, chrF 56.00 beam 5 (20.4 min, mixed_bfloat16)",
                 "machine": "2 CPU cores, no GPU",
@@ -231,16 +220,9 @@ RECIPES = {
         prepare_data=functools.partial(_multi30k_copy_augmented, source="de", target="en"),
         model="pointer_generator",
         model_config=dict(
-            embedding_dim=256,
-            units=256,
-            encoder_layers=2,
-            decoder_layers=2,
-            bidirectional=True,
+            _MULTI30K_MODEL,
             # See et al.'s additive attention with the coverage vector as input.
             attention="coverage",
-            input_feeding=True,
-            dropout=0.3,
-            init_scale=0.1,
             # Not tuned. In translation one source word may rightly align to
             # several target words, so the penalty is kept weak (See et al.
             # used 1.0 for summarisation).
@@ -251,15 +233,7 @@ RECIPES = {
         # leaving 4.6% of German and 2.3% of English test words outside.
         tokenizer="words",
         vocabulary_size=10_000,
-        batch_size=64,
-        epochs=15,
-        learning_rate=1e-3,
-        clipnorm=5.0,
-        label_smoothing=0.1,
-        decay_learning_rate=True,
-        max_source_length=100,
-        max_target_length=100,
-        metric="bleu",
+        **_MULTI30K_TRAINING,
         # benchmarks/pointer_generator.py, 351 name probes through the export.
         measured={
             "test_2016_flickr": "BLEU 36.27, chrF 54.05 beam 5 (20.4 min, mixed_bfloat16)",
