@@ -237,7 +237,8 @@ def test_exported_pointer_generator_writes_unknown_names_verbatim(names_run, tmp
     files = convert_to_tflite(path, str(tmp_path / "pg.tflite"))
     assert str(tmp_path / "pg.vocab.txt") in files
     decode = Interpreter(str(tmp_path / "pg.tflite")).get_signature_runner("decode")
-    for sentence in sources:
+    # The last one repeats a word: the copy scatter must sum repeated ids.
+    for sentence in sources + ["Quabobal sieht Quabobal und Zarimonte sieht Quabobal ."]:
         ids = translator.encode_text(tf.constant([sentence]))
         want = served.signatures["translate_ids"](source_ids=ids)
         got = decode(source_ids=ids.numpy())

@@ -15,13 +15,25 @@ def copy_distribution(alignments, source_ids, width):
     """Attention mass summed per token id: [..., source] -> [..., width].
 
     `alignments` [batch, source] or [batch, target, source]; `source_ids`
-    [batch, source] (extended ids, all < width). A one-hot matmul rather
-    than a scatter, so that the decode step converts to TFLite builtins.
+    [batch, source] (extended ids, all < width). A scatter-add (`scatter_nd`
+    sums repeated ids; TFLite has it as the builtin SCATTER_ND), which costs
+    batch x source, not batch x source x width as a one-hot matmul would.
     """
-    one_hot = ops.one_hot(source_ids, width, dtype="float32")  # [B, S, width]
+    alignments = ops.cast(alignments, "float32")
+    source_ids = ops.cast(source_ids, "int32")
+    shape = ops.shape(alignments)
+    batch, source = shape[0], shape[-1]
+    rows = ops.broadcast_to(ops.reshape(ops.arange(batch, dtype="int32"), (-1, 1)), (batch, source))
     if len(alignments.shape) == 2:
-        return ops.einsum("bs,bsv->bv", alignments, one_hot)
-    return ops.einsum("bts,bsv->btv", alignments, one_hot)
+        indices = ops.stack([rows, source_ids], axis=-1)  # [B, S, 2]
+        return ops.scatter(indices, alignments, (batch, width))
+    steps = shape[1]
+    indices = ops.stack([
+        ops.broadcast_to(rows[:, None, :], (batch, steps, source)),
+        ops.broadcast_to(ops.reshape(ops.arange(steps, dtype="int32"), (1, -1, 1)), (batch, steps, source)),
+        ops.broadcast_to(source_ids[:, None, :], (batch, steps, source)),
+    ], axis=-1)  # [B, T, S, 3]
+    return ops.scatter(indices, alignments, (batch, steps, width))
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
