@@ -216,7 +216,7 @@ RECIPES = {
         "pointer-generator with coverage over the 10,000 most frequent words, copying "
         "the rest (names, numbers, rare words) from the source",
         # Captions hardly ever name anyone: training adds pairs with invented
-        # names put in (`data.names.name_augmented_pairs`, 1.5k pairs).
+        # names put in (`data.names.name_augmented_pairs`: 1,664 pairs).
         prepare_data=functools.partial(_multi30k_copy_augmented, source="de", target="en"),
         model="pointer_generator",
         model_config=dict(
