@@ -63,6 +63,12 @@ class AttentionMechanism(keras.layers.Layer):
         """Unnormalised scores [batch, queries, source]."""
         raise NotImplementedError
 
+    def _previous(self, previous_alignments, keys):
+        """`previous_alignments` (or coverage) as [batch, source] in the keys' dtype."""
+        if previous_alignments is None:
+            raise ValueError(f"{type(self).__name__} needs previous_alignments")
+        return ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+
     def call(self, query, memory, keys=None, mask=None, previous_alignments=None):
         if keys is None:
             keys = self.process_memory(memory)
@@ -211,9 +217,7 @@ class LocationSensitiveAttention(AttentionMechanism):
         return self.memory_projection(memory)
 
     def score(self, query, keys, previous_alignments=None):
-        if previous_alignments is None:
-            raise ValueError("LocationSensitiveAttention needs previous_alignments")
-        previous = ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+        previous = self._previous(previous_alignments, keys)
         location = self.location_projection(self.location_convolution(previous[:, :, None]))
         return self._additive_score(query, keys + location)
 
@@ -255,9 +259,7 @@ class CoverageAttention(BahdanauAttention):
         self.built = True
 
     def score(self, query, keys, previous_alignments=None):
-        if previous_alignments is None:
-            raise ValueError("CoverageAttention needs the coverage as previous_alignments")
-        coverage = ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+        coverage = self._previous(previous_alignments, keys)  # the decoder passes coverage
         location = ops.expand_dims(coverage, -1) * ops.cast(self.coverage_weight, keys.dtype)
         return self._additive_score(query, keys + location)
 

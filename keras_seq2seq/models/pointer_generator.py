@@ -113,14 +113,12 @@ class PointerGenerator(AttentionSeq2Seq):
         padding = [[0, 0]] * (len(generated.shape) - 1) + [[0, extra]]
         generated = ops.pad(generated, padding)
         copied = (1.0 - switch) * copy_distribution(
-            ops.cast(alignments, "float32"), source_ids, self.vocabulary_size + extra)
+            alignments, source_ids, self.vocabulary_size + extra)
         return ops.log(ops.maximum(generated + copied, _FLOOR))
 
     def step(self, token_ids, state, context):
         """One decoder step: `(log_probs [batch, vocabulary + source], state)`."""
-        token_ids = self.in_vocabulary(ops.convert_to_tensor(token_ids, "int32"))
-        embedded = self.target_embedding(token_ids)
-        output, state = self.decoder.step(embedded, state, context, training=False)
+        output, embedded, state = self._decoder_step(token_ids, state, context)
         return self._final_log_probs(output, embedded, state["alignments"], context["source_ids"]), state
 
     def call(self, inputs, training=False, return_attention=False):
@@ -128,15 +126,11 @@ class PointerGenerator(AttentionSeq2Seq):
 
         Adds the coverage loss (`add_loss`) when `coverage_loss_weight` is set.
         """
-        context, state = self.encode(inputs["source_ids"], training=training)
-        decoder_input_ids = ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")
-        embedded = self.embedding_dropout(
-            self.target_embedding(self.in_vocabulary(decoder_input_ids)), training=training)
-        outputs, alignments = self.decoder(embedded, context, state, training=training)
+        outputs, embedded, alignments, context = self._teacher_forced(inputs, training)
         log_probs = self._final_log_probs(outputs, embedded, alignments, context["source_ids"])
         if self.coverage_loss_weight:
             self.add_loss(self.coverage_loss_weight * coverage_loss(
-                alignments, ops.not_equal(decoder_input_ids, PAD_ID)))
+                alignments, ops.not_equal(inputs["decoder_input_ids"], PAD_ID)))
         if return_attention:
             return log_probs, alignments
         return log_probs

@@ -164,10 +164,16 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         Returns:
             `(log_probs, state)`: log_probs float32 [batch, vocabulary].
         """
-        embedded = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        output, state = self.decoder.step(embedded, state, context, training=False)
+        output, _, state = self._decoder_step(token_ids, state, context)
         logits = self.output_projection(output)
         return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), state
+
+    def _decoder_step(self, token_ids, state, context):
+        """`step` up to the output layer: `(output, embedded input, state)`."""
+        token_ids = self.in_vocabulary(ops.convert_to_tensor(token_ids, "int32"))
+        embedded = self.target_embedding(token_ids)
+        output, state = self.decoder.step(embedded, state, context, training=False)
+        return output, embedded, state
 
     def generate(self, source_ids, max_length=64, beam_size=1, **options):
         """Translations of a batch of source ids.
@@ -195,16 +201,22 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         With `return_attention=True` also returns the alignments
         [batch, target, source] (None without attention), for plotting.
         """
-        context, state = self.encode(inputs["source_ids"], training=training)
-        decoder_input_ids = ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")
-        embedded = self.embedding_dropout(
-            self.target_embedding(decoder_input_ids), training=training
-        )
-        outputs, alignments = self.decoder(embedded, context, state, training=training)
+        outputs, _, alignments, _ = self._teacher_forced(inputs, training)
         logits = self.output_projection(outputs)
         if return_attention:
             return logits, alignments
         return logits
+
+    def _teacher_forced(self, inputs, training):
+        """`call` up to the output layer: `(outputs, embedded inputs,
+        alignments, context)` over the whole target."""
+        context, state = self.encode(inputs["source_ids"], training=training)
+        decoder_input_ids = self.in_vocabulary(
+            ops.convert_to_tensor(inputs["decoder_input_ids"], "int32"))
+        embedded = self.embedding_dropout(
+            self.target_embedding(decoder_input_ids), training=training)
+        outputs, alignments = self.decoder(embedded, context, state, training=training)
+        return outputs, embedded, alignments, context
 
     def get_config(self):
         config = super().get_config()
