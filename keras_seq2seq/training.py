@@ -217,9 +217,10 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
             overlong line pair, naming file and line; `"skip"` drops such
             pairs and prints how many.
         mixed_precision: train under `mixed_precision_policy()`; Keras wraps
-            the optimizer in a loss-scaling one for float16. Attention
-            softmaxes, logits and the loss stay float32, and the saved and
-            exported model computes in float32.
+            the optimizer in a loss-scaling one for float16. Logits are cast
+            to float32 after the output matmul; attention softmaxes and the
+            loss are float32; the saved and exported model computes in
+            float32.
         callback_options: keyword arguments of `training_callbacks`
             (early stopping patience, TensorBoard, best checkpoint, NaN stop).
         extra_callbacks: more Keras callbacks for `fit`.

@@ -226,7 +226,9 @@ class AttentionDecoder(keras.layers.Layer):
             return t + 1, state, outputs, alignments
 
         _, _, outputs, alignments = tf.while_loop(
-            lambda t, *_: t < steps, body, (0, initial_state, outputs, alignments)
+            lambda t, *_: t < steps, body, (0, initial_state, outputs, alignments),
+            # XLA (`jit_compile`) needs the loop's bound.
+            maximum_iterations=steps,
         )
         outputs = tf.transpose(outputs.stack(), (1, 0, 2))
         if self.attention is None:

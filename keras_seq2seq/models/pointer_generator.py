@@ -104,8 +104,7 @@ class PointerGenerator(AttentionSeq2Seq):
 
     def _final_log_probs(self, outputs, embedded, alignments, source_ids):
         """log P over the extended vocabulary, [..., vocabulary + source]."""
-        logits = ops.cast(self.output_projection(outputs), "float32")
-        logits = ops.where(self._is_unknown, -1e9, logits)
+        logits = ops.where(self._is_unknown, -1e9, self.logits(outputs))
         switch = self.generation_switch(
             ops.concatenate([ops.cast(outputs, "float32"), ops.cast(embedded, "float32")], -1))
         extra = ops.shape(source_ids)[1]

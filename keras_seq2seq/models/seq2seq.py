@@ -107,10 +107,11 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             dropout=dropout,
             name="decoder",
         )
-        # Logits stay float32 under mixed precision: the softmax and loss need it.
-        self.output_projection = keras.layers.Dense(
-            vocabulary_size, name="output_projection", dtype="float32"
-        )
+        # Under mixed precision the projection, the largest matmul of a
+        # training step, runs in the low precision (as Keras' mixed-precision
+        # guide advises); `logits` casts its result to float32 for the softmax
+        # and the loss.
+        self.output_projection = keras.layers.Dense(vocabulary_size, name="output_projection")
         self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
 
     def build(self, input_shape=None):
@@ -165,8 +166,11 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             `(log_probs, state)`: log_probs float32 [batch, vocabulary].
         """
         output, _, state = self._decoder_step(token_ids, state, context)
-        logits = self.output_projection(output)
-        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), state
+        return ops.log_softmax(self.logits(output), axis=-1), state
+
+    def logits(self, outputs):
+        """The output layer: decoder outputs [..., units] -> float32 logits [..., vocabulary]."""
+        return ops.cast(self.output_projection(outputs), "float32")
 
     def _decoder_step(self, token_ids, state, context):
         """`step` up to the output layer: `(output, embedded input, state)`."""
@@ -202,7 +206,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         [batch, target, source] (None without attention), for plotting.
         """
         outputs, _, alignments, _ = self._teacher_forced(inputs, training)
-        logits = self.output_projection(outputs)
+        logits = self.logits(outputs)
         if return_attention:
             return logits, alignments
         return logits
