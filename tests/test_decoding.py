@@ -16,6 +16,8 @@ from keras_seq2seq.decoding import (
     sample,
     translate,
 )
+from keras_seq2seq.decoding import search as search_module
+from keras_seq2seq.decoding.search import blockwise_top_k
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 6  # pad, unk, bos, eos, and two words
@@ -240,3 +242,26 @@ def test_min_length_and_ngram_blocking():
     early, _ = beam_search(markov_step(short_table), tf.zeros([1]), tf.fill([1], BOS_ID), EOS_ID,
                            10, beam_size=2, min_length=3)
     assert len(_unpad(early.numpy()[0, 0])) >= 4
+
+
+@pytest.mark.parametrize("width", [2048, 8000, 8003])
+@pytest.mark.parametrize("k", [1, 5, 32])
+def test_blockwise_top_k_equals_top_k(width, k):
+    scores = tf.constant(np.random.default_rng(width + k).normal(size=(40, width)), tf.float32)
+    values, indices = blockwise_top_k(scores, k)
+    expected = tf.math.top_k(scores, k)
+    np.testing.assert_array_equal(values, expected.values)
+    np.testing.assert_array_equal(indices, expected.indices)
+
+
+def test_wide_vocabularies_search_the_same_with_blockwise_top_k(monkeypatch):
+    keras.utils.set_random_seed(3)
+    model = AttentionSeq2Seq(3000, embedding_dim=8, units=16)
+    model.build()
+    sources = np.random.default_rng(0).integers(4, 3000, (3, 6)).astype("int32")
+    sources[:, -1] = EOS_ID
+    blockwise = beam_translate(model, sources, max_length=8, beam_size=4)
+    monkeypatch.setattr(search_module, "_BLOCKWISE_TOP_K_WIDTH", 10**9)
+    plain = beam_translate(model, sources, max_length=8, beam_size=4)
+    np.testing.assert_array_equal(blockwise[0], plain[0])
+    np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
