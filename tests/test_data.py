@@ -110,32 +110,3 @@ def test_dates_are_deterministic_and_held_out_is_unseen(tmp_path):
 
     for line in open(paths["test"][1]).read().splitlines():
         datetime.date.fromisoformat(line)
-
-
-def test_batches_are_length_sorted_pools_covering_every_pair_once(tmp_path, tokenizer):
-    rng = np.random.default_rng(0)
-    words = ["man", "dog", "runs", "the", "in", "snow", "quickly", "bicycle"]
-    sources = [" ".join(rng.choice(words, rng.integers(1, 30))) for _ in range(600)]
-    targets = [f"{i} " + " ".join(rng.choice(words, rng.integers(1, 30))) for i in range(600)]
-    src = write_lines(tmp_path / "s.txt", sources)
-    tgt = write_lines(tmp_path / "t.txt", targets)
-
-    def epoch(**options):
-        batches = list(parallel_text_dataset(src, tgt, tokenizer, batch_size=16, seed=3,
-                                             max_source_length=500, max_target_length=500,
-                                             check_files=False, **options))
-        rows = [tuple(t[t != PAD_ID]) for _, labels in batches for t in labels.numpy()]
-        real = sum(int((labels.numpy() != PAD_ID).sum()) for _, labels in batches)
-        padded = sum(labels.numpy().size for _, labels in batches)
-        return batches, rows, real / padded
-
-    batches, rows, filled = epoch(sort_pool_size=256)
-    expected = [tuple(t) + (EOS_ID,) for t in tokenizer.tokenize(targets).to_list()]
-    assert sorted(rows) == sorted(expected)  # every pair exactly once
-    # Sorted pools leave little target padding; plain batches of random
-    # lengths (pools of one batch) leave much more.
-    _, _, unsorted_fill = epoch(sort_pool_size=16)
-    assert filled > 0.9 > unsorted_fill + 0.2
-    # The batches of a pool come shuffled, not in length order.
-    lengths = [labels.shape[1] for _, labels in batches]
-    assert lengths != sorted(lengths)
