@@ -36,7 +36,7 @@ def _usable_line(line, max_line_chars):
     )
 
 
-def _bucket_boundaries(max_length, width=8):
+def _bucket_boundaries(max_length, width=4):
     return list(range(width, max_length + 1, width))
 
 
@@ -114,6 +114,11 @@ def parallel_text_dataset(
         lambda s, d, t: ({"source_ids": s, "decoder_input_ids": d}, t)
     )
     # Batching sentences of similar length wastes less compute on padding.
+    # Width 4 leaves 16% of Multi30k's target positions padding (width 8: 23%).
+    # Batches of all but equal lengths pad less still, but learned less per
+    # step: length-sorted pools of 8,192 (1% padding) reached a validation
+    # loss of 4.70 after 500 steps, where these buckets reached 4.53 (width
+    # 8: 4.48), and fell behind at equal training time too.
     boundaries = _bucket_boundaries(max(max_source_length, max_target_length))
     batches = examples.bucket_by_sequence_length(
         element_length_func=lambda x, t: tf.maximum(tf.size(x["source_ids"]), tf.size(t)),
