@@ -30,8 +30,9 @@ import tensorflow as tf
 from keras_seq2seq.text import PAD_ID
 
 NEG_INF = -1e9
-# Rows at least this wide (and 64 per hypothesis kept) take `blockwise_top_k`.
+# Rows at least this wide (and a block per hypothesis kept) take `blockwise_top_k`.
 _BLOCKWISE_TOP_K_WIDTH = 2048
+_TOP_K_BLOCK = 64
 
 
 def tile_beams(nest, beam_size):
@@ -78,7 +79,7 @@ def _is_python_zero(value):
     return isinstance(value, (int, float)) and value == 0
 
 
-def blockwise_top_k(scores, k, block_size=64):
+def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
     """`tf.math.top_k(scores, k)` over a wide last axis, computed in blocks.
 
     The k largest values of a row lie in the k blocks with the largest
@@ -256,7 +257,7 @@ def decode(
             candidate_ids = tf.broadcast_to(tf.range(vocab)[None, :], tf.shape(log_probs))
         else:
             static_vocab = log_probs.shape[-1]
-            if static_vocab is not None and static_vocab >= max(_BLOCKWISE_TOP_K_WIDTH, 64 * k):
+            if static_vocab is not None and static_vocab >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k):
                 candidate_scores, candidate_ids = blockwise_top_k(log_probs, k)
             else:
                 # Pointer networks choose among n + 2 tokens, n known at run time.
