@@ -2,7 +2,7 @@
 
 The model has the Multi30k recipe's sizes (2-layer bi-LSTM 256 encoder,
 2-layer LSTM 256 decoder, Luong general attention with input feeding,
-embeddings 256, vocabulary 8,000) with random weights: speed does not depend
+embeddings 256, vocabulary 8,000, output layer `--target-vocabulary-size`) with random weights: speed does not depend
 on what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
 are capped at 16 steps (15 tokens + EOS), since a random model never ends on
 its own.
@@ -47,11 +47,16 @@ def sentences_per_second(fn, source_ids, seconds, min_runs=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="timing per variant")
+    parser.add_argument("--target-vocabulary-size", type=int, default=8000,
+                        help="output layer size: a target vocabulary of the first N ids "
+                        "(the Multi30k recipe's English side has 3,853)")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
+    target_vocabulary = list(range(args.target_vocabulary_size))
     model = AttentionSeq2Seq(8000, embedding_dim=256, units=256, encoder_layers=2,
-                             decoder_layers=2, attention="luong_general", input_feeding=True)
+                             decoder_layers=2, attention="luong_general", input_feeding=True,
+                             target_vocabulary=target_vocabulary)
     model.build()
 
     def search(source_ids):
@@ -60,7 +65,8 @@ def main():
     graph = tf.function(search)
     xla = tf.function(search, jit_compile=True)
     rng = np.random.default_rng(0)
-    result = {"beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS}
+    result = {"beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+              "target_vocabulary_size": args.target_vocabulary_size}
     for batch in (1, 32):
         ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")
         ids[:, -1] = EOS_ID

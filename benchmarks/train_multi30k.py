@@ -8,7 +8,9 @@ beam 5, through the exported SavedModel), `train_target_tokens_per_s`
 first, whose time includes tracing; validation excluded), `peak_rss_mb`,
 `minutes` (wall clock of the whole training call), `repeated_trigram_rate`
 (of the test outputs), `decode_sentences_per_s`
-(the export at batch 32 and batch 1, beam 5) and the machine.
+(the export at batch 32 and batch 1, beam 5, the test file in batches of
+similar length as `keras-seq2seq translate` and onmt_translate batch a
+file) and the machine.
 """
 
 import argparse
@@ -27,6 +29,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
+from keras_seq2seq.decoding import length_batches, translate_in_length_batches  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
 from keras_seq2seq.training import train_recipe  # noqa: E402
@@ -66,12 +69,15 @@ def target_tokens_per_epoch(recipe, paths, tokenizer):
 
 
 def decode_speed(signature, lines, batch_size, seconds=20.0):
-    signature(text=tf.constant(lines[:batch_size]))  # warm-up
+    """Sentences per second through `signature`, in batches of similar
+    length as `keras-seq2seq translate` (and onmt_translate) make them."""
+    batches = [tf.constant([lines[i] for i in batch]) for batch in length_batches(lines, batch_size)]
+    signature(text=batches[0])  # warm-up
     done, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
-        for i in range(0, len(lines), batch_size):
-            signature(text=tf.constant(lines[i : i + batch_size]))
-            done += len(lines[i : i + batch_size])
+        for batch in batches:
+            signature(text=batch)
+            done += int(batch.shape[0])
             if time.monotonic() - start >= seconds:
                 break
     return done / (time.monotonic() - start)
@@ -79,11 +85,10 @@ def decode_speed(signature, lines, batch_size, seconds=20.0):
 
 def translate_lines(signature, lines, batch_size=32):
     """A text signature's translations of `lines`, as str."""
-    out = []
-    for i in range(0, len(lines), batch_size):
-        result = signature(text=tf.constant(lines[i : i + batch_size]))["translation"].numpy()
-        out.extend(t.decode("utf-8") for t in result)
-    return out
+    def translate_batch(batch):
+        return [t.decode("utf-8") for t in signature(text=tf.constant(batch))["translation"].numpy()]
+
+    return translate_in_length_batches(translate_batch, lines, batch_size)
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=False):

@@ -25,7 +25,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq.data import parallel_text_dataset  # noqa: E402
-from keras_seq2seq.training import build_model, build_tokenizer, mixed_precision_policy  # noqa: E402
+from keras_seq2seq.training import (  # noqa: E402
+    build_model, build_tokenizer, mixed_precision_policy, side_vocabularies)
 from keras_seq2seq.zoo import get_recipe  # noqa: E402
 
 
@@ -35,6 +36,8 @@ def main():
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
     parser.add_argument("--float32", action="store_true", help="no mixed precision")
+    parser.add_argument("--whole-vocabulary", action="store_true",
+                        help="both sides over all 8,000 joint pieces (no side vocabularies)")
     args = parser.parse_args()
 
     recipe = get_recipe("multi30k-de-en-attention")
@@ -54,7 +57,9 @@ def main():
     tokens = sum(int(tf.math.count_nonzero(t)) for t in targets)
     if not args.float32:
         keras.config.set_dtype_policy(mixed_precision_policy())
-    model = build_model(recipe, tokenizer.vocab_size, total_steps=recipe.epochs * 500)
+    vocabularies = {} if args.whole_vocabulary else side_vocabularies(recipe, paths["train"], tokenizer)
+    model = build_model(recipe, tokenizer.vocab_size, total_steps=recipe.epochs * 500,
+                        vocabularies=vocabularies)
     in_memory = tf.data.Dataset.from_generator(lambda: iter(batches),
                                                output_signature=pipeline.element_spec)
     model.fit(in_memory.take(20), epochs=1, verbose=0)  # tracing, warm-up
@@ -67,6 +72,7 @@ def main():
         "real_target_positions": round(real_share(targets), 3),
         "real_source_positions": round(real_share([x["source_ids"] for x, _ in batches]), 3),
         "batches": len(batches),
+        "output_vocabulary": model.target_size,
         "dtype_policy": keras.config.dtype_policy().name,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
     }), flush=True)

@@ -235,26 +235,26 @@ def cmd_translate(args):
         plot_attention(Translator.load_run(run), lines[0], args.plot_attention)
         print(f"Attention of the first line written to {args.plot_attention}", file=sys.stderr)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    for i in range(0, len(lines), args.batch_size):
-        translations, scores = search(lines[i : i + args.batch_size])
-        for row_texts, row_scores in zip(translations, scores):
-            if args.n_best <= 1:
-                out.write(row_texts[0].decode("utf-8") + "\n")
-                continue
-            for text, score in list(zip(row_texts, row_scores))[: args.n_best]:
-                out.write(f"{score:.4f}\t{text.decode('utf-8')}\n")
-            out.write("\n")
+    for row_texts, row_scores in _n_best(search, lines, args.batch_size):
+        if args.n_best <= 1:
+            out.write(row_texts[0].decode("utf-8") + "\n")
+            continue
+        for text, score in list(zip(row_texts, row_scores))[: args.n_best]:
+            out.write(f"{score:.4f}\t{text.decode('utf-8')}\n")
+        out.write("\n")
     out.flush()
+
+
+def _n_best(search, lines, batch_size):
+    """`(translations, scores)` of each line, searched in batches of similar length."""
+    from keras_seq2seq.decoding import translate_in_length_batches
+
+    return translate_in_length_batches(lambda batch: zip(*search(batch)), lines, batch_size)
 
 
 def _translate_lines(args, lines):
     """Best translations of `lines` through an export or a run folder."""
-    search = _searcher(args)
-    outputs = []
-    for i in range(0, len(lines), args.batch_size):
-        translations, _ = search(lines[i : i + args.batch_size])
-        outputs.extend(row[0].decode("utf-8") for row in translations)
-    return outputs
+    return [texts[0].decode("utf-8") for texts, _ in _n_best(_searcher(args), lines, args.batch_size)]
 
 
 def _keras_run_folder(model_path):

@@ -27,6 +27,7 @@ from keras_seq2seq.text import (
     WordTokenizer,
     build_word_vocabulary,
     train_sentencepiece,
+    vocabulary_in_use,
 )
 
 
@@ -164,10 +165,27 @@ def float32_copy(model):
     return copy
 
 
-def build_model(recipe, vocabulary_size, total_steps=None):
+def side_vocabularies(recipe, train_paths, tokenizer):
+    """`{"source_vocabulary": ..., "target_vocabulary": ...}`, the ids each
+    side of the training data uses, if the recipe asks for them; else `{}`."""
+    if not recipe.side_vocabularies:
+        return {}
+    from keras_seq2seq.data.text_files import open_binary
+
+    def lines(path):
+        with open_binary(path) as f:
+            yield from (line.rstrip(b"\r\n") for line in f)
+
+    return {f"{side}_vocabulary": vocabulary_in_use(tokenizer, lines(path))
+            for side, path in zip(("source", "target"), train_paths)}
+
+
+def build_model(recipe, vocabulary_size, total_steps=None, vocabularies=None):
     """The recipe's model, compiled. With `total_steps`, the learning rate
-    follows a cosine decay to 5% of its initial value over that many steps."""
-    model = get_model_class(recipe.model)(vocabulary_size, **recipe.model_config)
+    follows a cosine decay to 5% of its initial value over that many steps.
+    `vocabularies`: from `side_vocabularies`."""
+    model = get_model_class(recipe.model)(
+        vocabulary_size, **recipe.model_config, **(vocabularies or {}))
     model.build()
     learning_rate = recipe.learning_rate
     if total_steps:
@@ -267,6 +285,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
 
     epochs = epochs or recipe.epochs
     steps_per_epoch = math.ceil(train_pairs / recipe.batch_size)
+    vocabularies = side_vocabularies(recipe, paths["train"], tokenizer)
     previous_policy = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision_policy())
@@ -277,6 +296,7 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
                 recipe,
                 tokenizer.vocab_size,
                 total_steps=epochs * steps_per_epoch if recipe.decay_learning_rate else None,
+                vocabularies=vocabularies,
             )
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -300,13 +320,14 @@ def translate_file(translator, source_path, batch_size=256, beam=False):
     beam search), as a list of str."""
     import tensorflow as tf
 
+    from keras_seq2seq.decoding import translate_in_length_batches
+
     search = translator.serving_default if beam else translator.greedy
-    lines = list(iter_lines(source_path))
-    outputs = []
-    for i in range(0, len(lines), batch_size):
-        result = search(tf.constant(lines[i : i + batch_size]))
-        outputs.extend(t.decode("utf-8") for t in result["translation"].numpy())
-    return outputs
+
+    def translate_batch(lines):
+        return [t.decode("utf-8") for t in search(tf.constant(lines))["translation"].numpy()]
+
+    return translate_in_length_batches(translate_batch, list(iter_lines(source_path)), batch_size)
 
 
 def evaluate_exact_match(translator, source_path, target_path):

@@ -265,3 +265,17 @@ def test_wide_vocabularies_search_the_same_with_blockwise_top_k(monkeypatch):
     plain = beam_translate(model, sources, max_length=8, beam_size=4)
     np.testing.assert_array_equal(blockwise[0], plain[0])
     np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
+
+
+def test_translate_in_length_batches_batches_by_length_and_keeps_the_order():
+    from keras_seq2seq.decoding import translate_in_length_batches
+
+    lines = ["a b c d", "a", "a b", "a b c d e f", "a b c", "x"]
+    seen = []
+
+    def translate_batch(batch):
+        seen.append(batch)
+        return [line.upper() for line in batch]
+
+    assert translate_in_length_batches(translate_batch, lines, 2) == [s.upper() for s in lines]
+    assert seen == [["a", "x"], ["a b", "a b c"], ["a b c d", "a b c d e f"]]

@@ -40,6 +40,9 @@ MODELS = [
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="location_sensitive", cell_type="gru"),
     lambda: Seq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, decoder_layers=2),
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, init_scale=0.1),
+    # The copy task's ids 4-11 out of a larger shared vocabulary.
+    lambda: AttentionSeq2Seq(30, embedding_dim=16, units=32, source_vocabulary=range(12),
+                             target_vocabulary=[0, 1, 2, 3, *range(4, 12), 29]),
 ]
 
 
@@ -156,3 +159,76 @@ def test_init_scale_draws_every_weight_uniformly():
     default.build()
     assert not any(np.allclose(a, b) for a, b in zip(model.get_weights(), default.get_weights())
                    if a.size > 100)
+
+
+def _side_vocabulary_pair(vocabulary_size=40):
+    """A model over the whole vocabulary, and the same weights as a model
+    over side vocabularies: the target embedding and output layer keep the
+    target ids' rows and columns."""
+    keras.utils.set_random_seed(0)
+    source_vocabulary = [0, 1, 2, 3, *range(4, 20)]
+    target_vocabulary = [0, 1, 2, 3, *range(24, 32)]
+    whole = AttentionSeq2Seq(vocabulary_size, embedding_dim=8, units=16)
+    whole.build()
+    side = AttentionSeq2Seq(vocabulary_size, embedding_dim=8, units=16,
+                            source_vocabulary=source_vocabulary,
+                            target_vocabulary=target_vocabulary)
+    side.build()
+    for layer in ("encoder", "decoder"):
+        side.get_layer(layer).set_weights(whole.get_layer(layer).get_weights())
+    side.source_embedding.set_weights([whole.source_embedding.get_weights()[0][source_vocabulary]])
+    side.target_embedding.set_weights([whole.target_embedding.get_weights()[0][target_vocabulary]])
+    kernel, bias = whole.output_projection.get_weights()
+    side.output_projection.set_weights([kernel[:, target_vocabulary], bias[target_vocabulary]])
+    # Ids outside the target vocabulary become impossible for the whole model.
+    outside = np.setdiff1d(np.arange(vocabulary_size), target_vocabulary)
+    bias[outside] = -1e9
+    whole.output_projection.set_weights([kernel, bias])
+    return whole, side, target_vocabulary
+
+
+def test_side_vocabularies_compute_what_the_whole_vocabulary_restricted_to_them_does(rng):
+    whole, side, target_vocabulary = _side_vocabulary_pair()
+    source = rng.integers(4, 20, size=(6, 7)).astype("int32")
+    source[:, -1] = EOS_ID
+    target = rng.choice(target_vocabulary[4:], size=(6, 5)).astype("int32")
+    target[:, -1] = EOS_ID
+    decoder_in = np.concatenate([np.full((6, 1), BOS_ID, "int32"), target[:, :-1]], axis=1)
+    x = {"source_ids": source, "decoder_input_ids": decoder_in}
+
+    side_logits = side(x).numpy()
+    assert side_logits.shape == (6, 5, len(target_vocabulary))
+    np.testing.assert_allclose(side_logits, whole(x).numpy()[..., target_vocabulary], atol=1e-5)
+
+    # fit/evaluate take vocabulary-id labels; the losses agree.
+    for model in (whole, side):
+        _compile(model)
+    np.testing.assert_allclose(side.evaluate(x, target, verbose=0)[0],
+                               whole.evaluate(x, target, verbose=0)[0], rtol=1e-4)
+
+    # Decoding gives vocabulary ids, the same as the whole model's.
+    for beam_size in (1, 3):
+        side_ids, side_scores = side.generate(source, max_length=8, beam_size=beam_size)
+        whole_ids, whole_scores = whole.generate(source, max_length=8, beam_size=beam_size)
+        np.testing.assert_array_equal(side_ids.numpy(), whole_ids.numpy())
+        np.testing.assert_allclose(side_scores.numpy(), whole_scores.numpy(), rtol=1e-4)
+    assert set(np.unique(side_ids.numpy())) <= set(target_vocabulary)
+
+
+def test_source_ids_outside_the_source_vocabulary_read_as_unknown():
+    _, side, _ = _side_vocabulary_pair()
+    with_outside = np.array([[5, 33, 7, EOS_ID]], "int32")
+    with_unknown = np.array([[5, 1, 7, EOS_ID]], "int32")
+    for a, b in zip(tf.nest.flatten(side.encode(with_outside)),
+                    tf.nest.flatten(side.encode(with_unknown))):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("vocabulary, message", [
+    ([0, 1, 2, 3, 9, 7], "sorted"),
+    ([1, 2, 3, 4], "special ids"),
+    ([0, 1, 2, 3, 40], "past vocabulary_size"),
+])
+def test_a_side_vocabulary_that_cannot_work_is_refused(vocabulary, message):
+    with pytest.raises(ValueError, match=message):
+        AttentionSeq2Seq(40, target_vocabulary=vocabulary)

@@ -59,3 +59,15 @@ def test_tokenizer_survives_a_random_seed_reset(tokenizer):
     keras.utils.set_random_seed(123)  # clears TF's eager kernel cache
     np_after = tokenizer.encode(tf.constant(["3 March"]), 10).numpy()
     assert (before == np_after).all()
+
+
+def test_vocabulary_in_use_lists_the_specials_and_every_id_the_lines_give(tokenizer):
+    from keras_seq2seq.text import vocabulary_in_use
+
+    lines = ["Zwei Hunde spielen im Schnee.", "3rd of March 1999"]
+    ids = tokenizer.tokenize(tf.constant(lines)).flat_values.numpy()
+    expected = sorted({0, 1, 2, 3, *ids.tolist()})
+    assert vocabulary_in_use(tokenizer, lines, batch_size=1) == expected
+    # Bytes that are not UTF-8 count as they tokenize in training (U+FFFD).
+    assert vocabulary_in_use(tokenizer, [b"Zwei \xff Hunde"]) == sorted(
+        {0, 1, 2, 3, *tokenizer.tokenize(tf.constant([b"Zwei \xff Hunde"])).flat_values.numpy()})

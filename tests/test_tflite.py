@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras_seq2seq import AttentionSeq2Seq
 from keras_seq2seq.data import generate_date_pairs
 from keras_seq2seq.export import Translator, convert_to_tflite, export_saved_model
+from keras_seq2seq.text import vocabulary_in_use
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
@@ -17,8 +18,12 @@ litert = pytest.importorskip("ai_edge_litert.interpreter")
 @pytest.fixture(scope="module")
 def export_path(tokenizer, tmp_path_factory):
     keras.utils.set_random_seed(5)
+    # Side vocabularies, so that the conversion also covers their id mapping.
+    pairs = generate_date_pairs(500, seed=3)
     model = AttentionSeq2Seq(tokenizer.vocab_size, embedding_dim=16, units=32,
-                             encoder_layers=2, decoder_layers=2, attention="luong_general")
+                             encoder_layers=2, decoder_layers=2, attention="luong_general",
+                             source_vocabulary=vocabulary_in_use(tokenizer, [s for s, _ in pairs]),
+                             target_vocabulary=vocabulary_in_use(tokenizer, [t for _, t in pairs]))
     model.build()
     # A random model is nearly uniform, so hypotheses tie to float precision and
     # TFLite's kernels may break ties differently; sharpen it as training would.

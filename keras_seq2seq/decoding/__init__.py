@@ -19,8 +19,10 @@ from keras_seq2seq.decoding.translate import (
     beam_translate,
     decode_length_limits,
     greedy_translate,
+    length_batches,
     sample_translate,
     translate,
+    translate_in_length_batches,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "decode_length_limits",
     "greedy_search",
     "greedy_translate",
+    "length_batches",
     "length_penalty",
     "sample",
     "sample_translate",
@@ -38,4 +41,5 @@ __all__ = [
     "tile_beams",
     "top_k_selector",
     "translate",
+    "translate_in_length_batches",
 ]

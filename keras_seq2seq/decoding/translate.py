@@ -22,7 +22,9 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10,
 
     Args:
         model: a model with `encode(source_ids) -> (context, state)` and
-            `step(ids, state, context) -> (log_probs, state)`.
+            `step(ids, state, context) -> (log_probs, state)`, and optionally
+            `vocabulary_ids(ids)` mapping the ids it decodes in to
+            vocabulary ids.
         source_ids: int32 [batch, source], 0-padded, EOS-terminated.
         max_length: static output buffer length; each row is also limited to
             `ratio * source length + extra` tokens.
@@ -40,7 +42,7 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10,
     limits = decode_length_limits(source_ids, max_length, ratio, extra)
     if length_cap is not None:
         limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
-    return decode(
+    ids, scores = decode(
         lambda ids, state: model.step(ids, state, beam_context),
         state,
         start_ids=tf.fill([tf.shape(source_ids)[0]], BOS_ID),
@@ -51,6 +53,11 @@ def translate(model, source_ids, max_length, beam_size=1, ratio=2.0, extra=10,
         source_mask=tf.not_equal(source_ids, PAD_ID),
         **options,
     )
+    # A model with a target vocabulary decodes in its indices (special ids
+    # keep their places, so BOS, EOS and padding are the same in both).
+    if hasattr(model, "vocabulary_ids"):
+        ids = model.vocabulary_ids(ids)
+    return ids, scores
 
 
 def greedy_translate(model, source_ids, max_length, **options):
@@ -70,3 +77,32 @@ def sample_translate(model, source_ids, max_length, temperature=1.0, top_k=0, to
     selector = sampling_selector(temperature, top_k, top_p, seed)
     ids, scores = translate(model, source_ids, max_length, beam_size=1, selector=selector, **options)
     return ids[:, 0], scores[:, 0]
+
+
+def length_batches(lines, batch_size):
+    """Batches of indices into `lines`, each of lines of similar length
+    (whitespace-separated words, then characters), shortest first."""
+    order = sorted(range(len(lines)), key=lambda i: (len(lines[i].split()), len(lines[i])))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def translate_in_length_batches(translate_batch, lines, batch_size):
+    """`translate_batch` over `length_batches` of `lines`; results in the order of `lines`.
+
+    A batch decodes until its longest sentence has ended, so batches of
+    similar lengths waste fewer steps on rows already done (onmt_translate
+    sorts a file the same way).
+
+    Args:
+        translate_batch: a list of str -> one result per line, in order.
+        lines: a list of str.
+        batch_size: lines per call.
+
+    Returns:
+        A list of the results, one per line.
+    """
+    results = [None] * len(lines)
+    for batch in length_batches(lines, batch_size):
+        for i, result in zip(batch, translate_batch([lines[i] for i in batch])):
+            results[i] = result
+    return results

@@ -102,7 +102,7 @@ def perplexity(model, dataset):
     """exp of the mean token negative log-likelihood of teacher-forced targets.
 
     Args:
-        model: a model whose call gives logits [B, T, vocabulary] (or
+        model: a model whose call gives logits [B, T, target_size] (or
             log-probabilities, as `PointerGenerator`'s: their softmax is the
             same distribution).
         dataset: batches `(inputs, target_ids)`, 0-padded.
@@ -118,6 +118,8 @@ def perplexity(model, dataset):
         weights = None
         if getattr(model, "copies_source", False):
             weights = tf.cast(tf.not_equal(targets, UNK_ID), tf.float32)
+        if hasattr(model, "target_index"):  # labels as the logits count them
+            targets = model.target_index(targets)
         metric.update_state(targets, model(inputs, training=False), sample_weight=weights)
     return float(metric.result())
 

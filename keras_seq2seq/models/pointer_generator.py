@@ -86,6 +86,9 @@ class PointerGenerator(AttentionSeq2Seq):
     def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
         if attention is None:
             raise ValueError("a pointer-generator copies by attention: attention cannot be None")
+        if kwargs.get("target_vocabulary") is not None:
+            raise ValueError("a pointer-generator's outputs extend the whole vocabulary: "
+                             "it takes no target_vocabulary")
         super().__init__(vocabulary_size, attention=attention, **kwargs)
         self.coverage_loss_weight = coverage_loss_weight
         self.generation_switch = keras.layers.Dense(

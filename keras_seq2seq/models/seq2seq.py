@@ -1,6 +1,7 @@
 """Encoder-decoder models: `AttentionSeq2Seq` and `Seq2Seq`."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_seq2seq.distribute import MultiWorkerFitFixes
@@ -37,6 +38,17 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         init_scale: if set, every weight starts uniform in
             [-init_scale, init_scale] (OpenNMT's `param_init`) instead of
             each layer's Keras default.
+        source_vocabulary, target_vocabulary: optional sorted lists of the
+            vocabulary ids each side uses, special ids 0-3 first (OpenNMT's
+            per-side vocabularies over a joint SentencePiece model; see
+            `text.vocabulary_in_use`). The source embedding then has a row
+            per listed id (other ids read as UNK); the target embedding and
+            the output layer have one per target id, so the softmax spans
+            only what the target language uses. Logits, `step` and its
+            inputs then count in *target indices* (positions in
+            `target_vocabulary`): `compute_loss` maps labels to them and
+            `translate` maps decoded indices back (`vocabulary_ids`). None:
+            the whole vocabulary.
 
     Example:
 
@@ -64,10 +76,17 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         dropout=0.0,
         reverse_source=False,
         init_scale=None,
+        source_vocabulary=None,
+        target_vocabulary=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.vocabulary_size = vocabulary_size
+        self.source_vocabulary = _checked_subset(source_vocabulary, vocabulary_size, "source")
+        self.target_vocabulary = _checked_subset(target_vocabulary, vocabulary_size, "target")
+        # The embedding rows and outputs of each side.
+        self.source_size = len(self.source_vocabulary or range(vocabulary_size))
+        self.target_size = len(self.target_vocabulary or range(vocabulary_size))
         self.embedding_dim = embedding_dim
         self.units = units
         self.encoder_layers = encoder_layers
@@ -82,10 +101,10 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         self.init_scale = init_scale
 
         self.source_embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, name="source_embedding"
+            self.source_size, embedding_dim, name="source_embedding"
         )
         self.target_embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, name="target_embedding"
+            self.target_size, embedding_dim, name="target_embedding"
         )
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.encoder = RNNEncoder(
@@ -111,7 +130,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         # training step, runs in the low precision (as Keras' mixed-precision
         # guide advises); `logits` casts its result to float32 for the softmax
         # and the loss.
-        self.output_projection = keras.layers.Dense(vocabulary_size, name="output_projection")
+        self.output_projection = keras.layers.Dense(self.target_size, name="output_projection")
         self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
 
     def build(self, input_shape=None):
@@ -135,6 +154,26 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         """Ids past the vocabulary (a `WordTokenizer`'s extended ids) as UNK."""
         return ops.where(ops.greater_equal(ids, self.vocabulary_size), UNK_ID, ids)
 
+    def target_index(self, ids):
+        """Vocabulary ids -> target indices (ids outside `target_vocabulary` as
+        UNK); unchanged without a target vocabulary."""
+        if self.target_vocabulary is None:
+            return ids
+        return ops.take(_index_table(self.target_vocabulary, self.vocabulary_size),
+                        self.in_vocabulary(ids))
+
+    def vocabulary_ids(self, target_indices):
+        """The inverse of `target_index`: decoded indices -> vocabulary ids."""
+        if self.target_vocabulary is None:
+            return target_indices
+        return ops.take(np.asarray(self.target_vocabulary, "int32"), target_indices)
+
+    def _source_rows(self, source_ids):
+        ids = self.in_vocabulary(source_ids)
+        if self.source_vocabulary is None:
+            return ids
+        return ops.take(_index_table(self.source_vocabulary, self.vocabulary_size), ids)
+
     def encode(self, source_ids, training=False):
         """Encodes a batch of sources.
 
@@ -149,7 +188,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         source_ids = ops.convert_to_tensor(source_ids, "int32")
         mask = ops.not_equal(source_ids, self.pad_id)
         embedded = self.embedding_dropout(
-            self.source_embedding(self.in_vocabulary(source_ids)), training=training)
+            self.source_embedding(self._source_rows(source_ids)), training=training)
         memory, encoder_states = self.encoder(embedded, mask=mask, training=training)
         context = self.decoder.prepare_context(memory, mask)
         return context, self.decoder.initial_state(encoder_states, context)
@@ -158,18 +197,19 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         """Advances the decoder by one token (inference mode).
 
         Args:
-            token_ids: int [batch], the previous tokens (BOS at the start).
+            token_ids: int [batch], the previous tokens as target indices
+                (BOS at the start).
             state: the decoder state.
             context: from `encode`, tiled to the same batch.
 
         Returns:
-            `(log_probs, state)`: log_probs float32 [batch, vocabulary].
+            `(log_probs, state)`: log_probs float32 [batch, target_size].
         """
         output, _, state = self._decoder_step(token_ids, state, context)
         return ops.log_softmax(self.logits(output), axis=-1), state
 
     def logits(self, outputs):
-        """The output layer: decoder outputs [..., units] -> float32 logits [..., vocabulary]."""
+        """The output layer: decoder outputs [..., units] -> float32 logits [..., target_size]."""
         return ops.cast(self.output_projection(outputs), "float32")
 
     def _decoder_step(self, token_ids, state, context):
@@ -200,7 +240,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
     # -- teacher-forced training ----------------------------------------------
 
     def call(self, inputs, training=False, return_attention=False):
-        """Teacher-forced logits [batch, target, vocabulary] (float32).
+        """Teacher-forced logits [batch, target, target_size] (float32).
 
         With `return_attention=True` also returns the alignments
         [batch, target, source] (None without attention), for plotting.
@@ -215,8 +255,8 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         """`call` up to the output layer: `(outputs, embedded inputs,
         alignments, context)` over the whole target."""
         context, state = self.encode(inputs["source_ids"], training=training)
-        decoder_input_ids = self.in_vocabulary(
-            ops.convert_to_tensor(inputs["decoder_input_ids"], "int32"))
+        decoder_input_ids = self.in_vocabulary(self.target_index(
+            ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")))
         embedded = self.embedding_dropout(
             self.target_embedding(decoder_input_ids), training=training)
         outputs, alignments = self.decoder(embedded, context, state, training=training)
@@ -238,8 +278,39 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             dropout=self.dropout,
             reverse_source=self.reverse_source,
             init_scale=self.init_scale,
+            source_vocabulary=self.source_vocabulary,
+            target_vocabulary=self.target_vocabulary,
         )
         return config
+
+    # Labels arrive as vocabulary ids; logits count in target indices.
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, self.target_index(y), y_pred, sample_weight,
+                                    training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, self.target_index(y), y_pred, sample_weight)
+
+
+def _checked_subset(ids, vocabulary_size, side):
+    """`ids` as a list of int, after checking it is a usable side vocabulary."""
+    if ids is None:
+        return None
+    ids = [int(i) for i in ids]
+    if ids[:4] != [PAD_ID, UNK_ID, BOS_ID, EOS_ID] or any(a >= b for a, b in zip(ids, ids[1:])):
+        raise ValueError(f"{side}_vocabulary must be sorted, without repeats, and start with "
+                         f"the special ids 0, 1, 2, 3; got {ids[:6]}...")
+    if ids[-1] >= vocabulary_size:
+        raise ValueError(f"{side}_vocabulary has id {ids[-1]}, past vocabulary_size "
+                         f"{vocabulary_size}")
+    return ids
+
+
+def _index_table(subset, vocabulary_size):
+    """int32 [vocabulary_size]: each id's position in `subset`, UNK's if absent."""
+    table = np.full(vocabulary_size, UNK_ID, "int32")
+    table[subset] = np.arange(len(subset), dtype="int32")
+    return table
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")

@@ -9,6 +9,7 @@ from keras_seq2seq.text.sentencepiece import (
     SubwordTokenizer,
     train_sentencepiece,
 )
+from keras_seq2seq.text.vocabulary import vocabulary_in_use
 from keras_seq2seq.text.words import WordTokenizer, build_word_vocabulary
 
 
@@ -33,4 +34,5 @@ __all__ = [
     "build_word_vocabulary",
     "load_tokenizer",
     "train_sentencepiece",
+    "vocabulary_in_use",
 ]
