@@ -2,8 +2,9 @@
 
 The model has the Multi30k recipe's sizes (2-layer bi-LSTM 256 encoder,
 2-layer LSTM 256 decoder, Luong general attention with input feeding,
-embeddings 256, vocabulary 8,000, output layer `--target-vocabulary-size`) with random weights: speed does not depend
-on what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
+embeddings 256, vocabulary 8,000, an output layer of
+`--target-vocabulary-size`) with random weights: speed does not depend on
+what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
 are capped at 16 steps (15 tokens + EOS), since a random model never ends on
 its own.
 

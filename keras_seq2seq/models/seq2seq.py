@@ -15,7 +15,8 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
 
     Trained with `compile` + `fit` on teacher-forced batches:
     `call({"source_ids": [B, S], "decoder_input_ids": [B, T]})` returns logits
-    [B, T, vocabulary]. Id 0 is padding on both sides.
+    [B, T, target_size] (`vocabulary_size`, unless a `target_vocabulary` is
+    given). Id 0 is padding on both sides.
 
     For decoding, `encode` runs the encoder once and `step` advances the
     decoder one token; `keras_seq2seq.decoding` builds greedy search, beam
