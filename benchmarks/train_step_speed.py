@@ -5,7 +5,8 @@
 Takes the first `--batches` batches of the recipe's real training pipeline
 (shuffled, bucketed, SentencePiece 8k trained on the training files, cached
 in `--work-dir`), holds them in memory, and times `model.fit` over them after
-a warm-up, so that neither the input pipeline nor tracing is counted. Prints
+a warm-up, so that neither the input pipeline nor tracing is counted. The
+model has the recipe's side vocabularies unless `--whole-vocabulary`. Prints
 one JSON line: non-padding target tokens per second, steps per second, the
 share of target and source positions that are real tokens, and the machine.
 """
