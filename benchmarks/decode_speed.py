@@ -54,7 +54,9 @@ def main():
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
-    target_vocabulary = list(range(args.target_vocabulary_size))
+    # The whole vocabulary is the model without a target vocabulary.
+    target_vocabulary = (None if args.target_vocabulary_size == 8000
+                         else list(range(args.target_vocabulary_size)))
     model = AttentionSeq2Seq(8000, embedding_dim=256, units=256, encoder_layers=2,
                              decoder_layers=2, attention="luong_general", input_feeding=True,
                              target_vocabulary=target_vocabulary)

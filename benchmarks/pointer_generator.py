@@ -22,10 +22,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_multi30k import train_and_score, translate_lines  # noqa: E402
+from train_multi30k import train_and_score  # noqa: E402
 
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.data.names import name_probes  # noqa: E402
+from keras_seq2seq.training import translate_texts  # noqa: E402
 
 RECIPES = ("multi30k-de-en-pointer-generator", "multi30k-de-en-attention")
 
@@ -40,7 +41,7 @@ def training_words(paths):
 
 
 def names_verbatim(served, probes):
-    outputs = translate_lines(served, [sentence for sentence, _ in probes])
+    outputs = translate_texts(lambda text: served(text=text), [sentence for sentence, _ in probes], 32)
     hits = [bool(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", out))
             for out, (_, name) in zip(outputs, probes)]
     return sum(hits) / len(hits), list(zip(probes, outputs))[:5]

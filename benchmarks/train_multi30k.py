@@ -29,10 +29,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
-from keras_seq2seq.decoding import length_batches, translate_in_length_batches  # noqa: E402
+from keras_seq2seq.decoding import length_batches  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
-from keras_seq2seq.training import train_recipe  # noqa: E402
+from keras_seq2seq.training import train_recipe, translate_texts  # noqa: E402
 from keras_seq2seq.zoo import get_recipe  # noqa: E402
 
 
@@ -83,14 +83,6 @@ def decode_speed(signature, lines, batch_size, seconds=20.0):
     return done / (time.monotonic() - start)
 
 
-def translate_lines(signature, lines, batch_size=32):
-    """A text signature's translations of `lines`, as str."""
-    def translate_batch(batch):
-        return [t.decode("utf-8") for t in signature(text=tf.constant(batch))["translation"].numpy()]
-
-    return translate_in_length_batches(translate_batch, lines, batch_size)
-
-
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=False):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
 
@@ -119,7 +111,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=Fa
     served = tf.saved_model.load(path).signatures["serving_default"]
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
-    hypotheses = translate_lines(served, sources)
+    hypotheses = translate_texts(lambda text: served(text=text), sources, 32)
     figures = {
         "recipe": recipe.name,
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),

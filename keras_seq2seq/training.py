@@ -17,7 +17,12 @@ import warnings
 import keras
 
 from keras_seq2seq.distribute import is_chief, shard_batches, worker_dir
-from keras_seq2seq.data import check_parallel_files, iter_lines, parallel_text_dataset
+from keras_seq2seq.data import (
+    check_parallel_files,
+    iter_lines,
+    parallel_text_dataset,
+    text_line_dataset,
+)
 from keras_seq2seq.export import Translator
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
@@ -170,14 +175,11 @@ def side_vocabularies(recipe, train_paths, tokenizer):
     side of the training data uses, if the recipe asks for them; else `{}`."""
     if not recipe.side_vocabularies:
         return {}
-    from keras_seq2seq.data.text_files import open_binary
-
-    def lines(path):
-        with open_binary(path) as f:
-            yield from (line.rstrip(b"\r\n") for line in f)
-
-    return {f"{side}_vocabulary": vocabulary_in_use(tokenizer, lines(path))
-            for side, path in zip(("source", "target"), train_paths)}
+    # The lines as the training pipeline reads them.
+    return {
+        f"{side}_vocabulary": vocabulary_in_use(tokenizer, text_line_dataset(path).as_numpy_iterator())
+        for side, path in zip(("source", "target"), train_paths)
+    }
 
 
 def build_model(recipe, vocabulary_size, total_steps=None, vocabularies=None):
@@ -318,16 +320,26 @@ def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None,
 def translate_file(translator, source_path, batch_size=256, beam=False):
     """Translations of every line of `source_path` (greedy, or the export's
     beam search), as a list of str."""
+    search = translator.serving_default if beam else translator.greedy
+    return translate_texts(search, list(iter_lines(source_path)), batch_size)
+
+
+def translate_texts(search, lines, batch_size):
+    """`search`'s translations of `lines` (str), in batches of similar length.
+
+    Args:
+        search: a text signature, string [batch] -> {"translation": string
+            [batch], ...}, called with its input as the one positional
+            argument (wrap a loaded signature: `lambda t: sig(text=t)`).
+    """
     import tensorflow as tf
 
     from keras_seq2seq.decoding import translate_in_length_batches
 
-    search = translator.serving_default if beam else translator.greedy
+    def translate_batch(batch):
+        return [t.decode("utf-8") for t in search(tf.constant(batch))["translation"].numpy()]
 
-    def translate_batch(lines):
-        return [t.decode("utf-8") for t in search(tf.constant(lines))["translation"].numpy()]
-
-    return translate_in_length_batches(translate_batch, list(iter_lines(source_path)), batch_size)
+    return translate_in_length_batches(translate_batch, lines, batch_size)
 
 
 def evaluate_exact_match(translator, source_path, target_path):
