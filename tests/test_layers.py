@@ -137,3 +137,90 @@ def test_decoder_call_matches_repeated_step(rng, attention):
     if attention is not None:
         assert alignments.shape == (2, 3, 4)
         assert np.all(np.asarray(alignments)[1, :, 2:] == 0.0)
+
+
+def _loss_and_gradients(compute, sources):
+    """A weighted sum of `compute()`'s outputs and its gradients w.r.t. `sources`."""
+    with tf.GradientTape() as tape:
+        tape.watch([s for s in sources if isinstance(s, tf.Tensor)])
+        outputs = tf.nest.flatten(compute())
+        loss = sum(tf.reduce_sum(o * np.cos(np.arange(o.shape[-1]) + k))
+                   for k, o in enumerate(outputs))
+    return outputs, tape.gradient(loss, sources)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
+    """Outputs, final state and every gradient (inputs, weights, initial
+    state) equal `keras.layers.LSTM`'s, padding included."""
+    from keras_seq2seq.layers.lstm_sequence import lstm_sequence
+
+    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True,
+                             go_backwards=go_backwards, zero_output_for_mask=True)
+    lstm.build((None, None, 6))
+    x = tf.constant(rng.normal(size=(5, 7, 6)).astype("float32"))
+    mask = tf.constant(_mask([7, 3, 1, 5, 6], 7))
+    state = ([tf.constant(rng.normal(size=(5, 4)).astype("float32")) for _ in range(2)]
+             if with_initial_state else None)
+    sources = [x] + lstm.trainable_weights + (state or [])
+
+    def keras_lstm():
+        outputs, h, c = lstm(x, mask=mask, initial_state=state)
+        # Keras returns a backwards layer's outputs in reading order.
+        return tf.reverse(outputs, [1]) if go_backwards else outputs, h, c
+
+    expected, expected_gradients = _loss_and_gradients(keras_lstm, sources)
+    got, gradients = _loss_and_gradients(
+        lambda: lstm_sequence(x, lstm.cell, mask=mask, initial_state=state,
+                              go_backwards=go_backwards), sources)
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_lstm_step_equals_keras_cell(rng):
+    from keras_seq2seq.layers.lstm_sequence import lstm_step
+
+    cell = keras.layers.LSTMCell(4)
+    cell.build((None, 6))
+    x = rng.normal(size=(3, 6)).astype("float32")
+    state = [rng.normal(size=(3, 4)).astype("float32") for _ in range(2)]
+    expected_h, (_, expected_c) = cell(x, state)
+    h, (_, c) = lstm_step(x, state, cell.kernel, cell.recurrent_kernel, cell.bias)
+    np.testing.assert_allclose(h, expected_h, atol=1e-6)
+    np.testing.assert_allclose(c, expected_c, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_encoder_training_path_equals_keras_layers(rng, bidirectional):
+    """In training an LSTM encoder runs `lstm_sequence` (the faster backward
+    pass); with dropout off it computes what its Keras layers compute."""
+    encoder = RNNEncoder(8, num_layers=2, bidirectional=bidirectional, dropout=0.0)
+    x = tf.constant(rng.normal(size=(3, 6, 5)).astype("float32"))
+    mask = _mask([6, 2, 4], 6)
+    encoder.build(x.shape)
+    runs = [_loss_and_gradients(lambda: encoder(x, mask=mask, training=training),
+                                [x] + encoder.trainable_weights)
+            for training in (True, False)]
+    (got, gradients), (expected, expected_gradients) = runs
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_decoder_training_path_equals_inference_path(rng, input_feeding):
+    """Training reads the step's weights once and (without input feeding)
+    runs `lstm_sequence`; outputs and gradients equal the inference path's."""
+    decoder = AttentionDecoder(8, num_layers=2, attention="luong_general",
+                               input_feeding=input_feeding)
+    inputs, context, state = _decoder_run(decoder, rng)
+    inputs = tf.constant(inputs)
+    runs = [_loss_and_gradients(lambda: decoder(inputs, context, state, training=training),
+                                [inputs] + decoder.trainable_weights)
+            for training in (True, False)]
+    (got, gradients), (expected, expected_gradients) = runs
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        # (The attention's memory projection runs in `prepare_context`, outside.)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=1e-5)

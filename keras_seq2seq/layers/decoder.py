@@ -5,6 +5,7 @@ from keras import ops
 import tensorflow as tf
 
 from keras_seq2seq.layers.attention import AttentionMechanism, get_attention
+from keras_seq2seq.layers.lstm_sequence import lstm_sequence, lstm_step
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -24,7 +25,9 @@ class AttentionDecoder(keras.layers.Layer):
     `step` or, when no step depends on the one before except through the RNN
     (no input feeding, no location-sensitive attention), with whole-sequence
     RNN layers and one batched attention, which computes the same function
-    faster.
+    faster. In training, LSTM layers run through `lstm_sequence` and
+    `lstm_step` with the Keras layers' weights: the same function, with a
+    faster gradient on CPU (see `layers/lstm_sequence.py`).
 
     Args:
         units: size of each RNN layer and of the output.
@@ -142,18 +145,39 @@ class AttentionDecoder(keras.layers.Layer):
             state["coverage"] = ops.zeros((batch, source), dtype="float32")
         return state
 
-    def step(self, inputs, state, context, training=False):
+    def step_weights(self):
+        """The kernels `step` reads, in the compute dtype.
+
+        Under mixed precision every read of a variable casts it; a loop over
+        many steps reads them once, before the loop, and hands them to each
+        `step` (which otherwise reads them itself).
+        """
+        dtype = self.compute_dtype
+        weights = {}
+        if self.cell_type == "lstm":
+            weights["rnn"] = [[ops.cast(w, dtype) for w in
+                               (rnn.cell.kernel, rnn.cell.recurrent_kernel, rnn.cell.bias)]
+                              for rnn in self.rnn_layers]
+        if self.attention is not None:
+            weights["attentional"] = ops.cast(self.attentional_projection.kernel, dtype)
+        return weights
+
+    def step(self, inputs, state, context, training=False, weights=None):
         """One decoder step.
 
         Args:
             inputs: embedded previous tokens, [batch, embedding_dim].
             state: the decoder state (see the class docstring).
             context: from `prepare_context`.
+            weights: `step_weights()`, read once by a loop that runs many
+                steps; None reads them here.
 
         Returns:
             `(output, new_state)`: output [batch, units], the attentional
             vector that the output layer turns into logits.
         """
+        if weights is None:
+            weights = self.step_weights()
         x = inputs
         if self.input_feeding:
             x = ops.concatenate([x, ops.cast(state["attentional"], x.dtype)], axis=-1)
@@ -161,7 +185,10 @@ class AttentionDecoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnn_layers):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
-            x, layer_state = rnn.cell(x, state["rnn"][i], training=training)
+            if self.cell_type == "lstm":
+                x, layer_state = lstm_step(x, state["rnn"][i], *weights["rnn"][i])
+            else:
+                x, layer_state = rnn.cell(x, state["rnn"][i], training=training)
             new_rnn.append(list(layer_state) if isinstance(layer_state, (list, tuple)) else [layer_state])
         new_state = dict(state, rnn=new_rnn)
         if self.attention is None:
@@ -178,9 +205,8 @@ class AttentionDecoder(keras.layers.Layer):
                 previous_alignments=previous,
             )
             alignments = alignments[:, 0, :]
-            output = self.attentional_projection(
-                ops.concatenate([attended[:, 0, :], x], axis=-1)
-            )
+            output = ops.tanh(ops.matmul(
+                ops.concatenate([attended[:, 0, :], x], axis=-1), weights["attentional"]))
             new_state["alignments"] = alignments
             new_state["coverage"] = state["coverage"] + alignments
         output = self.dropout_layer(output, training=training)
@@ -214,12 +240,18 @@ class AttentionDecoder(keras.layers.Layer):
         # outputs shaped like the carry. TensorArrays are fine here; only the
         # decode loops must avoid them (TFLite).
         steps = tf.shape(inputs)[1]
-        time_major = tf.transpose(inputs, (1, 0, 2))
+        # Read through a TensorArray: the gradient of slicing `time_major[t]`
+        # would write a whole [time, batch, features] tensor every step.
+        time_major = tf.TensorArray(inputs.dtype, size=steps).unstack(
+            tf.transpose(inputs, (1, 0, 2)))
         outputs = tf.TensorArray(self.compute_dtype, size=steps)
         alignments = tf.TensorArray(tf.float32, size=steps)
 
+        weights = self.step_weights()
+
         def body(t, state, outputs, alignments):
-            output, state = self.step(time_major[t], state, context, training=training)
+            output, state = self.step(time_major.read(t), state, context, training=training,
+                                      weights=weights)
             outputs = outputs.write(t, output)
             if self.attention is not None:
                 alignments = alignments.write(t, state["alignments"])
@@ -240,7 +272,11 @@ class AttentionDecoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnn_layers):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
-            x = rnn(x, initial_state=initial_state["rnn"][i], training=training)[0]
+            if training and self.cell_type == "lstm":
+                # The same function, with the faster backward pass.
+                x = lstm_sequence(x, rnn.cell, initial_state=initial_state["rnn"][i])[0]
+            else:
+                x = rnn(x, initial_state=initial_state["rnn"][i], training=training)[0]
         if self.attention is None:
             return self.dropout_layer(x, training=training), None
         attended, alignments = self.attention(

@@ -1,0 +1,141 @@
+"""An LSTM over a whole sequence with a hand-written backward pass, for training on CPU.
+
+TensorFlow differentiates a `tf.while_loop` step by step: every iteration of
+the backward loop computes its own slice of each weight gradient, casts it
+and adds it to an accumulator. cuDNN avoids this on GPU; `lstm_sequence`
+does the same on CPU: the input projection of all steps is one matmul
+outside the loop, the loop holds only the recurrent matmul, and the backward
+loop saves the gate gradients of every step so that the recurrent kernel's
+gradient is one matmul after it.
+
+It computes exactly what `keras.layers.LSTM` computes with the same weights
+(default activations, no cell dropout), masked steps leaving the state
+unchanged, so `RNNEncoder` and `AttentionDecoder` use it in training and keep
+Keras' layers as the holders of the weights, for inference and export.
+"""
+
+from keras import ops
+import tensorflow as tf
+
+
+def lstm_sequence(inputs, cell, mask=None, initial_state=None, go_backwards=False):
+    """Runs the LSTM `cell`'s weights over a whole sequence.
+
+    Args:
+        inputs: [batch, time, features], in the compute dtype.
+        cell: a `keras.layers.LSTMCell` (sigmoid and tanh activations, bias).
+        mask: optional bool [batch, time]; masked steps keep the state and
+            output zeros.
+        initial_state: optional `[h, c]`, each [batch, units]; zeros if None.
+        go_backwards: read the sequence from its last step to its first
+            (outputs stay in the input's order).
+
+    Returns:
+        `(outputs, h, c)`: outputs [batch, time, units], zero at masked steps;
+        h and c the final state [batch, units].
+    """
+    dtype = inputs.dtype
+    batch = tf.shape(inputs)[0]
+    if initial_state is None:
+        initial_state = [tf.zeros((batch, cell.units), dtype)] * 2
+    h0, c0 = (tf.cast(s, dtype) for s in initial_state)
+    if mask is None:
+        mask = tf.ones(tf.shape(inputs)[:2], "bool")
+    time_major = tf.transpose(inputs, (1, 0, 2))
+    step_mask = tf.cast(tf.transpose(mask), dtype)[:, :, None]
+    if go_backwards:
+        time_major, step_mask = tf.reverse(time_major, [0]), tf.reverse(step_mask, [0])
+    # Input projections and bias of every step at once; autodiff handles them.
+    projected = ops.matmul(time_major, ops.cast(cell.kernel, dtype)) + ops.cast(cell.bias, dtype)
+    outputs, h, c = _recurrence(projected, step_mask, h0, c0,
+                                ops.cast(cell.recurrent_kernel, dtype))
+    if go_backwards:
+        outputs = tf.reverse(outputs, [0])
+    return tf.transpose(outputs, (1, 0, 2)), h, c
+
+
+@tf.custom_gradient
+def _recurrence(projected, step_mask, h0, c0, recurrent_kernel):
+    """The LSTM recurrence, time-major.
+
+    projected [time, batch, 4 units] (x W + b, gates in Keras' order i, f, g,
+    o); step_mask [time, batch, 1] of 0/1; h0, c0 [batch, units];
+    recurrent_kernel [units, 4 units].
+    """
+    steps = tf.shape(projected)[0]
+    dtype = projected.dtype
+
+    def forward(t, h, c, outputs, gates, h_before, c_before):
+        new_h, new_c, gates_t = _lstm_gates(projected[t] + tf.matmul(h, recurrent_kernel), c)
+        m = step_mask[t]
+        return (t + 1, h + m * (new_h - h), c + m * (new_c - c),
+                outputs.write(t, m * new_h), gates.write(t, tf.concat(gates_t, -1)),
+                h_before.write(t, h), c_before.write(t, c))
+
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(4)]
+    _, h, c, outputs, gates, h_before, c_before = tf.while_loop(
+        lambda t, *_: t < steps, forward, (0, h0, c0, *arrays))
+    outputs, gates = outputs.stack(), gates.stack()
+    h_before, c_before = h_before.stack(), c_before.stack()
+
+    def backward(d_outputs, d_h, d_c):
+        # Outputs that nothing used arrive as None.
+        d_outputs, d_h, d_c = (tf.zeros_like(x) if d is None else tf.cast(d, dtype)
+                               for d, x in ((d_outputs, outputs), (d_h, h), (d_c, c)))
+
+        def step_back(t, d_h, d_c, d_z):
+            m = step_mask[t]
+            i, f, g, o = tf.split(gates[t], 4, axis=-1)
+            new_c = f * c_before[t] + i * g
+            tanh_c = tf.tanh(new_c)
+            # A masked step passed h and c through unchanged; a real step
+            # replaced them and also wrote its h to the outputs.
+            d_new_h = m * (d_h + d_outputs[t])
+            d_new_c = m * d_c + d_new_h * o * (1 - tanh_c * tanh_c)
+            d_gates = tf.concat([
+                d_new_c * g * i * (1 - i),
+                d_new_c * c_before[t] * f * (1 - f),
+                d_new_c * i * (1 - g * g),
+                d_new_h * tanh_c * o * (1 - o),
+            ], -1)
+            d_h = (1 - m) * d_h + tf.matmul(d_gates, recurrent_kernel, transpose_b=True)
+            d_c = (1 - m) * d_c + d_new_c * f
+            return t - 1, d_h, d_c, d_z.write(t, d_gates)
+
+        _, d_h0, d_c0, d_z = tf.while_loop(
+            lambda t, *_: t >= 0, step_back,
+            (steps - 1, d_h, d_c, tf.TensorArray(dtype, size=steps)))
+        d_projected = d_z.stack()
+        units4 = tf.shape(d_projected)[-1]
+        d_recurrent_kernel = tf.matmul(
+            tf.reshape(h_before, (-1, units4 // 4)), tf.reshape(d_projected, (-1, units4)),
+            transpose_a=True)
+        return d_projected, tf.zeros_like(step_mask), d_h0, d_c0, d_recurrent_kernel
+
+    return (outputs, h, c), backward
+
+
+def lstm_step(inputs, state, kernel, recurrent_kernel, bias):
+    """One step of `keras.layers.LSTMCell` with the given weights.
+
+    Args:
+        inputs: [batch, features].
+        state: `[h, c]`, each [batch, units].
+        kernel, recurrent_kernel, bias: the cell's weights, in the inputs' dtype.
+
+    Returns:
+        `(h, [h, c])`, as the cell returns them.
+    """
+    h, c = state
+    z = ops.matmul(inputs, kernel) + ops.matmul(ops.cast(h, inputs.dtype), recurrent_kernel) + bias
+    h, c = _lstm_gates(z, ops.cast(c, inputs.dtype))[:2]
+    return h, [h, c]
+
+
+def _lstm_gates(z, c):
+    """Keras' LSTM gate arithmetic: `(new_h, new_c, [i, f, g, o])` from the
+    pre-activations z [batch, 4 units] (gates in order i, f, g, o)."""
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    new_c = f * c + i * g
+    return o * tf.tanh(new_c), new_c, [i, f, g, o]
