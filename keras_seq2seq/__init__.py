@@ -7,6 +7,7 @@ The public API, top down:
               (words, extended ids for copying)
     layers    RNNEncoder, attention mechanisms, AttentionDecoder
     models    AttentionSeq2Seq, Seq2Seq, PointerNetwork, PointerGenerator
+    optimizers  FusedAdam (Keras' Adam, each update one fused kernel)
     decoding  beam search, greedy search and sampling over a model's step function
     export    SavedModels for TF Serving, TFLite (Translator, PointerSolver)
     distribute  tf.distribute strategies (multi-worker)
@@ -21,6 +22,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_seq2seq import layers, metrics  # noqa: E402,F401  (registers classes for loading)
 from keras_seq2seq.losses import SequenceCrossEntropy  # noqa: E402
+from keras_seq2seq.optimizers import FusedAdam  # noqa: E402
 from keras_seq2seq.models import (  # noqa: E402
     AttentionSeq2Seq,
     PointerGenerator,
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionSeq2Seq",
+    "FusedAdam",
     "PointerGenerator",
     "PointerNetwork",
     "Seq2Seq",

@@ -27,6 +27,7 @@ from keras_seq2seq.export import Translator
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
 from keras_seq2seq.models import get_model_class
+from keras_seq2seq.optimizers import FusedAdam
 from keras_seq2seq.text import (
     SubwordTokenizer,
     WordTokenizer,
@@ -195,7 +196,7 @@ def build_model(recipe, vocabulary_size, total_steps=None, vocabularies=None):
             recipe.learning_rate, decay_steps=total_steps, alpha=0.05
         )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
+        optimizer=FusedAdam(learning_rate, global_clipnorm=recipe.clipnorm),
         loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing,
                                   ignore_unknown=model.copies_source),
         metrics=[MaskedAccuracy()],
@@ -392,7 +393,7 @@ def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbos
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 recipe.learning_rate, decay_steps=epochs * steps, alpha=0.05)
             model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=recipe.clipnorm),
+                optimizer=FusedAdam(learning_rate, global_clipnorm=recipe.clipnorm),
                 loss=SequenceCrossEntropy(),
                 metrics=[MaskedAccuracy()],
             )

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_seq2seq import AttentionSeq2Seq, Seq2Seq, SequenceCrossEntropy
 from keras_seq2seq.decoding import greedy_search, greedy_translate
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
+from keras_seq2seq.optimizers import FusedAdam
 from keras_seq2seq.text import BOS_ID, EOS_ID
 
 
@@ -27,7 +28,7 @@ def _copy_task(rng, n=256, vocab=12, length=6):
 
 def _compile(model, lr=1e-2):
     model.compile(
-        optimizer=keras.optimizers.Adam(lr, global_clipnorm=5.0),
+        optimizer=FusedAdam(lr, global_clipnorm=5.0),
         loss=SequenceCrossEntropy(),
         metrics=[MaskedAccuracy()],
     )
@@ -81,6 +82,25 @@ def test_compiled_model_loads_in_a_fresh_process(rng, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_fused_adam_trains_as_keras_adam_does(rng):
+    """Same weights after a few steps (sparse embedding gradients, clipping
+    and a learning-rate schedule included), and a config that loads back."""
+    x, y = _copy_task(rng, n=64)
+    weights = {}
+    for optimizer_class in (keras.optimizers.Adam, FusedAdam):
+        keras.utils.set_random_seed(3)
+        model = MODELS[0]()
+        schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=10, alpha=0.05)
+        model.compile(optimizer=optimizer_class(schedule, global_clipnorm=1.0),
+                      loss=SequenceCrossEntropy())
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        weights[optimizer_class] = model.get_weights()
+    for fused, plain in zip(weights[FusedAdam], weights[keras.optimizers.Adam]):
+        np.testing.assert_allclose(fused, plain, atol=1e-5)
+    optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(FusedAdam(3e-4)))
+    assert type(optimizer) is FusedAdam and float(optimizer.learning_rate) == pytest.approx(3e-4)
 
 
 def test_loss_ignores_padding_and_smooths_labels():
