@@ -178,6 +178,15 @@ def test_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_lstm_sequence_runs_only_what_it_computes_exactly():
+    from keras_seq2seq.layers.lstm_sequence import runs_lstm_sequence
+
+    assert runs_lstm_sequence(keras.layers.LSTMCell(4)) == (not tf.config.list_logical_devices("GPU"))
+    assert not runs_lstm_sequence(keras.layers.LSTMCell(4, activation="relu"))
+    assert not runs_lstm_sequence(keras.layers.LSTMCell(4, recurrent_dropout=0.1))
+    assert not runs_lstm_sequence(keras.layers.GRUCell(4))
+
+
 def test_lstm_step_equals_keras_cell(rng):
     from keras_seq2seq.layers.lstm_sequence import lstm_step
 

@@ -5,7 +5,7 @@ from keras import ops
 import tensorflow as tf
 
 from keras_seq2seq.layers.attention import AttentionMechanism, get_attention
-from keras_seq2seq.layers.lstm_sequence import lstm_sequence, lstm_step
+from keras_seq2seq.layers.lstm_sequence import lstm_sequence, lstm_step, runs_lstm_sequence
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -25,9 +25,9 @@ class AttentionDecoder(keras.layers.Layer):
     `step` or, when no step depends on the one before except through the RNN
     (no input feeding, no location-sensitive attention), with whole-sequence
     RNN layers and one batched attention, which computes the same function
-    faster. In training, LSTM layers run through `lstm_sequence` and
-    `lstm_step` with the Keras layers' weights: the same function, with a
-    faster gradient on CPU (see `layers/lstm_sequence.py`).
+    faster. In training on CPU, whole-sequence LSTM layers run through
+    `lstm_sequence` with the Keras layers' weights: the same function, with a
+    faster gradient (see `layers/lstm_sequence.py`).
 
     Args:
         units: size of each RNN layer and of the output.
@@ -272,7 +272,7 @@ class AttentionDecoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnn_layers):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
-            if training and self.cell_type == "lstm":
+            if training and runs_lstm_sequence(rnn.cell):
                 # The same function, with the faster backward pass.
                 x = lstm_sequence(x, rnn.cell, initial_state=initial_state["rnn"][i])[0]
             else:

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 import tensorflow as tf
 
-from keras_seq2seq.layers.lstm_sequence import lstm_sequence
+from keras_seq2seq.layers.lstm_sequence import lstm_sequence, runs_lstm_sequence
 
 
 def reverse_valid_steps(sequences, mask):
@@ -33,6 +33,9 @@ class RNNEncoder(keras.layers.Layer):
         reverse_input: reverse each sequence's real steps before encoding
             (Sutskever et al. 2014). Outputs stay in reversed order, which
             attention does not mind.
+
+    In training on CPU, LSTM layers run through `lstm_sequence` (the same
+    function with a faster backward pass; see `layers/lstm_sequence.py`).
 
     Call arguments:
         inputs: float [batch, time, features].
@@ -110,7 +113,7 @@ class RNNEncoder(keras.layers.Layer):
         for i, rnn in enumerate(self.rnn_layers):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
-            if training and self.cell_type == "lstm":
+            if training and self._runs_lstm_sequence(rnn):
                 x, layer_states = self._train_lstm_layer(rnn, x, mask)
                 states.append(layer_states)
                 continue
@@ -128,13 +131,18 @@ class RNNEncoder(keras.layers.Layer):
         x = x * ops.cast(mask, x.dtype)[:, :, None]
         return x, states
 
+    def _directions(self, rnn):
+        return [rnn.forward_layer, rnn.backward_layer] if self.bidirectional else [rnn]
+
+    def _runs_lstm_sequence(self, rnn):
+        return all(runs_lstm_sequence(layer.cell) for layer in self._directions(rnn))
+
     def _train_lstm_layer(self, rnn, x, mask):
         """What `rnn(x, mask=mask)` computes, through `lstm_sequence` (its
         hand-written backward pass is the faster one): `(outputs, [h, c])`,
         the directions' outputs and states concatenated."""
-        directions = [rnn.forward_layer, rnn.backward_layer] if self.bidirectional else [rnn]
         results = [lstm_sequence(x, layer.cell, mask=mask, go_backwards=layer.go_backwards)
-                   for layer in directions]
+                   for layer in self._directions(rnn)]
         outputs, h, c = (ops.concatenate(parts, axis=-1) for parts in zip(*results))
         return outputs, [h, c]
 

@@ -10,12 +10,25 @@ gradient is one matmul after it.
 
 It computes exactly what `keras.layers.LSTM` computes with the same weights
 (default activations, no cell dropout), masked steps leaving the state
-unchanged, so `RNNEncoder` and `AttentionDecoder` use it in training and keep
-Keras' layers as the holders of the weights, for inference and export.
+unchanged, so `RNNEncoder` and `AttentionDecoder` use it in training where
+`runs_lstm_sequence` says so, and keep Keras' layers as the holders of the
+weights and for inference and export.
 """
 
+import keras
 from keras import ops
 import tensorflow as tf
+
+
+def runs_lstm_sequence(cell):
+    """Whether training should run `cell` through `lstm_sequence`: an LSTM
+    cell that it computes exactly, on a machine without a GPU (where there is
+    one, Keras' LSTM layer trains with cuDNN's kernel)."""
+    return (isinstance(cell, keras.layers.LSTMCell)
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and cell.use_bias and not cell.dropout and not cell.recurrent_dropout
+            and not tf.config.list_logical_devices("GPU"))
 
 
 def lstm_sequence(inputs, cell, mask=None, initial_state=None, go_backwards=False):
