@@ -41,7 +41,7 @@ def training_words(paths):
 
 
 def names_verbatim(served, probes):
-    outputs = translate_texts(lambda text: served(text=text), [sentence for sentence, _ in probes], 32)
+    outputs = translate_texts(served, [sentence for sentence, _ in probes], 32)
     hits = [bool(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", out))
             for out, (_, name) in zip(outputs, probes)]
     return sum(hits) / len(hits), list(zip(probes, outputs))[:5]

@@ -114,7 +114,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=Fa
     served = tf.saved_model.load(path).signatures["serving_default"]
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
-    hypotheses = translate_texts(lambda text: served(text=text), sources, 32)
+    hypotheses = translate_texts(served, sources, 32)
     figures = {
         "recipe": recipe.name,
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),

@@ -329,16 +329,15 @@ def translate_texts(search, lines, batch_size):
     """`search`'s translations of `lines` (str), in batches of similar length.
 
     Args:
-        search: a text signature, string [batch] -> {"translation": string
-            [batch], ...}, called with its input as the one positional
-            argument (wrap a loaded signature: `lambda t: sig(text=t)`).
+        search: a text signature, `text` string [batch] -> {"translation":
+            string [batch], ...}: a `Translator`'s or a loaded export's.
     """
     import tensorflow as tf
 
     from keras_seq2seq.decoding import translate_in_length_batches
 
     def translate_batch(batch):
-        return [t.decode("utf-8") for t in search(tf.constant(batch))["translation"].numpy()]
+        return [t.decode("utf-8") for t in search(text=tf.constant(batch))["translation"].numpy()]
 
     return translate_in_length_batches(translate_batch, lines, batch_size)
 
