@@ -160,8 +160,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         UNK); unchanged without a target vocabulary."""
         if self.target_vocabulary is None:
             return ids
-        return ops.take(_index_table(self.target_vocabulary, self.vocabulary_size),
-                        self.in_vocabulary(ids))
+        return self._positions_in(self.target_vocabulary, ids)
 
     def vocabulary_ids(self, target_indices):
         """The inverse of `target_index`: decoded indices -> vocabulary ids."""
@@ -170,10 +169,13 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         return ops.take(np.asarray(self.target_vocabulary, "int32"), target_indices)
 
     def _source_rows(self, source_ids):
-        ids = self.in_vocabulary(source_ids)
         if self.source_vocabulary is None:
-            return ids
-        return ops.take(_index_table(self.source_vocabulary, self.vocabulary_size), ids)
+            return self.in_vocabulary(source_ids)
+        return self._positions_in(self.source_vocabulary, source_ids)
+
+    def _positions_in(self, subset, ids):
+        """Each id's position in the side vocabulary `subset` (UNK's if absent)."""
+        return ops.take(_index_table(subset, self.vocabulary_size), self.in_vocabulary(ids))
 
     def encode(self, source_ids, training=False):
         """Encodes a batch of sources.
