@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="keras-seq2seq",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Sequence-to-sequence models for TensorFlow/Keras: attention, pointer "
         "networks, pointer-generators; trained with model.fit, exported for "
@@ -11,6 +11,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_seq2seq", "keras_seq2seq.*"]),
+    # The built-in recipes are YAML files inside the package.
+    package_data={"keras_seq2seq.zoo": ["recipes/*.yaml"]},
     python_requires=">=3.10,<3.14",
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -22,6 +24,7 @@ setup(
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
         "rouge-score>=0.1.2",
+        "pyyaml>=6",
     ],
     extras_require={
         "test": [

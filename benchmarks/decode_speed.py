@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
-from keras_seq2seq.decoding import translate  # noqa: E402
+from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.text import EOS_ID  # noqa: E402
 
 SOURCE_TOKENS, OUTPUT_STEPS, BEAM, MAX_LENGTH = 15, 16, 5, 64
@@ -63,7 +63,7 @@ def main():
     model.build()
 
     def search(source_ids):
-        return translate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS)
+        return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS)
 
     graph = tf.function(search)
     xla = tf.function(search, jit_compile=True)

@@ -26,7 +26,7 @@ from train_multi30k import train_and_score  # noqa: E402
 
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.data.names import name_probes  # noqa: E402
-from keras_seq2seq.training import translate_texts  # noqa: E402
+from keras_seq2seq.tasks import translate_texts  # noqa: E402
 
 RECIPES = ("multi30k-de-en-pointer-generator", "multi30k-de-en-attention")
 

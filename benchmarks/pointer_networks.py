@@ -22,8 +22,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from keras_seq2seq.data.points import random_points  # noqa: E402
-from keras_seq2seq.training import evaluate_pointer, train_pointer_recipe  # noqa: E402
-from keras_seq2seq.zoo import get_recipe  # noqa: E402
+from keras_seq2seq.tasks import task_for  # noqa: E402
+from keras_seq2seq.training import train  # noqa: E402
+from keras_seq2seq.zoo import load_recipe  # noqa: E402
 
 # Vinyals et al. 2015: Table 1 (convex hull, Ptr-Net trained on 5-50 points)
 # and Table 2 (TSP, mean tour length; "optimal" is their exact solver's).
@@ -57,17 +58,17 @@ def main():
     args = parser.parse_args()
 
     for name in args.recipes.split(","):
-        recipe = get_recipe(name)
+        task = task_for(load_recipe(name))
         work_dir = os.path.join(args.work_dir, name)
         start = time.monotonic()
-        solver, _, history = train_pointer_recipe(
-            recipe, work_dir, max_minutes=args.max_minutes, verbose=2)
+        result = train(task, work_dir, max_minutes=args.max_minutes, verbose=2)
+        solver, history = result.exportable, result.history
         minutes = (time.monotonic() - start) / 60
-        points = random_points(args.test_size, recipe.points, seed=TEST_SEED)
+        points = random_points(args.test_size, task.recipe.data["points"], seed=TEST_SEED)
         start = time.monotonic()
-        beam = evaluate_pointer(solver, recipe.problem, points)
+        beam = task.evaluate(solver, points=points)
         decode_seconds = time.monotonic() - start
-        greedy = evaluate_pointer(solver, recipe.problem, points, beam_size=1)
+        greedy = task.evaluate(solver, points=points, beam_size=1)
         print(json.dumps({
             "recipe": name,
             "test_instances": args.test_size,

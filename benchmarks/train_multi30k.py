@@ -33,8 +33,9 @@ from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
 from keras_seq2seq.decoding import length_batches  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
-from keras_seq2seq.training import train_recipe, translate_texts  # noqa: E402
-from keras_seq2seq.zoo import get_recipe  # noqa: E402
+from keras_seq2seq.tasks import task_for, translate_texts  # noqa: E402
+from keras_seq2seq.training import train  # noqa: E402
+from keras_seq2seq.zoo import load_recipe  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -58,10 +59,11 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def target_tokens_per_epoch(recipe, paths, tokenizer):
+    training = recipe.training
     dataset = parallel_text_dataset(
-        *paths["train"], tokenizer, batch_size=recipe.batch_size,
-        max_source_length=recipe.max_source_length, max_target_length=recipe.max_target_length,
-        shuffle=False, check_files=False)
+        *paths["train"], tokenizer, batch_size=training["batch_size"],
+        max_source_length=training["max_source_length"],
+        max_target_length=training["max_target_length"], shuffle=False, check_files=False)
     tokens = batches = 0
     for _, targets in dataset:
         tokens += int(tf.math.count_nonzero(targets))
@@ -94,12 +96,16 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=Fa
     """
     import sacrebleu
 
-    recipe = get_recipe(recipe_name)
+    recipe = load_recipe(recipe_name, data_dir=data)
+    training = {"mixed_precision": True} if mixed_precision else {}
+    if epochs:
+        training["epochs"] = epochs
+    recipe = recipe.replace(training=training)
     timer = EpochTimer()
     start = time.monotonic()
-    translator, paths, history = train_recipe(
-        recipe, work_dir, data_dir=data, max_minutes=max_minutes, verbose=2,
-        mixed_precision=mixed_precision, epochs=epochs, extra_callbacks=[timer])
+    task = task_for(recipe)
+    result = train(task, work_dir, max_minutes=max_minutes, verbose=2, extra_callbacks=[timer])
+    translator, paths, history = result.exportable, task.paths, result.history
     minutes = (time.monotonic() - start) / 60
     tokens, batches = target_tokens_per_epoch(recipe, paths, translator.tokenizer)
     # Epochs after the first, whole ones only (a time budget may cut the last).

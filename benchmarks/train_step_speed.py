@@ -26,9 +26,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_seq2seq.data import parallel_text_dataset  # noqa: E402
-from keras_seq2seq.training import (  # noqa: E402
-    build_model, build_tokenizer, mixed_precision_policy, side_vocabularies)
-from keras_seq2seq.zoo import get_recipe  # noqa: E402
+from keras_seq2seq.tasks import task_for  # noqa: E402
+from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
+from keras_seq2seq.zoo import load_recipe  # noqa: E402
 
 
 def main():
@@ -41,14 +41,16 @@ def main():
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
     args = parser.parse_args()
 
-    recipe = get_recipe("multi30k-de-en-attention")
-    keras.utils.set_random_seed(recipe.seed)
-    paths = recipe.prepare_data(args.data, args.work_dir)
-    tokenizer = build_tokenizer(recipe, paths["train"], args.work_dir)
+    recipe = load_recipe("multi30k-de-en-attention", data_dir=args.data)
+    if args.whole_vocabulary:
+        recipe = recipe.replace(tokenizer={"side_vocabularies": False})
+    training = recipe.training
+    keras.utils.set_random_seed(training["seed"])
+    task = task_for(recipe).prepare(args.work_dir)
     pipeline = parallel_text_dataset(
-        *paths["train"], tokenizer, batch_size=recipe.batch_size,
-        max_source_length=recipe.max_source_length, max_target_length=recipe.max_target_length,
-        seed=recipe.seed, check_files=False)
+        *task.paths["train"], task.tokenizer, batch_size=training["batch_size"],
+        max_source_length=training["max_source_length"],
+        max_target_length=training["max_target_length"], seed=training["seed"], check_files=False)
     batches = list(pipeline.take(args.batches))
 
     def real_share(tensors):
@@ -58,9 +60,7 @@ def main():
     tokens = sum(int(tf.math.count_nonzero(t)) for t in targets)
     if not args.float32:
         keras.config.set_dtype_policy(mixed_precision_policy())
-    vocabularies = {} if args.whole_vocabulary else side_vocabularies(recipe, paths["train"], tokenizer)
-    model = build_model(recipe, tokenizer.vocab_size, total_steps=recipe.epochs * 500,
-                        vocabularies=vocabularies)
+    model = task.build_model(total_steps=training["epochs"] * 500)
     in_memory = tf.data.Dataset.from_generator(lambda: iter(batches),
                                                output_signature=pipeline.element_spec)
     model.fit(in_memory.take(20), epochs=1, verbose=0)  # tracing, warm-up

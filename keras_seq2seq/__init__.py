@@ -2,44 +2,61 @@
 
 The public API, top down:
 
-    data      parallel text -> tf.data batches; generated tasks (dates)
+    data      parallel text and record files -> tf.data batches; generated tasks
     text      SubwordTokenizer (SentencePiece in the graph), WordTokenizer
               (words, extended ids for copying)
     layers    RNNEncoder, attention mechanisms, AttentionDecoder
-    models    AttentionSeq2Seq, Seq2Seq, PointerNetwork, PointerGenerator
-    optimizers  FusedAdam (Keras' Adam, each update one fused kernel)
-    decoding  beam search, greedy search and sampling over a model's step function
-    export    SavedModels for TF Serving, TFLite (Translator, PointerSolver)
-    distribute  tf.distribute strategies (multi-worker)
-    zoo       named recipes (data + model + training settings)
+    models    SequenceModel (the interface), AttentionSeq2Seq, Seq2Seq,
+              PointerNetwork, PointerGenerator
+    decoding  generate(model, inputs, ...): beam search, greedy search and
+              sampling over a model's step function
+    export    Exportable; Translator, PointerSolver; SavedModels for TF
+              Serving, TFLite; RunFolder
+    tasks     a recipe's inputs, preprocessing, model, metrics and exportable
+    training  train(task): data -> model.fit -> run folder -> export
+    zoo       built-in recipes (YAML files)
+
+The names below are imported on first use, so that `import keras_seq2seq.zoo`
+(the command line's `zoo` and `--help`) does not start TensorFlow.
 """
 
+import importlib
 import os
 
 # Keras 3 picks its backend at import; SavedModels and tensorflow-text need
 # TensorFlow.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_seq2seq import layers, metrics  # noqa: E402,F401  (registers classes for loading)
-from keras_seq2seq.losses import SequenceCrossEntropy  # noqa: E402
-from keras_seq2seq.optimizers import FusedAdam  # noqa: E402
-from keras_seq2seq.models import (  # noqa: E402
-    AttentionSeq2Seq,
-    PointerGenerator,
-    PointerNetwork,
-    Seq2Seq,
-)
-from keras_seq2seq.text import SubwordTokenizer, WordTokenizer  # noqa: E402
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
+_PUBLIC = {
+    "AttentionSeq2Seq": "keras_seq2seq.models",
+    "PointerGenerator": "keras_seq2seq.models",
+    "PointerNetwork": "keras_seq2seq.models",
+    "Seq2Seq": "keras_seq2seq.models",
+    "SequenceModel": "keras_seq2seq.models",
+    "FusedAdam": "keras_seq2seq.optimizers",
+    "SequenceCrossEntropy": "keras_seq2seq.losses",
+    "SubwordTokenizer": "keras_seq2seq.text",
+    "WordTokenizer": "keras_seq2seq.text",
+    "generate": "keras_seq2seq.decoding",
+}
 
-__all__ = [
-    "AttentionSeq2Seq",
-    "FusedAdam",
-    "PointerGenerator",
-    "PointerNetwork",
-    "Seq2Seq",
-    "SequenceCrossEntropy",
-    "SubwordTokenizer",
-    "WordTokenizer",
-]
+__all__ = sorted(_PUBLIC) + ["load_model"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'keras_seq2seq' has no attribute {name!r}")
+
+
+def load_model(path, compile=True):
+    """`keras.saving.load_model` with every class of the package registered:
+    models and layers, and for a compiled model its loss, metrics and
+    optimizer (`SequenceCrossEntropy`, `MaskedAccuracy`, `FusedAdam`)."""
+    import keras
+
+    for module in ("models", "layers", "losses", "metrics", "optimizers"):
+        importlib.import_module(f"keras_seq2seq.{module}")
+    return keras.saving.load_model(path, compile=compile)

@@ -1,241 +1,205 @@
-"""The `keras-seq2seq` command line.
+"""The `keras-seq2seq` command line: it parses and prints, nothing else.
 
     keras-seq2seq quickstart                       train dates-attention, export, show
-    keras-seq2seq train --recipe NAME ...          train a recipe and export it
+    keras-seq2seq train --recipe NAME [--data DIR] train a built-in recipe and export it
+    keras-seq2seq train --config FILE.yaml         train a recipe file of your own
+    keras-seq2seq train --train S T --val S T      train on your own parallel files
     keras-seq2seq translate --model EXPORT         translate stdin or a file
     keras-seq2seq evaluate --hypotheses H --references R   BLEU, chrF, ROUGE as JSON
     keras-seq2seq export --run RUN --export-dir D  export a trained run
     keras-seq2seq tflite EXPORT OUT.tflite         convert an export to TFLite
-    keras-seq2seq zoo                              list the recipes
+    keras-seq2seq zoo [--show NAME]                list the recipes, or print one
+
+`--help` and `zoo` never import TensorFlow; the other commands import it
+only after their arguments are parsed, with its start-up log lines hidden
+unless `--verbose` is given.
 """
 
 import argparse
-import dataclasses
-import functools
-import itertools
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+QUICKSTART_EXAMPLES = [
+    "3rd of March 1999",
+    "Saturday, July 4, 1970",
+    "12/25/07",
+    "the 1st of January 2000",
+    "31.10.2049",
+]
+# `train --train ...` without --like trains this recipe's model and settings.
+DEFAULT_LIKE = "multi30k-de-en-attention"
 
 
-def _export_and_check(exportable, export_dir, check_inputs, check=True):
-    """Exports, then reloads the export in a clean process and compares."""
-    from keras_seq2seq.export import export_saved_model, verify_export
+def _start_tensorflow(verbose, strategy_name=None):
+    """Imports TensorFlow (and makes the `tf.distribute` strategy, which must
+    come before any other TensorFlow work); its C++ start-up lines (oneDNN,
+    CUDA probing, CPU-feature banners) and Python warnings show only with
+    --verbose. Returns the strategy (None without `strategy_name`)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TF 2.21 writes its start-up lines through absl before reading
+    # TF_CPP_MIN_LOG_LEVEL (tensorflow/tensorflow#100442), so the import and
+    # the first device creation run with file descriptor 2 on /dev/null.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        if not verbose:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
 
-    path = export_saved_model(exportable, export_dir)
+        strategy = None
+        if strategy_name:
+            from keras_seq2seq.distribute import distribution_strategy
+
+            strategy = distribution_strategy(strategy_name)
+        tf.constant(0) + 1
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    if not verbose:
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+    return strategy
+
+
+# -- training ---------------------------------------------------------------------
+
+
+def _train_options(args):
+    return dict(
+        max_minutes=args.max_minutes,
+        backup_dir=args.backup_dir,
+        on_bad_line=args.on_bad_line,
+        strategy=args.distribution,
+        callback_options=dict(
+            patience=args.patience,
+            tensorboard=not args.no_tensorboard,
+            best_checkpoint=not args.no_best_checkpoint,
+            terminate_on_nan=not args.no_terminate_on_nan,
+        ),
+    )
+
+
+def _with_command_line_settings(recipe, args):
+    """The recipe with --epochs and --mixed-precision applied."""
+    training = {}
+    if args.epochs:
+        training["epochs"] = args.epochs
+    if args.mixed_precision:
+        training["mixed_precision"] = True
+    return recipe.replace(training=training) if training else recipe
+
+
+def _train_evaluate_export(recipe, args):
+    """Trains, prints the held-out figures, exports; returns the export path."""
+    from keras_seq2seq import tasks, training
+
+    recipe = _with_command_line_settings(recipe, args)
+    task = tasks.task_for(recipe, init_from=args.init_from)
+    if args.init_from:
+        print(f"Fine-tuning from {task.init_from.path}: its model and tokenizer, "
+              f"the recipe's data and training settings")
+    result = training.train(task, args.work_dir, **_train_options(args))
+    for line in task.notes():
+        print(line)
+    if result.exportable is None:
+        print(f"\nTrained {recipe.name} in {result.minutes:.1f} minutes as a worker; "
+              "the chief saves and exports the run")
+        return None
+    print(f"\nTrained {recipe.name} in {result.minutes:.1f} minutes; run saved to {args.work_dir}")
+    print(task.describe(task.evaluate(result.exportable)))
+    path = training.export(result.exportable, args.export_dir, check=not args.no_check)
     print(f"SavedModel exported to {path}")
-    if check:
-        n = verify_export(exportable, path, check_inputs)
-        print(f"Checked: the export, loaded with only tensorflow and tensorflow_text, "
-              f"gives the model's outputs and scores on {n} inputs")
+    if not args.no_check:
+        print("Checked: the export, loaded with only tensorflow and tensorflow_text, gives the "
+              "model's outputs and scores on its check inputs")
     return path
 
 
-def _callback_options(args):
-    return dict(
-        patience=args.patience,
-        tensorboard=not args.no_tensorboard,
-        best_checkpoint=not args.no_best_checkpoint,
-        terminate_on_nan=not args.no_terminate_on_nan,
-    )
-
-
-def _check_texts(source_path, n=8):
-    """The first n sources of a file (if it exists), plus two awkward inputs."""
-    from keras_seq2seq.data import iter_lines
-
-    texts = list(itertools.islice(iter_lines(source_path), n)) if os.path.exists(source_path) else []
-    return {"text": texts + ["", "😀 ??"]}
-
-
-def _train_and_export(recipe, args, data_dir=None):
-    """Trains a text or pointer recipe, reports its held-out figures, exports."""
-    import json
-
-    from keras_seq2seq import training
-    from keras_seq2seq.zoo import PointerRecipe
-
-    options = dict(
-        work_dir=args.work_dir,
-        max_minutes=args.max_minutes,
-        epochs=args.epochs,
-        backup_dir=args.backup_dir,
-        mixed_precision=args.mixed_precision,
-        callback_options=_callback_options(args),
-        strategy=args.distribution,
-    )
-    start = time.monotonic()
-    pointer = isinstance(recipe, PointerRecipe)
-    if pointer:
-        exportable, data, _ = training.train_pointer_recipe(recipe, **options)
-    else:
-        exportable, data, _ = training.train_recipe(
-            recipe, data_dir=data_dir, on_bad_line=args.on_bad_line, **options)
-    minutes = (time.monotonic() - start) / 60
-    if exportable is None:
-        print(f"\nTrained {recipe.name} in {minutes:.1f} minutes as a worker; "
-              "the chief saves and exports the run")
-        return None, None
-    print(f"\nTrained {recipe.name} in {minutes:.1f} minutes; run saved to {args.work_dir}")
-    if pointer:
-        scores = training.evaluate_pointer(exportable, recipe.problem, data["val"][0])
-        print(f"Validation ({len(data['val'][0])} instances, beam {exportable.beam_size}): "
-              f"{json.dumps(scores)}")
-        check_inputs = exportable.check_inputs()
-    else:
-        if recipe.metric == "exact_match":
-            accuracy = training.evaluate_exact_match(exportable, *data["test"])
-            print(f"Held-out exact match (greedy, {data['test'][0]}): {accuracy:.2%}")
-        elif recipe.metric == "bleu":
-            from keras_seq2seq.data import iter_lines
-            from keras_seq2seq.metrics import score_text
-
-            hypotheses = training.translate_file(exportable, data["test"][0], beam=True)
-            scores = score_text(hypotheses, list(iter_lines(data["test"][1])), ("bleu", "chrf"))
-            print(f"Test ({data['test'][0]}, beam {exportable.beam_size}): "
-                  f"BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}")
-        check_inputs = _check_texts(data["test"][0])
-    path = _export_and_check(exportable, args.export_dir, check_inputs, check=not args.no_check)
-    return exportable, path
-
-
 def cmd_quickstart(args):
-    from keras_seq2seq.zoo import get_recipe
-    from keras_seq2seq.zoo.recipes import _generated_dates
+    from keras_seq2seq.zoo import load_recipe
 
-    recipe = get_recipe("dates-attention")
+    recipe = load_recipe("dates-attention")
     if args.train_size:
-        recipe = dataclasses.replace(
-            recipe, prepare_data=functools.partial(_generated_dates, train=args.train_size)
-        )
-    translator, path = _train_and_export(recipe, args)
+        recipe = recipe.replace(data={"train_size": args.train_size})
+    args.init_from = None
+    path = _train_evaluate_export(recipe, args)
     if path is None:
         return
-
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
-    examples = [
-        "3rd of March 1999",
-        "Saturday, July 4, 1970",
-        "12/25/07",
-        "the 1st of January 2000",
-        "31.10.2049",
-    ]
     loaded = tf.saved_model.load(path)
-    result = loaded.signatures["serving_default"](text=tf.constant(examples))
+    result = loaded.signatures["serving_default"](text=tf.constant(QUICKSTART_EXAMPLES))
     print("\nExample translations, from the exported SavedModel:")
-    for source, target in zip(examples, result["translation"].numpy()):
+    for source, target in zip(QUICKSTART_EXAMPLES, result["translation"].numpy()):
         print(f"  {source:28s} -> {target.decode('utf-8')}")
 
 
-def cmd_train(args):
-    from keras_seq2seq.zoo import get_recipe
+def _recipe_of(args, parser):
+    """The recipe `train` was given: --recipe, --config, or --train files."""
+    from keras_seq2seq.zoo import load_recipe
 
-    recipe = get_recipe(args.recipe)
+    given = [flag for flag, value in (("--recipe", args.recipe), ("--config", args.config),
+                                      ("--train", args.train)) if value]
+    if len(given) != 1:
+        parser.error("give exactly one of --recipe NAME, --config FILE or --train SRC TGT "
+                     f"(got {', '.join(given) or 'none'})")
+    if args.train:
+        if not args.val:
+            parser.error("--train needs --val SRC TGT (validation files)")
+        if args.data:
+            parser.error("--data is for --recipe; --train takes the files themselves")
+        recipe = load_recipe(args.like or DEFAULT_LIKE)
+        return recipe.on_files(args.train, args.val, args.test,
+                               name=args.name or os.path.basename(args.export_dir or "") or
+                               "own-data")
+    if args.like or args.val or args.test:
+        parser.error("--like, --val and --test go with --train")
+    if args.config:
+        return load_recipe(args.config, data_dir=args.data)
+    return load_recipe(args.recipe, data_dir=args.data)
+
+
+def cmd_train(args, parser):
+    recipe = _recipe_of(args, parser)
     args.work_dir = args.work_dir or os.path.join("runs", recipe.name)
-    _train_and_export(recipe, args, data_dir=args.data)
+    args.export_dir = args.export_dir or os.path.join("exports", recipe.name)
+    _train_evaluate_export(recipe, args)
 
 
 def cmd_export(args):
-    from keras_seq2seq.export import PointerSolver, load_run
+    from keras_seq2seq import training
+    from keras_seq2seq.export import RunFolder
 
-    exportable = load_run(args.run)
-    if isinstance(exportable, PointerSolver):
-        inputs = exportable.check_inputs()
-    else:
-        inputs = _check_texts(os.path.join(args.run, "data", "test.src"))
-    _export_and_check(exportable, args.export_dir, inputs, check=not args.no_check)
+    path = training.export(RunFolder(args.run).load(), args.export_dir, check=not args.no_check)
+    print(f"SavedModel exported to {path}")
 
 
-def _resolve_export(path):
-    """An export folder's newest version, or the given version folder."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = [v for v in os.listdir(path) if v.isdigit()] if os.path.isdir(path) else []
-    if not versions:
-        raise SystemExit(
-            f"error: {path} holds no SavedModel (no saved_model.pb, no version "
-            "folders) and no trained run (no model.keras)"
-        )
-    return os.path.join(path, max(versions, key=int))
-
-
-def _export_searcher(path, args):
-    """Translate through a SavedModel's `beam_search_options` signature."""
-    import json
-
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
-
-    if args.sampling:
-        raise SystemExit("error: --sampling needs a run folder (--model runs/NAME), not an export")
-    path = _resolve_export(path)
-    with open(os.path.join(path, "assets.extra", "settings.json")) as f:
-        settings = json.load(f)
-    signature = tf.saved_model.load(path).signatures["beam_search_options"]
-
-    def search(lines):
-        out = signature(
-            text=tf.constant(lines),
-            beam_size=tf.constant(args.beam or settings["beam_size"]),
-            alpha=tf.constant(settings["alpha"] if args.alpha is None else args.alpha, tf.float32),
-            beta=tf.constant(settings["beta"] if args.beta is None else args.beta, tf.float32),
-            max_length=tf.constant(args.max_length or settings["max_target_length"]),
-        )
-        return out["translations"].numpy(), out["scores"].numpy()
-
-    return search
-
-
-def _run_searcher(path, args):
-    """Translate with a trained run folder in this process (sampling too)."""
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_seq2seq.export import Translator
-
-    translator = Translator.load_run(path, jit_compile=args.xla)
-
-    def search(lines):
-        if args.sampling:
-            texts = translator.sample(lines, args.temperature, args.top_k, args.top_p,
-                                      (args.seed, 0)).numpy()
-            return texts[:, None], np.full(texts.shape + (1,), np.nan)
-        width = args.beam or translator.beam_size
-        text = tf.constant(lines)
-        ids, scores = translator.search(
-            translator.encode_text(text), beam_size=width,
-            alpha=args.alpha, beta=args.beta, max_length=args.max_length)
-        return translator.decode_beams(ids, text).numpy(), scores.numpy()
-
-    return search
-
-
-def _searcher(args):
-    """Translate through an export's signature, or a run folder in this process."""
-    is_run = os.path.exists(os.path.join(args.model, "model.keras"))
-    return (_run_searcher if is_run else _export_searcher)(args.model, args)
+# -- using a model ------------------------------------------------------------------
 
 
 def cmd_translate(args):
-    search = _searcher(args)
+    from keras_seq2seq.export.clients import n_best, run_folder_behind, text_searcher
+
+    sampling = (args.temperature, args.top_k, args.top_p, args.seed) if args.sampling else None
+    search = text_searcher(args.model, args.beam, args.alpha, args.beta, args.max_length,
+                           sampling, args.xla)
     source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
     lines = [line.rstrip("\n") for line in source]
     if args.plot_attention and lines:
-        from keras_seq2seq.export import Translator
         from keras_seq2seq.plots import plot_attention
 
-        run = _keras_run_folder(args.model)
-        if run is None:
-            raise SystemExit(f"error: {args.model} carries no Keras model to plot attention from")
-        plot_attention(Translator.load_run(run), lines[0], args.plot_attention)
+        plot_attention(run_folder_behind(args.model).load(), lines[0], args.plot_attention)
         print(f"Attention of the first line written to {args.plot_attention}", file=sys.stderr)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    for row_texts, row_scores in _n_best(search, lines, args.batch_size):
+    for row_texts, row_scores in n_best(search, lines, args.batch_size):
         if args.n_best <= 1:
             out.write(row_texts[0].decode("utf-8") + "\n")
             continue
@@ -245,85 +209,78 @@ def cmd_translate(args):
     out.flush()
 
 
-def _n_best(search, lines, batch_size):
-    """`(translations, scores)` of each line, searched in batches of similar length."""
-    from keras_seq2seq.decoding import translate_in_length_batches
-
-    return translate_in_length_batches(lambda batch: zip(*search(batch)), lines, batch_size)
-
-
-def _translate_lines(args, lines):
-    """Best translations of `lines` through an export or a run folder."""
-    return [texts[0].decode("utf-8") for texts, _ in _n_best(_searcher(args), lines, args.batch_size)]
-
-
-def _keras_run_folder(model_path):
-    """The Keras run behind a run folder or an export (its assets.extra/run)."""
-    if os.path.exists(os.path.join(model_path, "model.keras")):
-        return model_path
-    run = os.path.join(_resolve_export(model_path), "assets.extra", "run")
-    return run if os.path.exists(os.path.join(run, "model.keras")) else None
-
-
 def cmd_evaluate(args):
     import json
 
     from keras_seq2seq.data import iter_lines
+    from keras_seq2seq.errors import UserError
     from keras_seq2seq.metrics import score_text
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     references = list(iter_lines(args.references))
+    result = {}
     if args.hypotheses:
         hypotheses = list(iter_lines(args.hypotheses))
-        result = {}
     else:
+        from keras_seq2seq.export.clients import best_translations, perplexity_of, text_searcher
+
         if not (args.model and args.source):
-            raise SystemExit("error: evaluate needs --hypotheses, or --model and --source")
+            raise UserError("evaluate needs --hypotheses, or --model and --source")
         sources = list(iter_lines(args.source))
         if len(sources) != len(references):
-            raise SystemExit(f"error: {args.source} has {len(sources)} lines but "
-                             f"{args.references} has {len(references)}")
-        args.sampling, args.xla = False, False
+            raise UserError(f"{args.source} has {len(sources)} lines but {args.references} "
+                            f"has {len(references)}")
         start = time.monotonic()
-        hypotheses = _translate_lines(args, sources)
-        result = {"sentences_per_s": round(len(sources) / (time.monotonic() - start), 1)}
+        search = text_searcher(args.model, args.beam, args.alpha, args.beta, args.max_length)
+        hypotheses = best_translations(search, sources, args.batch_size)
+        result["sentences_per_s"] = round(len(sources) / (time.monotonic() - start), 1)
         if args.output:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write("".join(h + "\n" for h in hypotheses))
-        run = _keras_run_folder(args.model) if "perplexity" in metrics else None
-        if run:
-            from keras_seq2seq.data import parallel_text_dataset
-            from keras_seq2seq.export import Translator
-            from keras_seq2seq.metrics import perplexity
-
-            translator = Translator.load_run(run)
-            pairs = parallel_text_dataset(
-                args.source, args.references, translator.tokenizer, batch_size=64,
-                max_source_length=translator.max_source_length,
-                max_target_length=translator.max_target_length, shuffle=False,
-                extended_ids=translator.model.copies_source)
-            result["perplexity"] = perplexity(translator.model, pairs)
+        if "perplexity" in metrics:
+            result["perplexity"] = perplexity_of(args.model, args.source, args.references)
     try:
         scores = score_text(hypotheses, references, [m for m in metrics if m != "perplexity"])
     except ValueError as e:
-        raise SystemExit(f"error: {e}")
+        raise UserError(str(e)) from None
     print(json.dumps(dict(scores, **result, sentences=len(references))))
 
 
 def cmd_tflite(args):
     from keras_seq2seq.export import convert_to_tflite
+    from keras_seq2seq.export.clients import resolve_export
 
-    sizes = convert_to_tflite(_resolve_export(args.export), args.output, quantize=args.quantize)
+    sizes = convert_to_tflite(resolve_export(args.export), args.output, quantize=args.quantize)
     for path, size in sizes.items():
         print(f"{path}: {size / 1e6:.2f} MB")
 
 
 def cmd_zoo(args):
-    from keras_seq2seq.zoo import RECIPES
+    from keras_seq2seq.zoo import builtin_names, read_builtin
 
-    for recipe in RECIPES.values():
-        measured = ", ".join(f"{k}: {v}" for k, v in recipe.measured.items()) or "not yet measured"
-        print(f"{recipe.name:28s} {recipe.description}\n{'':28s} measured: {measured}")
+    if args.show:
+        sys.stdout.write(read_builtin(args.show))
+        return
+    for name in builtin_names():
+        recipe = _listing(name)
+        measured = ", ".join(f"{k}: {v}" for k, v in recipe["measured"].items()) or \
+            "not yet measured"
+        print(f"{name:34s} {recipe['description']}\n{'':34s} measured: {measured}")
+
+
+def _listing(name):
+    """A built-in recipe's description and measured figures, read as YAML
+    (without resolving its data files, which need --data)."""
+    import yaml
+
+    from keras_seq2seq.zoo import builtin_path
+
+    with open(builtin_path(name), encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    return {"description": raw.get("description", ""), "measured": raw.get("measured") or {}}
+
+
+# -- the parser ---------------------------------------------------------------------
 
 
 def build_parser():
@@ -331,24 +288,27 @@ def build_parser():
         prog="keras-seq2seq",
         description="Sequence-to-sequence models for TensorFlow/Keras.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log lines and warnings")
+    parser.set_defaults(needs_parser=False, strategy=None)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def training_options(p, default_export):
         p.add_argument("--export-dir", default=default_export,
                        help="SavedModels go to the next integer version under it "
-                            f"(default: {default_export or 'exports/RECIPE'})")
+                            f"(default: {default_export or 'exports/NAME'})")
         p.add_argument("--max-minutes", type=float, default=None,
                        help="stop training cleanly after this many minutes")
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
         p.add_argument("--no-check", action="store_true",
                        help="skip reloading the export in a clean process to compare outputs")
         p.add_argument("--on-bad-line", choices=["fail", "skip"], default="fail",
-                       help="a blank, non-UTF-8 or over-long (1,000 characters) line pair: "
-                            "stop with its file and line number (fail, the default) or "
-                            "drop it and report the count (skip)")
+                       help="a blank, non-UTF-8 or over-long (the recipe's max_line_chars, "
+                            "default 1,000) line pair: stop with its file and line number "
+                            "(fail, the default) or drop it and report the count (skip)")
         p.add_argument("--mixed-precision", action="store_true",
-                       help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU); "
-                            "exports stay float32")
+                       help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU), as the "
+                            "recipe's training.mixed_precision; exports stay float32")
         p.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"],
                        default="default",
                        help="tf.distribute strategy: one device, all local GPUs (mirrored), "
@@ -367,7 +327,8 @@ def build_parser():
                        help="backup after every epoch; a killed run started again with the "
                             "same command resumes there (default: WORK_DIR/backup)")
 
-    p = commands.add_parser("quickstart", help="train the dates-attention recipe, export it, show examples")
+    p = commands.add_parser("quickstart",
+                            help="train the dates-attention recipe, export it, show examples")
     training_options(p, os.path.join("exports", "quickstart"))
     p.add_argument("--work-dir", default=os.path.join("runs", "quickstart"),
                    help="run folder: data, tokenizer, logs, checkpoints (default: runs/quickstart)")
@@ -375,12 +336,35 @@ def build_parser():
                    help="generated training pairs (default: the recipe's 20,000)")
     p.set_defaults(func=cmd_quickstart)
 
-    p = commands.add_parser("train", help="train a recipe and export it")
-    p.add_argument("--recipe", required=True, help="recipe name (see `keras-seq2seq zoo`)")
-    p.add_argument("--data", default=None, help="folder with the recipe's data files")
-    p.add_argument("--work-dir", default=None, help="run folder (default: runs/RECIPE)")
+    p = commands.add_parser(
+        "train", help="train a recipe (built-in, a file, or your own files) and export it",
+        description="Train, print held-out figures, export a SavedModel and check it. "
+                    "Give one of --recipe, --config or --train.")
+    p.add_argument("--recipe", default=None, help="a built-in recipe (see `keras-seq2seq zoo`)")
+    p.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="a recipe file (`keras-seq2seq zoo --show NAME` prints one to start "
+                        "from); relative paths in it resolve against its folder")
+    p.add_argument("--data", default=None,
+                   help="the folder a recipe's relative data paths resolve against "
+                        "(for Multi30k, ../shared/data/multi30k)")
+    p.add_argument("--train", nargs=2, default=None, metavar=("SRC", "TGT"),
+                   help="your own parallel training files (any names, any language pair, "
+                        "plain or .gz); the vocabulary is built from them")
+    p.add_argument("--val", nargs=2, default=None, metavar=("SRC", "TGT"),
+                   help="validation files, with --train")
+    p.add_argument("--test", nargs=2, default=None, metavar=("SRC", "TGT"),
+                   help="test files, with --train (scored after training; default: --val)")
+    p.add_argument("--like", default=None, metavar="RECIPE",
+                   help=f"with --train: the built-in recipe whose model and settings to "
+                        f"train (default {DEFAULT_LIKE})")
+    p.add_argument("--name", default=None,
+                   help="with --train: the run's name (default: the --export-dir's name)")
+    p.add_argument("--init-from", default=None, metavar="RUN_OR_EXPORT",
+                   help="fine-tune: start from this run's (or export's) model and keep its "
+                        "tokenizer")
+    p.add_argument("--work-dir", default=None, help="run folder (default: runs/NAME)")
     training_options(p, None)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, needs_parser=True)
 
     p = commands.add_parser("export", help="export a trained run folder as a SavedModel")
     p.add_argument("--run", required=True, help="run folder written by train or quickstart")
@@ -399,7 +383,8 @@ def build_parser():
     p.add_argument("--beam", type=int, default=None,
                    help="beam width (default: the export's; 1 is greedy; at most the export's)")
     p.add_argument("--alpha", type=float, default=None, help="GNMT length penalty")
-    p.add_argument("--beta", type=float, default=None, help="GNMT coverage penalty")
+    p.add_argument("--beta", type=float, default=None,
+                   help="GNMT coverage penalty (models with attention only)")
     p.add_argument("--max-length", type=int, default=None, help="longest output, in tokens")
     p.add_argument("--n-best", type=int, default=1,
                    help="print this many hypotheses per input as 'score<TAB>text' "
@@ -443,6 +428,8 @@ def build_parser():
     p.set_defaults(func=cmd_tflite)
 
     p = commands.add_parser("zoo", help="list the recipes and their measured scores")
+    p.add_argument("--show", default=None, metavar="NAME",
+                   help="print a recipe's file, to copy and edit for `train --config`")
     p.set_defaults(func=cmd_zoo)
     return parser
 
@@ -450,21 +437,19 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train" and args.export_dir is None:
-        args.export_dir = os.path.join("exports", args.recipe)
-    if getattr(args, "strategy", None):
-        from keras_seq2seq.distribute import distribution_strategy
-
-        try:
-            # Before any other TensorFlow work (multi-worker collectives).
-            args.distribution = distribution_strategy(args.strategy)
-        except ValueError as e:
-            parser.error(str(e))
-    from keras_seq2seq.data import DataError
+    from keras_seq2seq.errors import UserError
 
     try:
-        args.func(args)
-    except DataError as e:
+        if args.command != "zoo":
+            try:
+                args.distribution = _start_tensorflow(args.verbose, args.strategy)
+            except ValueError as e:
+                parser.error(str(e))
+        if args.needs_parser:
+            args.func(args, parser)
+        else:
+            args.func(args)
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -6,8 +6,8 @@
     model.fit(shard_batches(dataset, strategy), ...)
 
 Keras 3.15 cannot `fit` under `MultiWorkerMirroredStrategy` as it is
-(keras-team/keras#20585): `MultiWorkerFitFixes` works around its two faults,
-and the package's models include it.
+(keras-team/keras#20585): `models.base.MultiWorkerFitFixes` works around its
+two faults, and every model of the package includes it.
 """
 
 import os
@@ -68,49 +68,3 @@ def shard_batches(dataset, strategy):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-def _in_multi_worker_mode(strategy):
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
-
-
-class MultiWorkerFitFixes:
-    """Makes `keras.Model.fit` work under `MultiWorkerMirroredStrategy` (Keras 3.15).
-
-    Mixed into a `keras.Model` subclass, it repairs two faults of Keras' TF
-    trainer in multi-worker mode (keras-team/keras#20585):
-
-    - before the first step Keras builds the model from a batch it averages
-      across workers with `strategy.reduce`, which accepts one tensor, not a
-      nest of them (`Attempt to convert a value ({...: PerReplica ...})`).
-      Only the batch's shapes matter there, so this worker's batch is used.
-    - each step's logs are averaged with `strategy.reduce(..., axis=0)`,
-      which fails on scalar metrics ("Invalid reduction dimension 0"). The
-      logs are given a leading axis of 1 so that this reduction averages
-      them across workers.
-
-    Without a multi-worker strategy it changes nothing.
-    """
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is None or not _in_multi_worker_mode(self.distribute_strategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            batch = next(batches)
-            break
-        local = self.distribute_strategy.experimental_local_results
-        data_batch = tf.nest.map_structure(
-            lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, batch)
-        return super()._maybe_symbolic_build(data_batch=data_batch)
-
-    def _reducible(self, logs):
-        if not _in_multi_worker_mode(self.distribute_strategy):
-            return logs
-        return {k: tf.reshape(v, [1]) if v.shape.rank == 0 else v for k, v in logs.items()}
-
-    def train_step(self, data):
-        return self._reducible(super().train_step(data))
-
-    def test_step(self, data):
-        return self._reducible(super().test_step(data))

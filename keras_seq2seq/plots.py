@@ -33,7 +33,7 @@ def attention_matrix(translator, text):
     ids, _ = translator.search(source_ids, beam_size=1)
     target = [int(i) for i in ids[0, 0].numpy() if i != 0]
     model = translator.model
-    decoder_inputs = tf.constant([[model.bos_id] + target[:-1]], tf.int32)
+    decoder_inputs = tf.constant([[model.start_id] + target[:-1]], tf.int32)
     _, alignments = model({"source_ids": source_ids, "decoder_input_ids": decoder_inputs},
                           return_attention=True)
     if alignments is None:
@@ -44,7 +44,7 @@ def attention_matrix(translator, text):
         # A copied word's extended id is resolved against the source text.
         copied = translator.decode_text(tf.constant(id_list, tf.int32)[:, None],
                                         tf.fill([len(id_list)], text)).numpy()
-        return ["</s>" if i == model.eos_id
+        return ["</s>" if i == model.end_id
                 else (c if i >= translator.tokenizer.vocab_size else p).decode("utf-8").replace(JOINER, "")
                 for i, p, c in zip(id_list, names, copied)]
 

@@ -1,40 +1,22 @@
-"""Training a recipe end to end: data -> tokenizer -> model.fit -> run folder.
+"""Training any task end to end: recipe -> task -> model.fit -> run folder -> export.
 
-    paths = recipe.prepare_data(...)          # parallel files per split
-    tokenizer = SentencePiece on the training files (reused if present)
-    model.fit(train batches, validation batches, callbacks)
-    run folder: model.keras, tokenizer.model (or words.txt), translator.json,
-                logs/, checkpoints
+    recipe = zoo.load_recipe("dates-attention")      # or a YAML file of your own
+    task = tasks.task_for(recipe)
+    result = train(task, "runs/dates")               # data, tokenizer, fit, run folder
+    scores = task.evaluate(result.exportable)
+    export_saved_model(result.exportable, "exports/dates", check=True)
 """
 
-import itertools
+import dataclasses
 import json
-import math
 import os
 import time
 import warnings
 
 import keras
 
-from keras_seq2seq.distribute import is_chief, shard_batches, worker_dir
-from keras_seq2seq.data import (
-    check_parallel_files,
-    iter_lines,
-    parallel_text_dataset,
-    text_line_dataset,
-)
-from keras_seq2seq.export import Translator
-from keras_seq2seq.losses import SequenceCrossEntropy
-from keras_seq2seq.metrics import MaskedAccuracy, exact_match
-from keras_seq2seq.models import get_model_class
-from keras_seq2seq.optimizers import FusedAdam
-from keras_seq2seq.text import (
-    SubwordTokenizer,
-    WordTokenizer,
-    build_word_vocabulary,
-    train_sentencepiece,
-    vocabulary_in_use,
-)
+from keras_seq2seq.distribute import is_chief, worker_dir
+from keras_seq2seq.export import RunFolder, export_saved_model
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -124,31 +106,6 @@ def _roles(strategy, work_dir, backup_dir):
     return strategy, chief, work_dir, backup_dir
 
 
-def build_tokenizer(recipe, train_paths, work_dir):
-    """The recipe's joint tokenizer, from both sides of the training data:
-    a SentencePiece model, or a word vocabulary (`recipe.tokenizer`).
-
-    An existing tokenizer in `work_dir` is reused, so that a resumed run
-    keeps its vocabulary.
-    """
-    cls = WordTokenizer if recipe.tokenizer == "words" else SubwordTokenizer
-    path = os.path.join(work_dir, cls.file_name)
-    if os.path.exists(path):
-        return cls.from_file(path)
-    source, target = train_paths
-    sentences = itertools.chain.from_iterable(zip(iter_lines(source), iter_lines(target)))
-    sentences = (s for s in sentences if s.strip())
-    if cls is WordTokenizer:
-        tokenizer = WordTokenizer(build_word_vocabulary(
-            sentences, recipe.vocabulary_size, min_count=recipe.min_word_count))
-    else:
-        tokenizer = SubwordTokenizer(train_sentencepiece(
-            sentences, vocab_size=recipe.vocabulary_size, split_digits=recipe.split_digits))
-    os.makedirs(work_dir, exist_ok=True)
-    tokenizer.save(path)
-    return tokenizer
-
-
 def mixed_precision_policy():
     """`mixed_float16` on a GPU, `mixed_bfloat16` on CPU (AVX512-BF16 runs it natively)."""
     import tensorflow as tf
@@ -171,39 +128,6 @@ def float32_copy(model):
     return copy
 
 
-def side_vocabularies(recipe, train_paths, tokenizer):
-    """`{"source_vocabulary": ..., "target_vocabulary": ...}`, the ids each
-    side of the training data uses, if the recipe asks for them; else `{}`."""
-    if not recipe.side_vocabularies:
-        return {}
-    # The lines as the training pipeline reads them.
-    return {
-        f"{side}_vocabulary": vocabulary_in_use(tokenizer, text_line_dataset(path).as_numpy_iterator())
-        for side, path in zip(("source", "target"), train_paths)
-    }
-
-
-def build_model(recipe, vocabulary_size, total_steps=None, vocabularies=None):
-    """The recipe's model, compiled. With `total_steps`, the learning rate
-    follows a cosine decay to 5% of its initial value over that many steps.
-    `vocabularies`: from `side_vocabularies`."""
-    model = get_model_class(recipe.model)(
-        vocabulary_size, **recipe.model_config, **(vocabularies or {}))
-    model.build()
-    learning_rate = recipe.learning_rate
-    if total_steps:
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            recipe.learning_rate, decay_steps=total_steps, alpha=0.05
-        )
-    model.compile(
-        optimizer=FusedAdam(learning_rate, global_clipnorm=recipe.clipnorm),
-        loss=SequenceCrossEntropy(label_smoothing=recipe.label_smoothing,
-                                  ignore_unknown=model.copies_source),
-        metrics=[MaskedAccuracy()],
-    )
-    return model
-
-
 def announce_resume(backup_dir):
     """Prints where a run resumes from, if `backup_dir` holds a backup."""
     metadata = os.path.join(backup_dir, "training_metadata.json")
@@ -216,219 +140,97 @@ def announce_resume(backup_dir):
     return done
 
 
-def train_recipe(recipe, work_dir, data_dir=None, max_minutes=None, epochs=None, verbose=1,
-                 backup_dir=None, mixed_precision=False, on_bad_line="fail",
-                 callback_options=None, strategy=None, extra_callbacks=()):
-    """Trains `recipe` and saves the run to `work_dir`.
+@dataclasses.dataclass
+class TrainingResult:
+    """What `train` returns.
+
+    Attributes:
+        exportable: the trained model as an `Exportable` (None on a worker
+            that is not the chief, which saves nothing).
+        history: the Keras `History`.
+        minutes: wall-clock minutes, data preparation included.
+        work_dir: the run folder.
+    """
+
+    exportable: object
+    history: object
+    minutes: float
+    work_dir: str
+
+
+def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_line="fail",
+          callback_options=None, strategy=None, extra_callbacks=()):
+    """Trains a task and saves the run to `work_dir`: one function for every task.
+
+    The recipe fixes data, model, epochs and precision
+    (`training.mixed_precision`); this call fixes where and for how long.
 
     Args:
-        recipe: a `zoo.Recipe`.
-        work_dir: the run folder (data for generated tasks, tokenizer, logs,
-            checkpoints, the final model).
-        data_dir: folder of the recipe's files, for recipes on real data.
-        max_minutes: stop cleanly after this much training time.
-        epochs: override the recipe's number of epochs.
+        task: a `tasks.Task` (`tasks.task_for(recipe)`).
+        work_dir: the run folder (`export.RunFolder`): data the task writes,
+            tokenizer, logs, checkpoints, backups, the final model. A folder
+            holding anything else (another recipe's run, an older layout,
+            files that are not a run) is refused before anything is written.
+        max_minutes: stop cleanly after this much training time (default:
+            the recipe's `training.max_minutes`, else no limit).
         verbose: Keras progress bars (1) or not (0).
         backup_dir: where `keras.callbacks.BackupAndRestore` keeps the last
             finished epoch (default `work_dir/backup`). A run killed at any
             point and started again with the same arguments continues from
-            there, losing at most the epoch in progress; the backup is
-            removed when training completes.
+            there, losing at most the epoch in progress.
         on_bad_line: `"fail"` stops at the first blank, undecodable or
             overlong line pair, naming file and line; `"skip"` drops such
             pairs and prints how many.
-        mixed_precision: train under `mixed_precision_policy()`; Keras wraps
-            the optimizer in a loss-scaling one for float16. Logits are cast
-            to float32 after the output matmul; attention softmaxes and the
-            loss are float32; the saved and exported model computes in
-            float32.
         callback_options: keyword arguments of `training_callbacks`
             (early stopping patience, TensorBoard, best checkpoint, NaN stop).
-        extra_callbacks: more Keras callbacks for `fit`.
         strategy: a `tf.distribute.Strategy` (`distribution_strategy`); the
-            model is built in its scope, each global batch of
-            `recipe.batch_size` is split across its replicas, and batches are
+            model is built in its scope, each global batch of the recipe's
+            `batch_size` is split across its replicas, and batches are
             sharded across workers. Only the chief saves the run.
+        extra_callbacks: more Keras callbacks for `fit`.
+
+    Under `training.mixed_precision` the model trains in
+    `mixed_precision_policy()` (logits, attention softmaxes and the loss in
+    float32) and is saved and exported computing in float32.
 
     Returns:
-        `(translator, paths, history)`; translator is None on a worker that
-        is not the chief.
+        A `TrainingResult`.
     """
     import tensorflow as tf
 
+    start = time.monotonic()
+    recipe = task.recipe
     strategy, chief, work_dir, backup_dir = _roles(strategy, work_dir, backup_dir)
-    keras.utils.set_random_seed(recipe.seed)
-    paths = recipe.prepare_data(data_dir, work_dir)
-    # One streaming pass checks every split before any training starts.
-    reports = {
-        split: check_parallel_files(*paths[split], on_bad_line=on_bad_line)
-        for split in ("train", "val", "test") if split in paths
-    }
-    for split, report in reports.items():
-        skipped = report["pairs"] - report["usable"]
-        if skipped:
-            print(f"Skipping {skipped} of {report['pairs']} {split} pairs: "
-                  f"{report['blank']} blank, {report['undecodable']} not UTF-8, "
-                  f"{report['overlong']} too long")
-    train_pairs = reports["train"]["usable"]
-    tokenizer = build_tokenizer(recipe, paths["train"], work_dir)
-
-    def batches(split, shuffle):
-        return shard_batches(parallel_text_dataset(
-            *paths[split],
-            tokenizer,
-            batch_size=recipe.batch_size,
-            max_source_length=recipe.max_source_length,
-            max_target_length=recipe.max_target_length,
-            shuffle=shuffle,
-            seed=recipe.seed,
-            check_files=False,
-            extended_ids=get_model_class(recipe.model).copies_source,
-        ), strategy)
-
-    epochs = epochs or recipe.epochs
-    steps_per_epoch = math.ceil(train_pairs / recipe.batch_size)
-    vocabularies = side_vocabularies(recipe, paths["train"], tokenizer)
+    if chief:
+        RunFolder(work_dir).claim(recipe.identity())
+    keras.utils.set_random_seed(recipe.training["seed"])
+    task.prepare(work_dir, on_bad_line=on_bad_line, strategy=strategy)
+    epochs = recipe.training["epochs"]
+    mixed_precision = recipe.training["mixed_precision"]
     previous_policy = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision_policy())
         print(f"Mixed precision: {keras.config.dtype_policy().name}")
     try:
         with strategy.scope():
-            model = build_model(
-                recipe,
-                tokenizer.vocab_size,
-                total_steps=epochs * steps_per_epoch if recipe.decay_learning_rate else None,
-                vocabularies=vocabularies,
-            )
+            model = task.build_model(total_steps=epochs * task.steps_per_epoch)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    max_minutes = max_minutes or recipe.training["max_minutes"]
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
-    callbacks += list(extra_callbacks)
-    history = fit(model, batches("train", shuffle=True), batches("val", shuffle=False),
-                  epochs, callbacks, verbose)
-    if not chief:
-        return None, paths, history
-    if mixed_precision or strategy is not tf.distribute.get_strategy():
-        model = float32_copy(model)
-    translator = Translator(
-        model, tokenizer, recipe.max_source_length, recipe.max_target_length
-    )
-    translator.save_run(work_dir)
-    return translator, paths, history
+    train_batches, val_batches = task.datasets()
+    history = fit(model, train_batches, val_batches, epochs,
+                  callbacks + list(extra_callbacks), verbose)
+    exportable = None
+    if chief:
+        if mixed_precision or strategy is not tf.distribute.get_strategy():
+            model = float32_copy(model)
+        exportable = task.exportable(model)
+        exportable.save_run(work_dir)
+    return TrainingResult(exportable, history, (time.monotonic() - start) / 60, work_dir)
 
 
-def translate_file(translator, source_path, batch_size=256, beam=False):
-    """Translations of every line of `source_path` (greedy, or the export's
-    beam search), as a list of str."""
-    search = translator.serving_default if beam else translator.greedy
-    return translate_texts(search, list(iter_lines(source_path)), batch_size)
-
-
-def translate_texts(search, lines, batch_size):
-    """`search`'s translations of `lines` (str), in batches of similar length.
-
-    Args:
-        search: a text signature, `text` string [batch] -> {"translation":
-            string [batch], ...}: a `Translator`'s or a loaded export's.
-    """
-    import tensorflow as tf
-
-    from keras_seq2seq.decoding import translate_in_length_batches
-
-    def translate_batch(batch):
-        return [t.decode("utf-8") for t in search(text=tf.constant(batch))["translation"].numpy()]
-
-    return translate_in_length_batches(translate_batch, lines, batch_size)
-
-
-def evaluate_exact_match(translator, source_path, target_path):
-    """Greedy exact-match accuracy on a pair of files."""
-    return exact_match(translate_file(translator, source_path), list(iter_lines(target_path)))
-
-
-def pointer_data(recipe, work_dir):
-    """The recipe's generated training and validation instances (cached in
-    `work_dir/data/`, so a resumed run reuses them)."""
-    from keras_seq2seq.data.points import cached_instances
-
-    data = os.path.join(work_dir, "data")
-    return {
-        split: cached_instances(os.path.join(data, f"{split}.npz"), recipe.problem, size,
-                                recipe.points, seed)
-        for split, size, seed in (("train", recipe.train_size, 1000 + recipe.seed),
-                                  ("val", recipe.val_size, 2000 + recipe.seed))
-    }
-
-
-def train_pointer_recipe(recipe, work_dir, max_minutes=None, epochs=None, verbose=1,
-                         backup_dir=None, mixed_precision=False, callback_options=None,
-                         strategy=None):
-    """Trains a `zoo.PointerRecipe` (convex hull, TSP) and saves the run.
-
-    Arguments as `train_recipe`'s. Returns `(solver, data, history)`: a
-    `PointerSolver`, the instances by split, and the Keras history.
-    """
-    import tensorflow as tf
-
-    from keras_seq2seq.data.points import pointer_dataset
-    from keras_seq2seq.export import PointerSolver
-
-    strategy, chief, work_dir, backup_dir = _roles(strategy, work_dir, backup_dir)
-    keras.utils.set_random_seed(recipe.seed)
-    start = time.monotonic()
-    data = pointer_data(recipe, work_dir)
-    print(f"{recipe.problem}, n={recipe.points}: {len(data['train'][0]):,} training instances "
-          f"ready in {time.monotonic() - start:.0f} s")
-    epochs = epochs or recipe.epochs
-    steps = math.ceil(len(data["train"][0]) / recipe.batch_size)
-    previous_policy = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy(mixed_precision_policy())
-    try:
-        with strategy.scope():
-            model = get_model_class(recipe.model)(**recipe.model_config)
-            model.build()
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                recipe.learning_rate, decay_steps=epochs * steps, alpha=0.05)
-            model.compile(
-                optimizer=FusedAdam(learning_rate, global_clipnorm=recipe.clipnorm),
-                loss=SequenceCrossEntropy(),
-                metrics=[MaskedAccuracy()],
-            )
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-    callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
-    history = fit(
-        model,
-        shard_batches(pointer_dataset(*data["train"], recipe.batch_size, shuffle=True,
-                                    seed=recipe.seed), strategy),
-        shard_batches(pointer_dataset(*data["val"], 1000), strategy),
-        epochs, callbacks, verbose,
-    )
-    if not chief:
-        return None, data, history
-    if mixed_precision or strategy is not tf.distribute.get_strategy():
-        model = float32_copy(model)
-    solver = PointerSolver(model, recipe.points, beam_size=recipe.beam_size)
-    solver.save_run(work_dir)
-    return solver, data, history
-
-
-def evaluate_pointer(solver, problem, points, beam_size=None, batch_size=500):
-    """Convex hull or TSP metrics of a solver's outputs on `points` [count, n, 2]."""
-    import numpy as np
-
-    from keras_seq2seq.data.points import solve
-    from keras_seq2seq.metrics import convex_hull_metrics, tsp_metrics
-
-    import tensorflow as tf
-
-    search = tf.function(lambda chunk: solver.search(chunk, beam_size=beam_size)[0][:, 0])
-    rows = [search(points[i : i + batch_size]).numpy() for i in range(0, len(points), batch_size)]
-    predicted = np.concatenate(rows)
-    if problem == "convex_hull":
-        return convex_hull_metrics(points, predicted)
-    if problem == "tsp":
-        return tsp_metrics(points, predicted, solve("tsp", points))
-    raise ValueError(f"no metrics for {problem!r}")
+def export(exportable, export_dir, check=True):
+    """Publishes the next SavedModel version under `export_dir`, checked in a
+    clean process first (`export_saved_model(check=True)`); returns its path."""
+    return export_saved_model(exportable, export_dir, check=check)

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seq2seq import AttentionSeq2Seq
+from keras_seq2seq import AttentionSeq2Seq, Seq2Seq
 from keras_seq2seq.decoding import (
     beam_search,
-    beam_translate,
     coverage_penalty,
-    greedy_translate,
+    generate,
+    greedy_generate,
     length_penalty,
     sample,
-    translate,
 )
 from keras_seq2seq.decoding import search as search_module
 from keras_seq2seq.decoding.search import blockwise_top_k
@@ -71,7 +70,7 @@ def _unpad(row):
 def test_beam_search_equals_exhaustive_search(tiny_model):
     max_length = 4
     candidates = all_sequences(max_length)  # 85 sequences
-    ids, scores = translate(tiny_model, SOURCES, max_length, beam_size=64)
+    ids, scores = generate(tiny_model, SOURCES, max_length, beam_size=64)
     for row, source in enumerate(SOURCES):
         exact = teacher_forced_log_prob(tiny_model, source, candidates)
         order = np.argsort(-exact)
@@ -84,7 +83,7 @@ def test_beam_search_equals_exhaustive_search(tiny_model):
 
 
 def test_scores_are_teacher_forced_log_probs_and_nbest_is_sorted_and_distinct(tiny_model):
-    ids, scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=5)
+    ids, scores = generate(tiny_model, SOURCES, max_length=8, beam_size=5)
     ids, scores = ids.numpy(), scores.numpy()
     for row, source in enumerate(SOURCES):
         hyps = [_unpad(h) for h in ids[row]]
@@ -95,15 +94,38 @@ def test_scores_are_teacher_forced_log_probs_and_nbest_is_sorted_and_distinct(ti
         )
 
 
-def test_model_generate_is_the_same_search(tiny_model):
-    ids, scores = tiny_model.generate(SOURCES, max_length=8, beam_size=3)
-    want_ids, want_scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3)
+def test_generate_traced_is_the_same_search(tiny_model):
+    traced = tf.function(lambda s: generate(tiny_model, s, max_length=8, beam_size=3))
+    ids, scores = traced(tf.constant(SOURCES))
+    want_ids, want_scores = generate(tiny_model, SOURCES, max_length=8, beam_size=3)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_allclose(scores, want_scores)
 
 
+def test_a_coverage_penalty_without_coverage_is_an_error():
+    """Seq2Seq has no attention, so nothing to cover: a Python beta is refused
+    at once, a tensor beta (a served request) at run time; beta 0 works."""
+    model = Seq2Seq(VOCAB, embedding_dim=8, units=8)
+    model.build()
+    assert not model.has_coverage
+    with pytest.raises(ValueError, match="keeps no attention coverage"):
+        generate(model, SOURCES, max_length=6, beam_size=2, beta=0.5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="beta must be 0"):
+        generate(model, SOURCES, max_length=6, beam_size=2, beta=tf.constant(0.5))
+    zero, _ = generate(model, SOURCES, max_length=6, beam_size=2, beta=tf.constant(0.0))
+    plain, _ = generate(model, SOURCES, max_length=6, beam_size=2)
+    np.testing.assert_array_equal(zero, plain)
+
+
+def test_decode_refuses_a_coverage_penalty_it_cannot_read():
+    table = np.zeros((8, 8), "float32")
+    with pytest.raises(ValueError, match="coverage_fn"):
+        beam_search(markov_step(table), tf.zeros([1]), tf.fill([1], BOS_ID), EOS_ID, 4,
+                    beam_size=2, beta=1.0)
+
+
 def test_beam_of_one_equals_a_plain_greedy_loop(tiny_model):
-    ids, scores = greedy_translate(tiny_model, SOURCES, max_length=8)
+    ids, scores = greedy_generate(tiny_model, SOURCES, max_length=8)
     context, state = tiny_model.encode(SOURCES)
     tokens = tf.fill([2], BOS_ID)
     expected = np.zeros((2, 8), "int32")
@@ -120,7 +142,7 @@ def test_beam_of_one_equals_a_plain_greedy_loop(tiny_model):
 
 
 def test_length_penalty_divides_the_log_prob(tiny_model):
-    ids, scores = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=4, alpha=0.8)
+    ids, scores = generate(tiny_model, SOURCES, max_length=8, beam_size=4, alpha=0.8)
     for row, source in enumerate(SOURCES):
         hyps = [_unpad(h) for h in ids.numpy()[row]]
         log_probs = teacher_forced_log_prob(tiny_model, source, hyps)
@@ -135,8 +157,8 @@ def test_coverage_penalty_formula():
 
 
 def test_coverage_penalty_changes_ranking_scores(tiny_model):
-    _, plain = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3)
-    _, penalised = beam_translate(tiny_model, SOURCES, max_length=8, beam_size=3, beta=1.0)
+    _, plain = generate(tiny_model, SOURCES, max_length=8, beam_size=3)
+    _, penalised = generate(tiny_model, SOURCES, max_length=8, beam_size=3, beta=1.0)
     assert np.all(penalised.numpy() <= plain.numpy() + 1e-6)
     assert np.any(penalised.numpy() < plain.numpy() - 1e-3)
 
@@ -213,11 +235,15 @@ def test_sampling_is_reproducible_and_top_k_stays_in_the_top_k():
 def test_top_p_sampling_keeps_the_nucleus():
     table = np.full((8, 8), -30.0, "float32")
     table[:, 4], table[:, 5], table[:, EOS_ID] = 3.0, 2.9, 0.0  # 4 and 5 hold ~95%
+    # Token 4 alone holds 51%: at top_p=0.5 it is the whole nucleus.
     out, _ = sample(markov_step(table), tf.zeros([32]), tf.fill([32], BOS_ID), EOS_ID, 6,
                     top_p=0.5, seed=(0, 1))
     tokens = out.numpy()[:, :5]
-    assert set(np.unique(tokens)) <= {4, 5, EOS_ID}
-    assert 5 not in set(tokens.ravel()) or 4 in set(tokens.ravel())
+    assert (tokens == 4).all()
+    # With the nucleus switched off the same seed draws 5 (46%) too.
+    unfiltered, _ = sample(markov_step(table), tf.zeros([32]), tf.fill([32], BOS_ID), EOS_ID, 6,
+                           top_p=1.0, seed=(0, 1))
+    assert (unfiltered.numpy()[:, :5] == 5).any()
 
 
 def test_min_length_and_ngram_blocking():
@@ -260,9 +286,9 @@ def test_wide_vocabularies_search_the_same_with_blockwise_top_k(monkeypatch):
     model.build()
     sources = np.random.default_rng(0).integers(4, 3000, (3, 6)).astype("int32")
     sources[:, -1] = EOS_ID
-    blockwise = beam_translate(model, sources, max_length=8, beam_size=4)
+    blockwise = generate(model, sources, max_length=8, beam_size=4)
     monkeypatch.setattr(search_module, "_BLOCKWISE_TOP_K_WIDTH", 10**9)
-    plain = beam_translate(model, sources, max_length=8, beam_size=4)
+    plain = generate(model, sources, max_length=8, beam_size=4)
     np.testing.assert_array_equal(blockwise[0], plain[0])
     np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
 

@@ -54,23 +54,23 @@ def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path):
 
 
 _MIRRORED = """
-import dataclasses, functools, sys
+import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-from keras_seq2seq.training import evaluate_exact_match, train_recipe
-from keras_seq2seq.zoo import get_recipe
-from keras_seq2seq.zoo.recipes import _generated_dates
-recipe = dataclasses.replace(get_recipe("dates-attention"),
-                             prepare_data=functools.partial(_generated_dates, train=2000))
-translator, paths, history = train_recipe(recipe, sys.argv[1], epochs=1, verbose=0,
-                                          strategy=strategy)
+from keras_seq2seq.tasks import task_for
+from keras_seq2seq.training import train
+from keras_seq2seq.zoo import load_recipe
+recipe = load_recipe("dates-attention").replace(data={"train_size": 2000}, training={"epochs": 1})
+task = task_for(recipe)
+result = train(task, sys.argv[1], verbose=0, strategy=strategy)
+translator, history = result.exportable, result.history
 assert strategy.num_replicas_in_sync == 2
 # The saved model holds plain variables, not mirrored ones.
 assert all(type(v.value).__name__ == "ResourceVariable" for v in translator.model.variables)
 print("loss", history.history["loss"][-1])
-print("exact", evaluate_exact_match(translator, *paths["test"]))
+print("exact", task.evaluate(translator)["exact_match"])
 """
 
 

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_seq2seq import AttentionSeq2Seq, Seq2Seq, SequenceCrossEntropy
-from keras_seq2seq.decoding import greedy_search, greedy_translate
+from keras_seq2seq.decoding import generate, greedy_generate, greedy_search
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
 from keras_seq2seq.optimizers import FusedAdam
 from keras_seq2seq.text import BOS_ID, EOS_ID
@@ -69,7 +69,7 @@ def test_keras_file_round_trip_gives_identical_outputs(rng, tmp_path, make):
 
 
 def test_compiled_model_loads_in_a_fresh_process(rng, tmp_path):
-    """Everything a compiled model refers to is registered by `import keras_seq2seq`."""
+    """Everything a compiled model refers to is registered by `keras_seq2seq.load_model`."""
     import subprocess
     import sys
 
@@ -78,7 +78,7 @@ def test_compiled_model_loads_in_a_fresh_process(rng, tmp_path):
     model.fit(x, y, epochs=1, verbose=0)
     path = str(tmp_path / "compiled.keras")
     model.save(path)
-    code = f"import keras, keras_seq2seq; keras.saving.load_model({path!r}); print('ok')"
+    code = f"import keras_seq2seq; keras_seq2seq.load_model({path!r}); print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
@@ -128,7 +128,7 @@ def test_greedy_decoding_learns_the_copy_task(rng):
     x, y = _copy_task(rng, n=1024)
     model = _compile(AttentionSeq2Seq(12, embedding_dim=32, units=64), lr=1e-2)
     model.fit(x, y, batch_size=64, epochs=12, verbose=0)
-    ids, scores = greedy_translate(model, x["source_ids"][:64], max_length=10)
+    ids, scores = greedy_generate(model, x["source_ids"][:64], max_length=10)
     ids = ids.numpy()
     assert np.all(ids[:, 7:] == 0)  # nothing after EOS
     row_correct = np.all(ids[:, :7] == y[:64], axis=1)
@@ -228,8 +228,8 @@ def test_side_vocabularies_compute_what_the_whole_vocabulary_restricted_to_them_
 
     # Decoding gives vocabulary ids, the same as the whole model's.
     for beam_size in (1, 3):
-        side_ids, side_scores = side.generate(source, max_length=8, beam_size=beam_size)
-        whole_ids, whole_scores = whole.generate(source, max_length=8, beam_size=beam_size)
+        side_ids, side_scores = generate(side, source, max_length=8, beam_size=beam_size)
+        whole_ids, whole_scores = generate(whole, source, max_length=8, beam_size=beam_size)
         np.testing.assert_array_equal(side_ids.numpy(), whole_ids.numpy())
         np.testing.assert_allclose(side_scores.numpy(), whole_scores.numpy(), rtol=1e-4)
     assert set(np.unique(side_ids.numpy())) <= set(target_vocabulary)

@@ -1,6 +1,5 @@
 """Pointer networks: generated tasks, their solvers, the model, its search and exports."""
 
-import dataclasses
 import itertools
 import json
 import os
@@ -28,9 +27,18 @@ from keras_seq2seq.data.points import (
 from keras_seq2seq.export import PointerSolver, convert_to_tflite, export_saved_model, verify_export
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import convex_hull_metrics, tsp_metrics
-from keras_seq2seq.models import PointerNetwork, solve_points
-from keras_seq2seq.training import evaluate_pointer, train_pointer_recipe
-from keras_seq2seq.zoo import get_recipe
+from keras_seq2seq.decoding import generate
+from keras_seq2seq.models import PointerNetwork
+from keras_seq2seq.tasks import task_for
+from keras_seq2seq.training import train
+from keras_seq2seq.zoo import load_recipe
+
+
+def solve_points(model, points, beam_size):
+    """The shared search over positions: n choices, then the end (cropped)."""
+    n = points.shape[1]
+    indices, scores = generate(model, points, max_length=n + 1, beam_size=beam_size)
+    return indices[:, :, :n], scores
 
 
 # -- generated tasks -------------------------------------------------------------
@@ -222,24 +230,26 @@ def test_sorting_is_learned():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """convex-hull-5, shrunk to a few seconds of training."""
-    recipe = dataclasses.replace(get_recipe("convex-hull-5"), train_size=4000, epochs=1)
+    recipe = load_recipe("convex-hull-5").replace(data={"train_size": 4000},
+                                                   training={"epochs": 1})
     work = tmp_path_factory.mktemp("hull")
-    solver, data, _ = train_pointer_recipe(recipe, str(work / "run"), verbose=0)
-    return solver, data, work
+    task = task_for(recipe)
+    solver = train(task, str(work / "run"), verbose=0).exportable
+    return solver, task, work
 
 
 def test_recipe_training_writes_a_run_that_loads(trained):
-    solver, data, work = trained
+    solver, task, work = trained
     loaded = PointerSolver.load_run(str(work / "run"))
-    points = data["val"][0][:20]
+    points = task.instances["val"][0][:20]
     np.testing.assert_array_equal(loaded.beam_search(points)["indices"],
                                   solver.beam_search(points)["indices"])
-    scores = evaluate_pointer(solver, "convex_hull", data["val"][0][:100])
+    scores = task.evaluate(solver, points=task.instances["val"][0][:100])
     assert set(scores) == {"accuracy", "area_coverage", "invalid_rate"}
 
 
 def test_saved_model_signature(trained):
-    solver, data, work = trained
+    solver, task, work = trained
     path = export_saved_model(solver, str(work / "export"))
     assert verify_export(solver, path, solver.check_inputs()) == 8
     # serving_default as design.md 2.4 has it, in a process without keras_seq2seq.
@@ -269,12 +279,12 @@ print(json.dumps({k: [v.dtype.name, v.shape.as_list(), v.numpy().tolist()] for k
 def test_tflite_gives_the_saved_models_beams(trained, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    solver, data, work = trained
+    solver, task, work = trained
     path = export_saved_model(solver, str(work / "export_tflite"))
     out = str(tmp_path / "hull.tflite")
     convert_to_tflite(path, out)
     runner = Interpreter(out).get_signature_runner("decode")
-    for points in data["val"][0][:10]:
+    for points in task.instances["val"][0][:10]:
         got = runner(points=points[None])
         want = solver.beam_search(points[None])
         np.testing.assert_array_equal(got["indices"], want["indices"])

@@ -1,7 +1,6 @@
 """Pointer-generator: word tokenization with extended ids, the model, copying
 unseen names through training, export and TFLite, and coverage."""
 
-import dataclasses
 import os
 
 import keras
@@ -17,15 +16,16 @@ from keras_seq2seq.data.names import (
     name_probes,
     write_names_dataset,
 )
-from keras_seq2seq.decoding import translate
+from keras_seq2seq.decoding import generate
 from keras_seq2seq.export import convert_to_tflite, export_saved_model, verify_export
 from keras_seq2seq.metrics import repeated_ngram_rate
 from keras_seq2seq.models import PointerGenerator
 from keras_seq2seq.models.pointer_generator import coverage_loss
 from keras_seq2seq.text import EOS_ID, UNK_ID, WordTokenizer, build_word_vocabulary
 from keras_seq2seq.text.words import JOINER, join_words, split_words
-from keras_seq2seq.training import train_recipe, translate_file
-from keras_seq2seq.zoo import Recipe
+from keras_seq2seq.tasks import task_for, translate_file
+from keras_seq2seq.training import train
+from keras_seq2seq.zoo import recipe_from_dict
 
 
 def _strings(tensor):
@@ -129,7 +129,7 @@ def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
         steps.append(log_probs.numpy())
     np.testing.assert_allclose(np.stack(steps, 1), teacher, atol=1e-5)
 
-    ids, scores = translate(model, SOURCE, max_length=5, beam_size=3)
+    ids, scores = generate(model, SOURCE, max_length=5, beam_size=3)
     for row in range(2):
         for beam in range(3):
             hypothesis = ids[row, beam].numpy()
@@ -143,7 +143,7 @@ def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
 
 def test_search_options_work_over_the_extended_vocabulary():
     model = _small_model(attention="coverage")
-    ids, _ = translate(model, SOURCE, max_length=8, beam_size=3, no_repeat_ngram_size=1,
+    ids, _ = generate(model, SOURCE, max_length=8, beam_size=3, no_repeat_ngram_size=1,
                        alpha=0.6, beta=0.2)
     for hypothesis in ids.numpy().reshape(-1, 8):
         tokens = [t for t in hypothesis if t not in (0, EOS_ID)]
@@ -176,26 +176,36 @@ def test_pointer_generator_round_trips_through_keras_files(tmp_path):
 # -- copying names never seen in training ---------------------------------------------
 
 
-def _names_recipe(model, **config):
-    def prepare(data_dir, work_dir):
-        return write_names_dataset(os.path.join(work_dir, "data"), train=4000, test=300)[0]
+@pytest.fixture(scope="module")
+def names_data(tmp_path_factory):
+    return write_names_dataset(str(tmp_path_factory.mktemp("names-data")), train=4000, test=300)[0]
 
-    return Recipe(
-        name=f"names-{model}", description="invented names to copy", prepare_data=prepare,
-        model=model, model_config=dict(embedding_dim=32, units=64, **config),
-        tokenizer="words", vocabulary_size=500, min_word_count=5, batch_size=32, epochs=3,
-        learning_rate=3e-3, max_source_length=32, max_target_length=32)
+
+def _names_recipe(paths, model, max_length=32, **config):
+    return recipe_from_dict({
+        "name": f"names-{model}", "description": "invented names to copy", "task": "text",
+        "data": {split: {"source": pair[0], "target": pair[1]} for split, pair in paths.items()},
+        "tokenizer": {"type": "words", "vocabulary_size": 500, "min_word_count": 5},
+        "model": dict({"class": model, "embedding_dim": 32, "units": 64}, **config),
+        "training": {"batch_size": 32, "epochs": 3, "learning_rate": 3e-3,
+                     "max_source_length": max_length, "max_target_length": max_length},
+    })
+
+
+def train_recipe(recipe, work_dir, **options):
+    """The recipe's exportable and data files, trained as `keras-seq2seq train` does."""
+    task = task_for(recipe)
+    return train(task, work_dir, **options).exportable, task.paths
 
 
 QUIET = dict(tensorboard=False, patience=0, best_checkpoint=False)
 
 
 @pytest.fixture(scope="module")
-def names_run(tmp_path_factory):
+def names_run(tmp_path_factory, names_data):
     work = tmp_path_factory.mktemp("names-pg")
-    translator, paths, _ = train_recipe(_names_recipe("pointer_generator"), str(work),
-                                        verbose=0, callback_options=QUIET)
-    return translator, paths
+    return train_recipe(_names_recipe(names_data, "pointer_generator"), str(work),
+                        verbose=0, callback_options=QUIET)
 
 
 def _exact(translator, paths):
@@ -212,8 +222,9 @@ def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_pa
     assert len(test_names) > 100 and not test_names & training_words
     assert _exact(translator, paths) >= 0.9
 
-    attention, attention_paths, _ = train_recipe(
-        _names_recipe("attention_seq2seq"), str(tmp_path), verbose=0, callback_options=QUIET)
+    attention, attention_paths = train_recipe(
+        _names_recipe(paths, "attention_seq2seq"), str(tmp_path), verbose=0,
+        callback_options=QUIET)
     # The same data and vocabulary without copying: the names come out <unk>.
     assert _exact(attention, attention_paths) <= 0.1
 
@@ -277,7 +288,7 @@ def test_repeated_ngram_rate():
     assert repeated_ngram_rate(["a b"]) == 0.0
 
 
-def test_coverage_lowers_the_repeated_trigram_rate(tmp_path):
+def test_coverage_lowers_the_repeated_trigram_rate(tmp_path, names_data):
     """Inputs of four sentences, four times as long as any in training, make
     a model without coverage loop over what it already wrote; measured here
     (seeds 0 and 1): 52% and 12% of output trigrams repeated without coverage,
@@ -290,10 +301,8 @@ def test_coverage_lowers_the_repeated_trigram_rate(tmp_path):
     rates = {}
     for name, config in (("coverage", dict(attention="coverage", coverage_loss_weight=1.0)),
                          ("none", dict(attention="bahdanau", coverage_loss_weight=0.0))):
-        recipe = dataclasses.replace(
-            _names_recipe("pointer_generator", **config), max_source_length=64,
-            max_target_length=64)
-        translator, _, _ = train_recipe(recipe, str(tmp_path / name), verbose=0,
-                                        callback_options=QUIET)
+        recipe = _names_recipe(names_data, "pointer_generator", max_length=64, **config)
+        translator, _ = train_recipe(recipe, str(tmp_path / name), verbose=0,
+                                     callback_options=QUIET)
         rates[name] = repeated_ngram_rate(translate_file(translator, str(long_inputs)))
     assert rates["coverage"] < 0.5 * rates["none"], rates

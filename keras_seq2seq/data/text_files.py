@@ -10,8 +10,10 @@ import os
 
 import tensorflow as tf
 
+from keras_seq2seq.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A data file is missing, empty, undecodable or does not match its pair."""
 
 

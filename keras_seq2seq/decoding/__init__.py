@@ -1,10 +1,21 @@
 """Decoding written once over a model's step function.
 
 `decode` is the one loop; beam search, greedy search and sampling are the
-same loop with a different selector or beam size.
+same loop with a different `Selector` or beam size. `generate` applies it to
+any `SequenceModel` (text models and pointer networks alike).
 """
 
+from keras_seq2seq.decoding.generate import (
+    generate,
+    greedy_generate,
+    length_batches,
+    sample_generate,
+    translate_in_length_batches,
+)
 from keras_seq2seq.decoding.search import (
+    SamplingSelector,
+    Selector,
+    TopKSelector,
     beam_search,
     coverage_penalty,
     decode,
@@ -15,31 +26,23 @@ from keras_seq2seq.decoding.search import (
     tile_beams,
     top_k_selector,
 )
-from keras_seq2seq.decoding.translate import (
-    beam_translate,
-    decode_length_limits,
-    greedy_translate,
-    length_batches,
-    sample_translate,
-    translate,
-    translate_in_length_batches,
-)
 
 __all__ = [
+    "SamplingSelector",
+    "Selector",
+    "TopKSelector",
     "beam_search",
-    "beam_translate",
     "coverage_penalty",
     "decode",
-    "decode_length_limits",
+    "generate",
+    "greedy_generate",
     "greedy_search",
-    "greedy_translate",
     "length_batches",
     "length_penalty",
     "sample",
-    "sample_translate",
+    "sample_generate",
     "sampling_selector",
     "tile_beams",
     "top_k_selector",
-    "translate",
     "translate_in_length_batches",
 ]

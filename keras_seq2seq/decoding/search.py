@@ -22,7 +22,7 @@ loop ends when every hypothesis of every row has finished, or at `max_length`.
 Scores are summed log-probabilities; with `alpha` the ranking divides them by
 the GNMT length penalty ((5 + length) / 6) ** alpha, and with `beta` it adds
 the GNMT coverage penalty beta * sum_j log(min(coverage_j, 1)) over source
-positions (Wu et al. 2016), read from `state["coverage"]`.
+positions (Wu et al. 2016), read from the state by `coverage_fn`.
 """
 
 import tensorflow as tf
@@ -108,13 +108,35 @@ def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
     return values, block * block_size + positions % block_size
 
 
-def top_k_selector(scores, k):
-    """Beam search and greedy: the k best candidates. scores [batch, candidates]."""
-    return tf.math.top_k(scores, k=k).indices
+class Selector:
+    """Picks the `k` survivors of each row from its scored candidates.
+
+    `considers_all_tokens`: whether each hypothesis offers every token as a
+    candidate (sampling) or only its own k best (search; the k best of the
+    whole beam are always among them).
+    """
+
+    considers_all_tokens = False
+
+    def __call__(self, scores, k, step, log_probs):
+        """scores [batch, k * width] -> int32 [batch, k] candidate positions.
+
+        `step` is the decoding step; `log_probs` [batch * k, width] the
+        model's log-probabilities of each hypothesis' candidates (without
+        penalties; for sampling, k is 1 and width the vocabulary).
+        """
+        raise NotImplementedError
 
 
-def sampling_selector(temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
-    """A selector that draws one candidate per row (beam size 1).
+class TopKSelector(Selector):
+    """Beam search and greedy search: the k best candidates."""
+
+    def __call__(self, scores, k, step, log_probs):
+        return tf.math.top_k(scores, k=k).indices
+
+
+class SamplingSelector(Selector):
+    """Draws one candidate per row (beam size 1).
 
     Args:
         temperature: divides the log-probabilities before sampling.
@@ -123,28 +145,42 @@ def sampling_selector(temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
             reaches top_p (nucleus sampling; 1.0: all).
         seed: a pair of ints; the same seed gives the same samples.
     """
-    seed = tf.constant(seed, tf.int32)
 
-    def select(scores, k, step, log_probs):
+    considers_all_tokens = True
+
+    def __init__(self, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.seed = tf.constant(seed, tf.int32)
+
+    def __call__(self, scores, k, step, log_probs):
         if k != 1:
             raise ValueError("sampling keeps one hypothesis per row (beam_size=1)")
-        logits = log_probs / temperature
-        if top_k:
-            kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
+        logits = log_probs / self.temperature
+        if self.top_k:
+            kth = tf.math.top_k(logits, k=self.top_k).values[:, -1:]
             logits = tf.where(logits < kth, NEG_INF, logits)
-        if top_p < 1.0:
+        if self.top_p < 1.0:
             sorted_logits = tf.sort(logits, direction="DESCENDING")
             cumulative = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
             # The smallest logit still inside the nucleus.
             threshold = tf.reduce_min(
-                tf.where(cumulative < top_p, sorted_logits, -NEG_INF), axis=-1, keepdims=True
+                tf.where(cumulative < self.top_p, sorted_logits, -NEG_INF), axis=-1, keepdims=True
             )
             logits = tf.where(logits < threshold, NEG_INF, logits)
-        draw = tf.random.stateless_categorical(logits, 1, seed + tf.stack([step, 0]), dtype=tf.int32)
-        return draw
+        return tf.random.stateless_categorical(
+            logits, 1, self.seed + tf.stack([step, 0]), dtype=tf.int32)
 
-    select.needs_log_probs = True
-    return select
+
+def top_k_selector():
+    """The beam search selector (see `TopKSelector`)."""
+    return TopKSelector()
+
+
+def sampling_selector(temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
+    """A sampling selector (see `SamplingSelector`)."""
+    return SamplingSelector(temperature, top_k, top_p, seed)
 
 
 def decode(
@@ -162,6 +198,7 @@ def decode(
     no_repeat_ngram_size=0,
     selector=None,
     active_beams=None,
+    coverage_fn=None,
 ):
     """The decoding loop (see the module docstring).
 
@@ -175,16 +212,18 @@ def decode(
         length_limits: optional int32 [batch]: hypotheses of row i end (with
             `end_id`) after at most `length_limits[i]` tokens.
         alpha: GNMT length penalty weight (0: none). May be a tensor.
-        beta: GNMT coverage penalty weight (0: none); needs
-            `state["coverage"]` [batch * beam, source] and `source_mask`
-            [batch, source]. May be a tensor.
+        beta: GNMT coverage penalty weight (0: none); needs `coverage_fn`
+            and `source_mask` [batch, source]. May be a tensor.
         min_length: `end_id` is forbidden before this many tokens.
         no_repeat_ngram_size: forbid repeating any n-gram of this size (0: off).
-        selector: `top_k_selector` (default) or one from `sampling_selector`.
+        selector: a `Selector`: `TopKSelector()` (the default) or a
+            `SamplingSelector`.
         active_beams: optional int32 scalar <= beam_size, chosen at run time:
             only the first `active_beams` survivors of each step are kept
             (the others are dropped), which is beam search of that width in
             a buffer of `beam_size`. Scores of dropped beams are -1e9.
+        coverage_fn: `state -> coverage` float32 [batch * beam, source], the
+            attention summed so far (`SequenceModel.coverage`), for `beta`.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
@@ -192,7 +231,7 @@ def decode(
         [batch, beam], best first. With no penalties a score is the sum of
         the hypothesis' token log-probabilities, `end_id` included.
     """
-    selector = selector or top_k_selector
+    selector = selector or TopKSelector()
     k = beam_size
     start_ids = tf.convert_to_tensor(start_ids, tf.int32)
     batch = tf.shape(start_ids)[0]
@@ -203,12 +242,10 @@ def decode(
     state = tile_beams(initial_state, k)
     # Penalties given as Python zeros are left out of the graph altogether.
     use_length_penalty = not _is_python_zero(alpha)
-    use_coverage = (
-        not _is_python_zero(beta)
-        and isinstance(state, dict)
-        and "coverage" in state
-        and source_mask is not None
-    )
+    use_coverage = not _is_python_zero(beta)
+    if use_coverage and (coverage_fn is None or source_mask is None):
+        # A penalty that cannot apply is an error, not a silent no-op.
+        raise ValueError("a coverage penalty (beta) needs coverage_fn and source_mask")
     beam_source_mask = tile_beams(source_mask, k) if use_coverage else None
     alpha = tf.cast(alpha, tf.float32)
     beta = tf.cast(beta, tf.float32)
@@ -233,7 +270,7 @@ def decode(
     def cond(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         return (t < max_length) & tf.logical_not(tf.reduce_all(finished))
 
-    samples = getattr(selector, "needs_log_probs", False)
+    samples = selector.considers_all_tokens
 
     def body(t, tokens, state, ids, cumulative, lengths, finished, coverage):
         log_probs, state = step_fn(tokens, state)
@@ -274,7 +311,7 @@ def decode(
         candidate_scores = tf.where(finished[:, None], tf.where(first, 0.0, NEG_INF), candidate_scores)
         candidate_ids = tf.where(finished[:, None], PAD_ID, candidate_ids)
         if use_coverage:
-            coverage = tf.where(finished[:, None], coverage, state["coverage"])
+            coverage = tf.where(finished[:, None], coverage, coverage_fn(state))
 
         candidates = cumulative[:, None] + candidate_scores  # [rows, width]
         candidate_lengths = tf.where(finished, lengths, t + 1)[:, None]
@@ -284,10 +321,7 @@ def decode(
         if use_coverage:
             rank += coverage_penalty(coverage, beam_source_mask, beta)[:, None]
         flat_rank = tf.reshape(rank, [batch, k * width])
-        if samples:
-            chosen = selector(flat_rank, k, t, candidate_scores)
-        else:
-            chosen = selector(flat_rank, k)
+        chosen = selector(flat_rank, k, t, candidate_scores)
         origin = tf.reshape(chosen // width, [rows]) + batch_offsets
         picked = tf.stack([origin, tf.reshape(chosen % width, [rows])], axis=1)
         next_ids = tf.gather_nd(candidate_ids, picked)
@@ -305,7 +339,7 @@ def decode(
         return t + 1, next_ids, state, ids, cumulative, lengths, finished, coverage
 
     coverage0 = (
-        tf.zeros_like(state["coverage"]) if use_coverage else tf.zeros([rows, 1], tf.float32)
+        tf.zeros_like(coverage_fn(state)) if use_coverage else tf.zeros([rows, 1], tf.float32)
     )
     _, _, state, ids, cumulative, lengths, finished, coverage = tf.while_loop(
         cond,
@@ -349,7 +383,6 @@ def sample(step_fn, initial_state, start_ids, end_id, max_length,
     Returns `(ids [batch, max_length], scores [batch])`; scores are the
     model's log-probabilities of the sampled tokens (before filtering).
     """
-    selector = sampling_selector(temperature, top_k, top_p, seed)
-    ids, scores = decode(step_fn, initial_state, start_ids, end_id, max_length,
-                         beam_size=1, selector=selector, **options)
+    ids, scores = decode(step_fn, initial_state, start_ids, end_id, max_length, beam_size=1,
+                         selector=SamplingSelector(temperature, top_k, top_p, seed), **options)
     return ids[:, 0], scores[:, 0]

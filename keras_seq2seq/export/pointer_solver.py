@@ -3,20 +3,19 @@
 Its `tf.function`s are the SavedModel's signatures (design.md 2.4):
 `serving_default` takes `points` float32 [batch, n, dims] and returns
 `indices` int32 [batch, n] (0-based input positions, -1 after the output
-ends) and `scores` float32 [batch]. The search is the shared beam search of
-`keras_seq2seq.decoding`, through `solve_points`.
+ends) and `scores` float32 [batch]. The search is the text models' own,
+`keras_seq2seq.decoding.generate`.
 """
 
-import json
-import os
-
-import keras
 import tensorflow as tf
 
-from keras_seq2seq.models.pointer_network import solve_points
+from keras_seq2seq.decoding import generate
+from keras_seq2seq.export.exportable import Exportable
+from keras_seq2seq.export.run_folder import register_exportable
 
 
-class PointerSolver(tf.Module):
+@register_exportable
+class PointerSolver(Exportable):
     """Beam search over a `PointerNetwork`'s choices, for export.
 
     Args:
@@ -34,10 +33,7 @@ class PointerSolver(tf.Module):
     """
 
     def __init__(self, model, points, max_points=50, beam_size=5, name=None):
-        super().__init__(name=name)
-        self.model = model
-        # Tracked as tf.Variables for TF1-style loaders (see Translator).
-        self.serving_variables = [getattr(v, "value", v) for v in model.variables]
+        super().__init__(model, name=name)
         self.points = int(points)
         self.max_points = max(int(max_points), self.points)
         self.beam_size = int(beam_size)
@@ -65,8 +61,10 @@ class PointerSolver(tf.Module):
             message=f"this export takes at most {self.max_points} points per instance")
         with tf.control_dependencies([check]):
             points = tf.identity(points)
-        return solve_points(self.model, points, beam_size=beam_size or self.beam_size,
-                            max_points=self.max_points)
+        indices, scores = generate(self.model, points, max_length=self.max_points + 1,
+                                   beam_size=beam_size or self.beam_size)
+        # The buffer holds n positions and the end; the end reads -1.
+        return indices[:, :, :n], scores
 
     def _serving_default(self, points):
         """`points` [B, n, dims] -> `indices` int32 [B, n], `scores` float32 [B] (best beam)."""
@@ -90,13 +88,8 @@ class PointerSolver(tf.Module):
             "greedy": self.greedy,
         }
 
-    # -- what export_saved_model and convert_to_tflite ask of an exportable --
-
-    def for_export(self):
-        return self
-
-    def write_assets(self, directory):
-        """Nothing beyond settings.json: points need no vocabulary."""
+    def run_settings(self):
+        return {k: getattr(self, k) for k in ("points", "max_points", "beam_size")}
 
     def check_inputs(self, count=8, seed=0):
         """Random instances of the trained size, for `verify_export`."""
@@ -111,24 +104,3 @@ class PointerSolver(tf.Module):
             return {"indices": indices, "scores": scores}
 
         return decode, [tf.TensorSpec([1, None, self.dims], tf.float32, name="points")]
-
-    def write_tflite_assets(self, stem):
-        return []
-
-    # -- a trained run on disk: model.keras + settings -------------------------
-
-    def save_run(self, directory):
-        os.makedirs(directory, exist_ok=True)
-        self.model.save(os.path.join(directory, "model.keras"))
-        settings = {k: getattr(self, k) for k in ("points", "max_points", "beam_size")}
-        with open(os.path.join(directory, "solver.json"), "w") as f:
-            json.dump(settings, f, indent=2)
-
-    @classmethod
-    def load_run(cls, directory, **overrides):
-        import keras_seq2seq  # noqa: F401  (registers the layers for loading)
-
-        model = keras.saving.load_model(os.path.join(directory, "model.keras"))
-        with open(os.path.join(directory, "solver.json")) as f:
-            settings = dict(json.load(f), **overrides)
-        return cls(model, **settings)

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -18,39 +20,57 @@ def next_version_dir(export_dir):
     return os.path.join(export_dir, str(max(versions, default=0) + 1))
 
 
-def export_saved_model(exportable, export_dir):
-    """Saves a `Translator` or `PointerSolver` as the next version under `export_dir`.
+def export_saved_model(exportable, export_dir, check=False, check_inputs=None):
+    """Saves an `Exportable` as the next version under `export_dir`, atomically.
+
+    The version is written (and, with `check`, verified in a clean process)
+    in a hidden folder beside the versions, then renamed into place: TF
+    Serving, which loads the highest integer folder it sees, never sees a
+    partial one, and a crash leaves only the hidden folder. Two exports at
+    once take different versions (a rename onto an existing version fails,
+    and the next number is tried).
 
     Its settings go to `assets.extra/settings.json` (and a text model's
-    SentencePiece model to `assets.extra/tokenizer.model`), where TF Serving
-    ignores them and clients and tools can read them; `assets.extra/run/`
-    holds the Keras model and settings (`load_run`), which the TFLite
-    conversion retraces.
+    tokenizer beside it), where TF Serving ignores them and clients and
+    tools can read them; `assets.extra/run/` holds the Keras model and
+    settings (a run folder), which the TFLite conversion retraces.
+
+    Args:
+        check: reload the export in a process that imports only tensorflow
+            and tensorflow_text and compare outputs (`verify_export`) before
+            publishing it; raises `RuntimeError` and publishes nothing if
+            they differ.
+        check_inputs: the inputs of that check (default
+            `exportable.check_inputs()`).
 
     Returns:
         The version directory written.
     """
-    path = next_version_dir(export_dir)
-    module = exportable.for_export()
-    tf.saved_model.save(module, path, signatures=module.signatures())
-    extra = os.path.join(path, "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    with open(os.path.join(extra, "settings.json"), "w") as f:
-        json.dump(exportable.settings, f, indent=2, default=str)
-    exportable.write_assets(extra)
-    # The Keras model, for conversions that must retrace the decode (TFLite).
-    exportable.save_run(os.path.join(extra, "run"))
-    return path
-
-
-def load_run(directory, **overrides):
-    """The `Translator` or `PointerSolver` saved in a run folder."""
-    from keras_seq2seq.export.pointer_solver import PointerSolver
-    from keras_seq2seq.export.translator import Translator
-
-    if os.path.exists(os.path.join(directory, "solver.json")):
-        return PointerSolver.load_run(directory, **overrides)
-    return Translator.load_run(directory, **overrides)
+    os.makedirs(export_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".writing-", dir=export_dir)
+    try:
+        path = os.path.join(staging, "model")
+        module = exportable.for_export()
+        tf.saved_model.save(module, path, signatures=module.signatures())
+        extra = os.path.join(path, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        with open(os.path.join(extra, "settings.json"), "w") as f:
+            json.dump(exportable.settings, f, indent=2, default=str)
+        exportable.write_assets(extra)
+        # The Keras model, for conversions that must retrace the decode (TFLite).
+        exportable.save_run(os.path.join(extra, "run"))
+        if check:
+            verify_export(exportable, path, check_inputs)
+        while True:
+            version = next_version_dir(export_dir)
+            try:
+                os.rename(path, version)
+                return version
+            except OSError:
+                if not os.path.isdir(version):
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
@@ -86,9 +106,10 @@ def _as_json(value):
     return {"dtype": value.dtype.name, "value": value.tolist()}
 
 
-def verify_export(exportable, path, inputs, atol=1e-4):
+def verify_export(exportable, path, inputs=None, atol=1e-4):
     """Reloads `path` in a clean subprocess and compares its `serving_default`
-    with `exportable`'s on `inputs` (a dict of arrays or lists).
+    with `exportable`'s on `inputs` (a dict of arrays or lists; default
+    `exportable.check_inputs()`).
 
     The subprocess imports only `tensorflow` and `tensorflow_text`, as TF
     Serving clients do. Raises `RuntimeError` naming the first difference.
@@ -99,6 +120,8 @@ def verify_export(exportable, path, inputs, atol=1e-4):
     import subprocess
     import sys
 
+    if inputs is None:
+        inputs = exportable.check_inputs()
     inputs = {k: _as_json(v) for k, v in inputs.items()}
     expected = exportable.serving_default(
         **{k: tf.constant(v["value"], dtype=v["dtype"]) for k, v in inputs.items()})

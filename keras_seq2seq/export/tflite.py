@@ -55,7 +55,7 @@ def convert_to_tflite(export_path, output_path, quantize="none"):
     Returns:
         A dict of the files written and their sizes in bytes.
     """
-    from keras_seq2seq.export.saved_model import load_run
+    from keras_seq2seq.export.run_folder import load_run
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")

@@ -2,28 +2,29 @@
 
 Its `tf.function`s are the SavedModel's signatures (design.md 2.4), and the
 command line calls the same functions, so what `keras-seq2seq translate`
-prints is what TF Serving returns. Every signature runs the one decoding loop
-of `keras_seq2seq.decoding`.
+prints is what TF Serving returns. Every signature runs the one search entry
+point, `keras_seq2seq.decoding.generate`.
 """
 
-import json
 import os
 
-import keras
 import tensorflow as tf
 
-from keras_seq2seq.decoding import sample_translate, translate
-from keras_seq2seq.text import SubwordTokenizer, load_tokenizer
+from keras_seq2seq.decoding import generate, sample_generate
+from keras_seq2seq.export.exportable import Exportable
+from keras_seq2seq.export.run_folder import register_exportable
+from keras_seq2seq.text import load_tokenizer
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-class Translator(tf.Module):
+@register_exportable
+class Translator(Exportable):
     """Strings in, translations out; tokenization and search in the graph.
 
     Args:
-        model: a trained `AttentionSeq2Seq` (or any model with `encode` and
-            `step`).
+        model: a trained text `SequenceModel` (`AttentionSeq2Seq`,
+            `PointerGenerator`, `Seq2Seq`).
         tokenizer: the `SubwordTokenizer` or `WordTokenizer` it was trained
             with. With a `WordTokenizer`, sources carry extended ids for
             unknown words and outputs are detokenized against the source, so
@@ -36,7 +37,11 @@ class Translator(tf.Module):
             `translate_ids`, and the largest `beam_size` that
             `beam_search_options` accepts.
         alpha: GNMT length penalty of the fixed-width signatures.
-        beta: GNMT coverage penalty of the fixed-width signatures.
+        beta: GNMT coverage penalty of the fixed-width signatures; must be 0
+            for a model without coverage (`model.has_coverage`), and
+            `beam_search_options` then refuses a non-zero `beta`.
+        check_texts: sources `check_inputs` gives `verify_export` (with an
+            empty and an emoji input added).
         jit_compile: compile the search with XLA (about 2x faster at batch 1
             on CPU, see benchmarks/decode_speed.py). Off by default: the stock
             TF Serving binary refuses XLA:CPU functions unless started with
@@ -50,20 +55,17 @@ class Translator(tf.Module):
     """
 
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
-                 beam_size=5, alpha=0.6, beta=0.0, jit_compile=False, name=None):
-        super().__init__(name=name)
-        self.model = model
-        # The model's tf.Variables, tracked directly: TF Serving's C++ loader
-        # (and saved_model_cli) restore only variables that the object graph
-        # holds as tf.Variables, not those inside Keras 3 variables, and fail
-        # with "Could not find variable" otherwise (keras-team/keras#19274).
-        self.serving_variables = [getattr(v, "value", v) for v in model.variables]
+                 beam_size=5, alpha=0.6, beta=0.0, check_texts=(), jit_compile=False, name=None):
+        super().__init__(model, name=name)
+        if beta and not model.has_coverage:
+            model.coverage(None)  # raises: no coverage to penalise
         self.tokenizer = tokenizer
         self.max_source_length = int(max_source_length)
         self.max_target_length = int(max_target_length)
         self.beam_size = int(beam_size)
         self.alpha = float(alpha)
         self.beta = float(beta)
+        self.check_texts = [str(t) for t in check_texts][:8]
         self.jit_compile = bool(jit_compile)
         if self.jit_compile:
             # Only the ids-in, ids-out search: tensorflow-text ops have no
@@ -72,9 +74,7 @@ class Translator(tf.Module):
 
     def with_fresh_tokenizer(self):
         """The same translator with a new tokenizer object (same model proto)."""
-        return Translator(self.model, self.tokenizer.fresh(),
-                          self.max_source_length, self.max_target_length,
-                          self.beam_size, self.alpha, self.beta, self.jit_compile)
+        return Translator(self.model, self.tokenizer.fresh(), **self.run_settings())
 
     @property
     def settings(self):
@@ -91,6 +91,11 @@ class Translator(tf.Module):
             "jit_compile": self.jit_compile,
         }
 
+    def run_settings(self):
+        return {k: getattr(self, k) for k in (
+            "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
+            "check_texts", "jit_compile")}
+
     # -- ids in, ids out: the core every signature shares -------------------
 
     def search(self, source_ids, beam_size=None, alpha=None, beta=None, max_length=None,
@@ -100,7 +105,7 @@ class Translator(tf.Module):
         return search(source_ids, beam_size, alpha, beta, max_length, active_beams)
 
     def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams):
-        return translate(
+        return generate(
             self.model,
             source_ids,
             self.max_target_length,
@@ -182,9 +187,9 @@ class Translator(tf.Module):
     def sample(self, text, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
         """Sampled translations (not a signature): strings [B] -> strings [B]."""
         text = tf.constant(text)
-        ids, _ = sample_translate(self.model, self.encode_text(text),
-                                  self.max_target_length, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seed=seed)
+        ids, _ = sample_generate(self.model, self.encode_text(text),
+                                 self.max_target_length, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, seed=seed)
         return self.decode_text(ids, text)
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
@@ -204,6 +209,10 @@ class Translator(tf.Module):
         SentencePiece model or word list."""
         self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
 
+    def check_inputs(self):
+        """The run's sample sources, plus an empty and an emoji input."""
+        return {"text": self.check_texts + ["", "\U0001F600 ??"]}
+
     def tflite_decode(self):
         """The batch-1 search that TFLite converts (as `translate_ids`), and its input."""
 
@@ -214,11 +223,8 @@ class Translator(tf.Module):
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]
 
     def write_tflite_assets(self, stem):
-        """A one-piece-per-line vocabulary, and the SentencePiece model if any."""
-        files = []
-        if isinstance(self.tokenizer, SubwordTokenizer):
-            self.tokenizer.save(stem + ".spm.model")
-            files.append(stem + ".spm.model")
+        """A one-piece-per-line vocabulary, and the tokenizer's own file."""
+        files = self.tokenizer.write_client_files(stem)
         pieces = self.tokenizer.id_to_piece(tf.range(self.tokenizer.vocab_size)).numpy()
         with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
             f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
@@ -226,24 +232,9 @@ class Translator(tf.Module):
 
     # -- a trained run on disk: model.keras + tokenizer + settings ------------
 
-    def save_run(self, directory):
-        """Writes the model, tokenizer and settings to `directory`."""
-        os.makedirs(directory, exist_ok=True)
-        self.model.save(os.path.join(directory, "model.keras"))
+    def write_run_files(self, directory):
         self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
-        settings = {k: getattr(self, k) for k in (
-            "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
-            "jit_compile")}
-        with open(os.path.join(directory, "translator.json"), "w") as f:
-            json.dump(settings, f, indent=2)
 
     @classmethod
-    def load_run(cls, directory, **overrides):
-        """The inverse of `save_run`; keyword arguments override settings."""
-        import keras_seq2seq  # noqa: F401  (registers the layers for loading)
-
-        model = keras.saving.load_model(os.path.join(directory, "model.keras"))
-        tokenizer = load_tokenizer(directory)
-        with open(os.path.join(directory, "translator.json")) as f:
-            settings = dict(json.load(f), **overrides)
-        return cls(model, tokenizer, **settings)
+    def from_run(cls, folder, settings):
+        return cls(folder.load_model(), load_tokenizer(folder.path), **settings)

@@ -102,9 +102,9 @@ def perplexity(model, dataset):
     """exp of the mean token negative log-likelihood of teacher-forced targets.
 
     Args:
-        model: a model whose call gives logits [B, T, target_size] (or
-            log-probabilities, as `PointerGenerator`'s: their softmax is the
-            same distribution).
+        model: a `SequenceModel` whose call gives logits [B, T, outputs]
+            (or log-probabilities, as `PointerGenerator`'s: their softmax is
+            the same distribution).
         dataset: batches `(inputs, target_ids)`, 0-padded.
     """
     import keras_hub
@@ -116,10 +116,9 @@ def perplexity(model, dataset):
     for inputs, targets in dataset:
         # Models that copy are scored as trained: without `<unk>` targets.
         weights = None
-        if getattr(model, "copies_source", False):
+        if model.copies_source:
             weights = tf.cast(tf.not_equal(targets, UNK_ID), tf.float32)
-        if hasattr(model, "target_index"):  # labels as the logits count them
-            targets = model.target_index(targets)
+        targets = model.target_index(targets)  # labels as the logits count them
         metric.update_state(targets, model(inputs, training=False), sample_weight=weights)
     return float(metric.result())
 

@@ -1,7 +1,8 @@
 """Models, and a registry of them by name."""
 
 from keras_seq2seq.models.pointer_generator import PointerGenerator
-from keras_seq2seq.models.pointer_network import PointerNetwork, solve_points
+from keras_seq2seq.models.base import SequenceModel
+from keras_seq2seq.models.pointer_network import PointerNetwork
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
 
 MODELS = {
@@ -18,5 +19,5 @@ def get_model_class(name):
     return MODELS[name]
 
 
-__all__ = ["AttentionSeq2Seq", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq", "get_model_class",
-           "solve_points"]
+__all__ = ["AttentionSeq2Seq", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq",
+           "SequenceModel", "get_model_class"]

@@ -3,16 +3,16 @@
 import keras
 from keras import ops
 
-from keras_seq2seq.distribute import MultiWorkerFitFixes
 from keras_seq2seq.data.points import END_TOKEN, POINTER_OFFSET
 from keras_seq2seq.layers import AttentionDecoder, BahdanauAttention, RNNEncoder
+from keras_seq2seq.models.base import SequenceModel
 
 START_TOKEN = 0
 NEG_INF = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class PointerNetwork(MultiWorkerFitFixes, keras.Model):
+class PointerNetwork(SequenceModel):
     """An LSTM encoder over points and a decoder that points back into them.
 
     At each step the decoder's output is a distribution over the input
@@ -23,8 +23,8 @@ class PointerNetwork(MultiWorkerFitFixes, keras.Model):
 
     Token space (shared with `keras_seq2seq.data.points`): 0 is the start
     input and padding, 1 ends the output, input position i is token i + 2.
-    `step` therefore fits `keras_seq2seq.decoding.decode` unchanged, which
-    never emits 0.
+    `step` therefore fits `keras_seq2seq.decoding.generate` unchanged, which
+    never emits padding; `output_ids` turns tokens into 0-based positions.
 
     `call({"points": [B, n, dims], "decoder_input_ids": [B, T]})` returns
     masked logits [B, T, n + 2] for `SequenceCrossEntropy`.
@@ -51,8 +51,12 @@ class PointerNetwork(MultiWorkerFitFixes, keras.Model):
     >>> model = PointerNetwork(units=128, mask_chosen=True, permutation=True)
     >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy())
     >>> model.fit(pointer_dataset(points, targets, batch_size=128), epochs=5)
-    >>> indices, scores = solve_points(model, points, beam_size=5)
+    >>> indices, scores = generate(model, points, max_length=n + 1, beam_size=5)
     """
+
+    pad_id = START_TOKEN
+    start_id = START_TOKEN
+    end_id = END_TOKEN
 
     def __init__(
         self,
@@ -142,6 +146,16 @@ class PointerNetwork(MultiWorkerFitFixes, keras.Model):
         state["chosen"] = ops.zeros((batch, n + POINTER_OFFSET), "float32")
         return context, state
 
+    def length_limits(self, points, max_length):
+        """n positions at most, then the end: n + 1 for every instance."""
+        points = ops.convert_to_tensor(points)
+        return ops.minimum(ops.full((ops.shape(points)[0],), ops.shape(points)[1] + 1, "int32"),
+                           max_length)
+
+    def output_ids(self, token_ids):
+        """Tokens -> 0-based input positions, -1 for the end and after it."""
+        return ops.where(token_ids >= POINTER_OFFSET, token_ids - POINTER_OFFSET, -1)
+
     def _masked_logits(self, scores, chosen):
         """Bans the start token always, chosen positions and an early end by option.
 
@@ -211,42 +225,3 @@ class PointerNetwork(MultiWorkerFitFixes, keras.Model):
             point_dims=self.point_dims,
         )
         return config
-
-
-def solve_points(model, points, beam_size=1, max_points=None):
-    """Decodes a batch of point sets with the shared beam search.
-
-    Args:
-        model: a `PointerNetwork`.
-        points: float32 [batch, n, dims].
-        beam_size: hypotheses kept per instance (1: greedy).
-        max_points: static size of the output buffer (at least n; default n,
-            which must then be static).
-
-    Returns:
-        `(indices [batch, beam, n], scores [batch, beam])`: 0-based input
-        positions, -1 after the output ends; best first.
-    """
-    import tensorflow as tf
-
-    from keras_seq2seq.decoding import decode, tile_beams
-
-    points = tf.convert_to_tensor(points, tf.float32)
-    batch, n = tf.shape(points)[0], tf.shape(points)[1]
-    max_points = max_points or points.shape[1]
-    if max_points is None:
-        raise ValueError("solve_points needs max_points when n is not static")
-    context, state = model.encode(points)
-    beam_context = tile_beams(context, beam_size)
-    ids, scores = decode(
-        lambda ids, state: model.step(ids, state, beam_context),
-        state,
-        start_ids=tf.fill([batch], START_TOKEN),
-        end_id=END_TOKEN,
-        max_length=max_points + 1,
-        beam_size=beam_size,
-        # n positions at most, then the end.
-        length_limits=tf.fill([batch], n + 1),
-    )
-    indices = tf.where(ids >= POINTER_OFFSET, ids - POINTER_OFFSET, -1)
-    return indices[:, :, :n], scores

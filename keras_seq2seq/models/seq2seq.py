@@ -4,13 +4,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_seq2seq.distribute import MultiWorkerFitFixes
 from keras_seq2seq.layers import AttentionDecoder, RNNEncoder
+from keras_seq2seq.models.base import SequenceModel
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
+class AttentionSeq2Seq(SequenceModel):
     """An RNN encoder-decoder with attention (Bahdanau 2015, Luong 2015).
 
     Trained with `compile` + `fit` on teacher-forced batches:
@@ -19,8 +19,9 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
     given). Id 0 is padding on both sides.
 
     For decoding, `encode` runs the encoder once and `step` advances the
-    decoder one token; `keras_seq2seq.decoding` builds greedy search, beam
-    search and sampling on these two alone.
+    decoder one token (the `SequenceModel` interface);
+    `keras_seq2seq.decoding.generate` builds greedy search, beam search and
+    sampling on these alone.
 
     Args:
         vocabulary_size: size of the (shared) source and target vocabulary.
@@ -48,7 +49,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             only what the target language uses. Logits, `step` and its
             inputs then count in *target indices* (positions in
             `target_vocabulary`): `compute_loss` maps labels to them and
-            `translate` maps decoded indices back (`vocabulary_ids`). None:
+            `generate` maps decoded indices back (`output_ids`). None:
             the whole vocabulary.
 
     Example:
@@ -57,10 +58,6 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
     >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy())
     >>> model.fit(dataset, epochs=3)
     """
-
-    # Whether the outputs extend the vocabulary with copied source words
-    # (the data pipeline then builds extended ids; see `PointerGenerator`).
-    copies_source = False
 
     def __init__(
         self,
@@ -132,7 +129,6 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         # guide advises); `logits` casts its result to float32 for the softmax
         # and the loss.
         self.output_projection = keras.layers.Dense(self.target_size, name="output_projection")
-        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
 
     def build(self, input_shape=None):
         self.source_embedding.build((None, None))
@@ -162,7 +158,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             return ids
         return self._positions_in(self.target_vocabulary, ids)
 
-    def vocabulary_ids(self, target_indices):
+    def output_ids(self, target_indices):
         """The inverse of `target_index`: decoded indices -> vocabulary ids."""
         if self.target_vocabulary is None:
             return target_indices
@@ -189,7 +185,7 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
             `AttentionDecoder`).
         """
         source_ids = ops.convert_to_tensor(source_ids, "int32")
-        mask = ops.not_equal(source_ids, self.pad_id)
+        mask = self.source_mask(source_ids)
         embedded = self.embedding_dropout(
             self.source_embedding(self._source_rows(source_ids)), training=training)
         memory, encoder_states = self.encoder(embedded, mask=mask, training=training)
@@ -222,23 +218,26 @@ class AttentionSeq2Seq(MultiWorkerFitFixes, keras.Model):
         output, state = self.decoder.step(embedded, state, context, training=False)
         return output, embedded, state
 
-    def generate(self, source_ids, max_length=64, beam_size=1, **options):
-        """Translations of a batch of source ids.
+    def length_limits(self, source_ids, max_length, ratio=2.0, extra=10):
+        """Per-row output limits: `ratio * source length + extra`, at most
+        `max_length` (sources counted without padding, EOS included)."""
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        lengths = ops.sum(ops.cast(ops.not_equal(source_ids, self.pad_id), "float32"), axis=1)
+        limits = ops.cast(ops.ceil(ratio * lengths), "int32") + extra
+        return ops.minimum(limits, max_length)
 
-        Args:
-            source_ids: int [batch, source], 0-padded, EOS-terminated (as
-                `SubwordTokenizer.encode` gives).
-            max_length: longest output, in tokens.
-            beam_size: 1 for greedy search, more for beam search.
-            **options: `keras_seq2seq.decoding.decode` options (`alpha`,
-                `beta`, `min_length`, `no_repeat_ngram_size`).
+    @property
+    def has_coverage(self):
+        # Every attention decoder sums its alignments (`AttentionDecoder`).
+        return self.attention_name is not None
 
-        Returns:
-            `(ids [batch, beam, max_length], scores [batch, beam])`, best first.
-        """
-        from keras_seq2seq.decoding import translate
+    def coverage(self, state):
+        if not self.has_coverage:
+            return super().coverage(state)
+        return state["coverage"]
 
-        return translate(self, source_ids, max_length, beam_size=beam_size, **options)
+    def source_mask(self, source_ids):
+        return ops.not_equal(ops.convert_to_tensor(source_ids, "int32"), self.pad_id)
 
     # -- teacher-forced training ----------------------------------------------
 

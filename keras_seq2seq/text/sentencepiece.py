@@ -138,6 +138,12 @@ class SubwordTokenizer(tf.Module):
         with open(path, "wb") as f:
             f.write(self.proto)
 
+    def write_client_files(self, stem):
+        """What a client tokenizing itself needs beside a one-piece-per-line
+        vocabulary: the SentencePiece model, `STEM.spm.model`."""
+        self.save(stem + ".spm.model")
+        return [stem + ".spm.model"]
+
     def fresh(self):
         """A new tokenizer (and SentencePiece resource) for the same model."""
         return SubwordTokenizer(self.proto)

@@ -121,6 +121,10 @@ class WordTokenizer(tf.Module):
         with open(path, "w", encoding="utf-8") as f:
             f.write("".join(w + "\n" for w in list(SPECIAL_TOKENS) + self.words))
 
+    def write_client_files(self, stem):
+        """Nothing beside the one-word-per-line vocabulary: it is the whole tokenizer."""
+        return []
+
     def fresh(self):
         return WordTokenizer(self.words)
 

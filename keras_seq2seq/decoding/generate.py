@@ -1,0 +1,114 @@
+"""The one search entry point: `generate(model, inputs, ...)` for every model.
+
+It calls only the `SequenceModel` interface (`encode`, `step`, the token
+ids, `length_limits`, `output_ids`, and `coverage` for a coverage penalty),
+so text models and pointer networks decode through the same lines.
+"""
+
+import tensorflow as tf
+
+from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, decode, tile_beams
+
+
+def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0, **options):
+    """Decodes a batch with a model's `encode` and `step`.
+
+    Args:
+        model: a `keras_seq2seq.models.SequenceModel`.
+        inputs: what `model.encode` takes: source ids int32 [batch, source]
+            (0-padded, EOS-terminated) for text models, points float32
+            [batch, n, dims] for pointer networks.
+        max_length: static output buffer length; each row is also limited
+            by `model.length_limits` (for text, twice the source plus 10).
+        beam_size: hypotheses kept per row (1: greedy, unless sampling).
+        length_cap: optional int32 scalar <= max_length, a run-time limit.
+        beta: GNMT coverage penalty weight. A model without coverage
+            (`model.has_coverage` False) refuses a non-zero Python value
+            with a ValueError; a tensor must then be 0 at run time
+            (InvalidArgument otherwise).
+        **options: `decode` options (alpha, min_length,
+            no_repeat_ngram_size, selector, active_beams).
+
+    Returns:
+        `(ids [batch, beam, max_length], scores [batch, beam])`, best first;
+        ids as `model.output_ids` gives them (vocabulary ids for text,
+        0-based positions with -1 after the end for pointer networks).
+
+    Example:
+
+    >>> ids, scores = generate(model, tokenizer.encode(["3rd of March 1999"], 48),
+    ...                        max_length=24, beam_size=5, alpha=0.6)
+    """
+    context, state = model.encode(inputs)
+    beam_context = tile_beams(context, beam_size)
+    limits = model.length_limits(inputs, max_length)
+    if length_cap is not None:
+        limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
+    coverage = {}
+    if model.has_coverage:
+        coverage = dict(coverage_fn=model.coverage, source_mask=model.source_mask(inputs))
+    elif not _is_python_zero(beta):
+        if not tf.is_tensor(beta):
+            model.coverage(state)  # raises: the model keeps no coverage
+        check = tf.debugging.assert_equal(
+            tf.cast(beta, tf.float32), 0.0,
+            message=f"{model.__class__.__name__} keeps no attention coverage: beta must be 0")
+        with tf.control_dependencies([check]):
+            limits = tf.identity(limits)
+        beta = 0.0
+    ids, scores = decode(
+        lambda ids, state: model.step(ids, state, beam_context),
+        state,
+        start_ids=tf.fill([tf.shape(limits)[0]], model.start_id),
+        end_id=model.end_id,
+        max_length=max_length,
+        beam_size=beam_size,
+        length_limits=limits,
+        beta=beta,
+        **coverage,
+        **options,
+    )
+    return model.output_ids(ids), scores
+
+
+def greedy_generate(model, inputs, max_length, **options):
+    """Greedy decoding: `(ids [batch, max_length], scores [batch])`."""
+    ids, scores = generate(model, inputs, max_length, beam_size=1, **options)
+    return ids[:, 0], scores[:, 0]
+
+
+def sample_generate(model, inputs, max_length, temperature=1.0, top_k=0, top_p=1.0,
+                    seed=(0, 0), **options):
+    """Sampling: `(ids [batch, max_length], scores [batch])`, reproducible by seed."""
+    ids, scores = generate(model, inputs, max_length, beam_size=1,
+                           selector=SamplingSelector(temperature, top_k, top_p, seed), **options)
+    return ids[:, 0], scores[:, 0]
+
+
+def length_batches(lines, batch_size):
+    """Batches of indices into `lines`, each of lines of similar length
+    (whitespace-separated words, then characters), shortest first."""
+    order = sorted(range(len(lines)), key=lambda i: (len(lines[i].split()), len(lines[i])))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def translate_in_length_batches(translate_batch, lines, batch_size):
+    """`translate_batch` over `length_batches` of `lines`; results in the order of `lines`.
+
+    A batch decodes until its longest sentence has ended, so batches of
+    similar lengths waste fewer steps on rows already done (onmt_translate
+    sorts a file the same way).
+
+    Args:
+        translate_batch: a list of str -> one result per line, in order.
+        lines: a list of str.
+        batch_size: lines per call.
+
+    Returns:
+        A list of the results, one per line.
+    """
+    results = [None] * len(lines)
+    for batch in length_batches(lines, batch_size):
+        for i, result in zip(batch, translate_batch([lines[i] for i in batch])):
+            results[i] = result
+    return results

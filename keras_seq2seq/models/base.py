@@ -1,0 +1,118 @@
+"""`SequenceModel`: what every model offers the search and the exports.
+
+A model is two functions for decoding, `encode(inputs) -> (context, state)`
+and `step(token_ids, state, context) -> (log_probs, state)`, plus the few
+facts about its token space that a search needs (start, end and padding ids,
+how long an output may be, how decoded tokens map to what callers see).
+`keras_seq2seq.decoding.generate` is written once against this class, for
+text models and pointer networks alike; exports call the same methods.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
+
+
+def _in_multi_worker_mode(strategy):
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+class MultiWorkerFitFixes:
+    """Makes `keras.Model.fit` work under `MultiWorkerMirroredStrategy` (Keras 3.15).
+
+    Mixed into a `keras.Model` subclass, it repairs two faults of Keras' TF
+    trainer in multi-worker mode (keras-team/keras#20585):
+
+    - before the first step Keras builds the model from a batch it averages
+      across workers with `strategy.reduce`, which accepts one tensor, not a
+      nest of them (`Attempt to convert a value ({...: PerReplica ...})`).
+      Only the batch's shapes matter there, so this worker's batch is used.
+    - each step's logs are averaged with `strategy.reduce(..., axis=0)`,
+      which fails on scalar metrics ("Invalid reduction dimension 0"). The
+      logs are given a leading axis of 1 so that this reduction averages
+      them across workers.
+
+    Without a multi-worker strategy it changes nothing.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is None or not _in_multi_worker_mode(self.distribute_strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            batch = next(batches)
+            break
+        local = self.distribute_strategy.experimental_local_results
+        data_batch = tf.nest.map_structure(
+            lambda v: local(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def _reducible(self, logs):
+        if not _in_multi_worker_mode(self.distribute_strategy):
+            return logs
+        return {k: tf.reshape(v, [1]) if v.shape.rank == 0 else v for k, v in logs.items()}
+
+    def train_step(self, data):
+        return self._reducible(super().train_step(data))
+
+    def test_step(self, data):
+        return self._reducible(super().test_step(data))
+
+
+class SequenceModel(MultiWorkerFitFixes, keras.Model):
+    """Base class of the package's encoder-decoders.
+
+    Subclasses implement `encode`, `step` and `length_limits`, and set the
+    class attributes below where they differ. Training is plain Keras
+    (`call` gives teacher-forced logits); decoding never calls `call`.
+
+    Class attributes:
+        pad_id: the padding token (never emitted by a search).
+        start_id: the first decoder input of every output.
+        end_id: the token that ends an output.
+        copies_source: whether outputs extend the vocabulary with copied
+            source words (the data pipeline then builds extended ids).
+    """
+
+    pad_id = PAD_ID
+    start_id = BOS_ID
+    end_id = EOS_ID
+    copies_source = False
+
+    def encode(self, inputs, training=False):
+        """`inputs` [batch, ...] -> `(context, state)`: per-example constants
+        for every step, and the decoder's initial state."""
+        raise NotImplementedError
+
+    def step(self, token_ids, state, context):
+        """`token_ids` [rows] -> `(log_probs [rows, outputs] float32, state)`."""
+        raise NotImplementedError
+
+    def length_limits(self, inputs, max_length):
+        """int32 [batch]: the most tokens (end included) each output may have,
+        at most `max_length`."""
+        raise NotImplementedError
+
+    def output_ids(self, token_ids):
+        """Decoded tokens -> the ids callers see (the identity by default)."""
+        return token_ids
+
+    def target_index(self, ids):
+        """Label ids -> the positions logits count them in (the identity by
+        default; the inverse of `output_ids` for labels)."""
+        return ids
+
+    @property
+    def has_coverage(self):
+        """Whether `coverage(state)` exists, for the search's coverage penalty."""
+        return False
+
+    def coverage(self, state):
+        """float32 [rows, source]: attention summed over the steps so far."""
+        raise ValueError(f"{self.__class__.__name__} keeps no attention coverage, "
+                         "so it has no coverage penalty (beta must be 0)")
+
+    def source_mask(self, inputs):
+        """bool [batch, source]: real (not padding) source positions."""
+        raise ValueError(f"{self.__class__.__name__} has no source positions to mask")

@@ -1,0 +1,20 @@
+"""Tasks: a recipe's inputs, preprocessing, model, metrics and exportable.
+
+    task = task_for(load_recipe("dates-attention"))
+    training.train(task, "runs/dates")      # the same function for every task
+"""
+
+from keras_seq2seq.tasks.base import Task
+from keras_seq2seq.tasks.points import PointsTask
+from keras_seq2seq.tasks.text import TextTask, translate_file, translate_texts
+
+TASKS = {"text": TextTask, "points": PointsTask}
+
+
+def task_for(recipe, init_from=None):
+    """The task a recipe names (`task: text | points`)."""
+    return TASKS[recipe.task](recipe, init_from=init_from)
+
+
+__all__ = ["PointsTask", "TASKS", "Task", "TextTask", "task_for", "translate_file",
+           "translate_texts"]

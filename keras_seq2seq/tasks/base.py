@@ -1,0 +1,164 @@
+"""`Task`: one recipe's inputs, preprocessing, model, metrics and exportable.
+
+`training.train(task, ...)` is written once against this class; each kind of
+input (text, points; images and audio later) is one subclass.
+"""
+
+import inspect
+
+import keras
+
+from keras_seq2seq.errors import RecipeError
+from keras_seq2seq.export import RunFolder
+from keras_seq2seq.losses import SequenceCrossEntropy
+from keras_seq2seq.metrics import MaskedAccuracy
+from keras_seq2seq.models import SequenceModel, get_model_class
+from keras_seq2seq.optimizers import FusedAdam
+
+
+class Task:
+    """What `train` asks of a task, in the order it asks.
+
+    Args:
+        recipe: a validated `zoo.Recipe`.
+        init_from: optional run folder or export to fine-tune: its model's
+            weights (and architecture) are the start, and text tasks keep
+            its tokenizer.
+
+    Subclasses implement `prepare`, `datasets`, `new_model`, `exportable`
+    and `evaluate`.
+    """
+
+    # Model options the task sets itself, never the recipe.
+    task_model_options = ()
+
+    def __init__(self, recipe, init_from=None):
+        self.recipe = recipe
+        self.init_from = RunFolder.of(init_from) if init_from else None
+        self.model_class = self._model_class()
+        self._check_model_options()
+        # Values the constructor refuses (an unknown attention, ...) fail
+        # now, before any data is read or tokenizer trained.
+        self._construct(build=False, **self.trial_arguments())
+
+    @property
+    def name(self):
+        return self.recipe.name
+
+    # -- what train calls --------------------------------------------------
+
+    def prepare(self, work_dir, on_bad_line="fail", strategy=None):
+        """Readies data (generated, read and checked) and preprocessing
+        (tokenizer) in `work_dir`, before any model exists; `datasets` then
+        shards batches for `strategy`. Returns the task."""
+        raise NotImplementedError
+
+    def datasets(self):
+        """`(train, validation)` tf.data batches."""
+        raise NotImplementedError
+
+    @property
+    def steps_per_epoch(self):
+        raise NotImplementedError
+
+    def new_model(self):
+        """The recipe's model, built, not compiled."""
+        raise NotImplementedError
+
+    def trial_arguments(self):
+        """Constructor arguments the task would set, as stand-ins, for
+        checking the recipe's model options before any data exists."""
+        return {}
+
+    def exportable(self, model):
+        """The trained model as an `Exportable` (its search and signatures)."""
+        raise NotImplementedError
+
+    def evaluate(self, exportable):
+        """Held-out scores `{name: value}`, through the exportable's search."""
+        raise NotImplementedError
+
+    def notes(self):
+        """Lines worth printing about what `prepare` found (skipped pairs, ...)."""
+        return []
+
+    def describe(self, scores):
+        """One line for the scores `evaluate` returned."""
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in scores.items())
+
+    # -- shared ------------------------------------------------------------
+
+    def build_model(self, total_steps):
+        """The model `fit` trains, compiled with the recipe's settings: a new
+        one, or the `init_from` run's weights in the current dtype policy."""
+        model = self.new_model() if self.init_from is None else self._initial_model()
+        training = self.recipe.training
+        learning_rate = training["learning_rate"]
+        if training["schedule"] == "cosine":
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                learning_rate, decay_steps=total_steps, alpha=0.05)
+        model.compile(
+            optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"]),
+            loss=SequenceCrossEntropy(label_smoothing=training["label_smoothing"],
+                                      ignore_unknown=model.copies_source),
+            metrics=[MaskedAccuracy()],
+        )
+        return model
+
+    def _initial_model(self):
+        trained = self.init_from.load_model()
+        # Rebuilt under the current dtype policy (mixed precision, a strategy's scope).
+        model = trained.__class__.from_config(
+            dict(trained.get_config(), dtype=keras.config.dtype_policy().name))
+        model.build()
+        model.set_weights(trained.get_weights())
+        return model
+
+    def model_options(self):
+        """The recipe's model section without `class`."""
+        return {k: v for k, v in self.recipe.model.items() if k != "class"}
+
+    def _model_class(self):
+        name = self.recipe.model["class"]
+        try:
+            model_class = get_model_class(name)
+        except ValueError as e:
+            raise RecipeError(f"{self.recipe.source}: model.class: {e}") from None
+        if not issubclass(model_class, SequenceModel):
+            raise RecipeError(f"{self.recipe.source}: model.class: {name} is not a SequenceModel")
+        return model_class
+
+    def _check_model_options(self):
+        """Every recipe model option is a constructor argument of the class
+        (or of a base class it passes `**kwargs` on to)."""
+        accepted = set()
+        for cls in self.model_class.__mro__:
+            if cls is SequenceModel or not issubclass(cls, SequenceModel):
+                break
+            parameters = inspect.signature(cls.__init__).parameters
+            accepted |= {n for n, p in parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+                break
+        accepted -= {"self", *self.task_model_options}
+        for key in self.model_options():
+            if key not in accepted:
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(accepted), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                set_by_task = " (the task sets it)" if key in self.task_model_options else ""
+                raise RecipeError(f"{self.recipe.source}: model.{key}: "
+                                  f"{self.model_class.__name__} has no option {key!r}"
+                                  f"{set_by_task}{hint}")
+
+    def _construct(self, build=True, **arguments):
+        """The model class called with the recipe's options and `arguments`;
+        a bad option value is a recipe error, not a traceback."""
+        try:
+            model = self.model_class(**self.model_options(), **arguments)
+            if build:
+                model.build()
+        except (TypeError, ValueError) as e:
+            raise RecipeError(f"{self.recipe.source}: model: {e}") from None
+        return model

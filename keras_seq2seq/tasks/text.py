@@ -1,0 +1,241 @@
+"""`TextTask`: text in, text out (translation, normalisation, spelling)."""
+
+import itertools
+import math
+import os
+
+from keras_seq2seq.data import (
+    check_parallel_files,
+    iter_lines,
+    parallel_text_dataset,
+    text_line_dataset,
+    write_dates_dataset,
+)
+from keras_seq2seq.data.records import write_parallel_files
+from keras_seq2seq.distribute import shard_batches
+from keras_seq2seq.errors import RecipeError
+from keras_seq2seq.export import Translator
+from keras_seq2seq.tasks.base import Task
+from keras_seq2seq.text import (
+    SubwordTokenizer,
+    WordTokenizer,
+    build_word_vocabulary,
+    load_tokenizer,
+    train_sentencepiece,
+    vocabulary_in_use,
+)
+
+
+class TextTask(Task):
+    """A recipe whose inputs and outputs are text.
+
+    Data: generated (`data.generate: dates`), or per split a pair of
+    parallel line files or one record file (TSV, CSV, JSONL); plain or
+    gzipped. Tokenizer: SentencePiece subwords (joint), characters
+    (SentencePiece's char model), or words (`WordTokenizer`, extended ids for
+    copying). The model is any text `SequenceModel` of `models.MODELS`; the
+    exportable a `Translator`; the metric exact match, BLEU or chrF (by
+    sacrebleu's definition) on the test split (the validation split if the
+    recipe has none).
+    """
+
+    task_model_options = ("vocabulary_size", "source_vocabulary", "target_vocabulary")
+
+    def prepare(self, work_dir, on_bad_line="fail", strategy=None):
+        self.strategy = strategy
+        self.paths = self._data_files(work_dir)
+        max_chars = self.recipe.data["max_line_chars"]
+        reports = {split: check_parallel_files(*paths, on_bad_line=on_bad_line,
+                                               max_line_chars=max_chars)
+                   for split, paths in self.paths.items()}
+        self.skipped = {}
+        for split, report in reports.items():
+            skipped = report["pairs"] - report["usable"]
+            if skipped:
+                self.skipped[split] = (f"Skipping {skipped} of {report['pairs']} {split} pairs: "
+                                       f"{report['blank']} blank, {report['undecodable']} not "
+                                       f"UTF-8, {report['overlong']} over {max_chars} characters")
+        self.train_pairs = reports["train"]["usable"]
+        if self.init_from is not None:
+            # Fine-tuning keeps the vocabulary the weights were trained with.
+            self.tokenizer = load_tokenizer(self.init_from.path)
+        else:
+            self.tokenizer = self._build_tokenizer(work_dir)
+        return self
+
+    def notes(self):
+        return list(self.skipped.values())
+
+    @property
+    def held_out(self):
+        """The split `evaluate` scores: test if the recipe has one, else val."""
+        return "test" if "test" in self.paths else "val"
+
+    def datasets(self):
+        training = self.recipe.training
+
+        def batches(split, shuffle):
+            return shard_batches(parallel_text_dataset(
+                *self.paths[split],
+                self.tokenizer,
+                batch_size=training["batch_size"],
+                max_source_length=training["max_source_length"],
+                max_target_length=training["max_target_length"],
+                shuffle=shuffle,
+                seed=training["seed"],
+                check_files=False,
+                max_line_chars=self.recipe.data["max_line_chars"],
+                extended_ids=self.model_class.copies_source,
+            ), self.strategy)
+
+        return batches("train", shuffle=True), batches("val", shuffle=False)
+
+    @property
+    def steps_per_epoch(self):
+        return math.ceil(self.train_pairs / self.recipe.training["batch_size"])
+
+    def new_model(self):
+        return self._construct(vocabulary_size=self.tokenizer.vocab_size,
+                               **self._side_vocabularies())
+
+    def trial_arguments(self):
+        return {"vocabulary_size": 8}
+
+    def exportable(self, model):
+        training, decoding = self.recipe.training, self.recipe.decoding
+        return Translator(
+            model, self.tokenizer, training["max_source_length"], training["max_target_length"],
+            beam_size=decoding["beam_size"], alpha=decoding["alpha"], beta=decoding["beta"],
+            check_texts=list(itertools.islice(iter_lines(self.paths[self.held_out][0]), 8)),
+        )
+
+    def evaluate(self, exportable):
+        """Exact match (greedy) or BLEU and chrF (beam search) on the held-out split."""
+        from keras_seq2seq.metrics import exact_match, score_text
+
+        source, target = self.paths[self.held_out]
+        references = list(iter_lines(target))
+        metric = self.recipe.metric or "bleu"
+        if metric == "exact_match":
+            hypotheses = translate_file(exportable, source)
+            return {"split": self.held_out, "search": "greedy",
+                    "exact_match": exact_match(hypotheses, references)}
+        hypotheses = translate_file(exportable, source, beam=True)
+        scores = score_text(hypotheses, references, ("bleu", "chrf"))
+        return {"split": self.held_out, "search": f"beam {exportable.beam_size}",
+                "bleu": scores["bleu"], "chrf": scores["chrf"]}
+
+    def describe(self, scores):
+        where = f"{scores['split']} ({self.paths[scores['split']][0]}, {scores['search']})"
+        if "exact_match" in scores:
+            return f"Held-out exact match, {where}: {scores['exact_match']:.2%}"
+        return f"{where}: BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}"
+
+    # -- data and tokenizer ------------------------------------------------
+
+    def _data_files(self, work_dir):
+        """`{split: (source file, target file)}` of line files."""
+        data = self.recipe.data
+        folder = os.path.join(work_dir, "data")
+        if data["generate"] == "dates":
+            return write_dates_dataset(folder, train=data["train_size"] or 20_000, seed=0)
+        paths = {}
+        for split in ("train", "val", "test"):
+            spec = data[split]
+            if not spec:
+                continue
+            if "file" in spec:
+                paths[split] = write_parallel_files(spec["file"], spec["format"], spec["source"],
+                                                    spec["target"], folder, split)
+            else:
+                paths[split] = (spec["source"], spec["target"])
+        if data["augment"] == "invented_names":
+            paths["train"] = _with_invented_names(paths["train"], folder)
+        return paths
+
+    def _build_tokenizer(self, work_dir):
+        """The recipe's tokenizer from both sides of the training data, or the
+        one a resumed run saved."""
+        settings = self.recipe.tokenizer
+        cls = WordTokenizer if settings["type"] == "words" else SubwordTokenizer
+        path = os.path.join(work_dir, cls.file_name)
+        if os.path.exists(path):
+            return cls.from_file(path)
+
+        def sentences():
+            lines = itertools.chain.from_iterable(zip(*(iter_lines(p) for p in self.paths["train"])))
+            return (s for s in lines if s.strip())
+
+        if settings["type"] == "words":
+            tokenizer = WordTokenizer(build_word_vocabulary(
+                sentences(), settings["vocabulary_size"], min_count=settings["min_word_count"]))
+        elif settings["type"] == "characters":
+            characters = set().union(*(set(s.split()) for s in sentences()))
+            characters = set("".join(characters))
+            # 4 specials, 256 byte pieces, the word-boundary piece and each
+            # character (a soft limit: SentencePiece keeps fewer if fewer occur).
+            tokenizer = SubwordTokenizer(train_sentencepiece(
+                sentences(), vocab_size=len(characters) + 261, model_type="char"))
+        else:
+            try:
+                tokenizer = SubwordTokenizer(train_sentencepiece(
+                    sentences(), vocab_size=settings["vocabulary_size"],
+                    split_digits=settings["split_digits"]))
+            except ValueError as e:
+                raise RecipeError(f"{self.recipe.source}: tokenizer.vocabulary_size: {e}") from None
+        os.makedirs(work_dir, exist_ok=True)
+        tokenizer.save(path)
+        return tokenizer
+
+    def _side_vocabularies(self):
+        """Each side's ids in the training text (OpenNMT's per-side
+        vocabularies over a joint SentencePiece model), if the recipe asks."""
+        if not self.recipe.tokenizer["side_vocabularies"]:
+            return {}
+        # The lines as the training pipeline reads them.
+        return {
+            f"{side}_vocabulary": vocabulary_in_use(
+                self.tokenizer, text_line_dataset(path).as_numpy_iterator())
+            for side, path in zip(("source", "target"), self.paths["train"])
+        }
+
+
+def _with_invented_names(train_paths, folder):
+    """The training pair files with `name_augmented_pairs` added."""
+    from keras_seq2seq.data.names import name_augmented_pairs
+
+    os.makedirs(folder, exist_ok=True)
+    augmented = tuple(os.path.join(folder, f"train.augmented.{side}") for side in ("source", "target"))
+    if not all(os.path.exists(p) for p in augmented):
+        pairs = list(zip(*(iter_lines(p) for p in train_paths)))
+        # Not seed 0, the probes' (which skip any name seen in training anyway).
+        pairs += name_augmented_pairs(pairs, seed=100)
+        for path, side in zip(augmented, (0, 1)):
+            with open(path + ".part", "w", encoding="utf-8") as f:
+                f.write("".join(pair[side] + "\n" for pair in pairs))
+            os.replace(path + ".part", path)
+    return augmented
+
+
+def translate_file(translator, source_path, batch_size=256, beam=False):
+    """Translations of every line of `source_path` (greedy, or the export's
+    beam search), as a list of str."""
+    search = translator.serving_default if beam else translator.greedy
+    return translate_texts(search, list(iter_lines(source_path)), batch_size)
+
+
+def translate_texts(search, lines, batch_size):
+    """`search`'s translations of `lines` (str), in batches of similar length.
+
+    Args:
+        search: a text signature, `text` string [batch] -> {"translation":
+            string [batch], ...}: a `Translator`'s or a loaded export's.
+    """
+    import tensorflow as tf
+
+    from keras_seq2seq.decoding import translate_in_length_batches
+
+    def translate_batch(batch):
+        return [t.decode("utf-8") for t in search(text=tf.constant(batch))["translation"].numpy()]
+
+    return translate_in_length_batches(translate_batch, lines, batch_size)

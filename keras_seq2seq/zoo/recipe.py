@@ -1,0 +1,405 @@
+"""Recipe files: what a run trains, as YAML, checked before anything trains.
+
+A recipe names its task and fixes its data, tokenizer, model, training and
+decoding settings (the built-in ones are the files in `zoo/recipes/`;
+`keras-seq2seq zoo --show NAME` prints one to copy):
+
+    name: my-en-fr
+    description: English -> French, the Multi30k recipe's model
+    task: text                      # text | points
+    data:                           # paths relative to this file's folder
+      train: {source: corpus/train.en, target: corpus/train.fr}
+      val:   {file: corpus/val.tsv, format: tsv, source: 0, target: 1}
+      test:  {file: corpus/test.jsonl.gz, format: jsonl, source: en, target: fr}
+    tokenizer: {type: sentencepiece, vocabulary_size: 8000}
+    model: {class: attention_seq2seq, units: 256, attention: luong_general}
+    training: {batch_size: 64, epochs: 15, learning_rate: 0.001, schedule: cosine}
+    decoding: {beam_size: 5, alpha: 0.6}
+    metric: bleu
+
+Every key is checked: an unknown key (with the closest valid one
+suggested), a wrong type, a value outside its choices, a missing file, or a
+combination that makes no sense raises `RecipeError` naming the file, the
+line and the key. Model options are checked against the model class when the
+task builds it (`tasks`), still before training.
+"""
+
+import copy
+import difflib
+import os
+
+import yaml
+
+from keras_seq2seq.errors import RecipeError
+
+BUILTIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
+
+# Sentinel for "no default: the key is required".
+REQUIRED = object()
+
+
+class Choice:
+    """A str among `options`."""
+
+    def __init__(self, *options):
+        self.options = options
+
+
+class Number:
+    """An int or float (a YAML int where a float is wanted is fine)."""
+
+
+class Optional:
+    """A value of `kind`, or null."""
+
+    def __init__(self, kind):
+        self.kind = kind
+
+
+class FreeForm:
+    """A mapping not checked here (model options: the task checks them)."""
+
+
+# Each split of `data` is a pair of files or one file with two fields.
+_FILE_SPLIT = {
+    "file": (str, REQUIRED),
+    "format": (Choice("tsv", "csv", "jsonl"), REQUIRED),
+    "source": ((str, int), REQUIRED),
+    "target": ((str, int), REQUIRED),
+}
+_PAIR_SPLIT = {
+    "source": (str, REQUIRED),
+    "target": (str, REQUIRED),
+}
+
+SCHEMA = {
+    "name": (str, REQUIRED),
+    "description": (str, ""),
+    "task": (Choice("text", "points"), REQUIRED),
+    "data": {
+        # Generated data (text: dates; points: convex_hull, tsp, sort).
+        "generate": (Optional(Choice("dates", "convex_hull", "tsp", "sort")), None),
+        "train_size": (Optional(int), None),
+        "val_size": (Optional(int), None),
+        "points": (Optional(int), None),
+        # Files (text tasks).
+        "train": (Optional("split"), None),
+        "val": (Optional("split"), None),
+        "test": (Optional("split"), None),
+        "augment": (Optional(Choice("invented_names")), None),
+        "max_line_chars": (int, 1000),
+    },
+    "tokenizer": {
+        "type": (Choice("sentencepiece", "characters", "words"), "sentencepiece"),
+        "vocabulary_size": (Optional(int), None),
+        "split_digits": (bool, False),
+        "side_vocabularies": (bool, False),
+        "min_word_count": (int, 1),
+    },
+    "model": FreeForm(),
+    "training": {
+        "batch_size": (int, 64),
+        "epochs": (int, 10),
+        "learning_rate": (Number(), 1e-3),
+        "schedule": (Choice("constant", "cosine"), "constant"),
+        "label_smoothing": (Number(), 0.0),
+        "clipnorm": (Optional(Number()), 5.0),
+        "mixed_precision": (bool, False),
+        "max_minutes": (Optional(Number()), None),
+        "seed": (int, 0),
+        "max_source_length": (int, 100),
+        "max_target_length": (int, 100),
+    },
+    "decoding": {
+        "beam_size": (int, 5),
+        "alpha": (Number(), 0.6),
+        "beta": (Number(), 0.0),
+        "max_points": (int, 50),
+    },
+    "metric": (Optional(Choice("exact_match", "bleu", "chrf", "convex_hull", "tsp")), None),
+    "measured": (dict, {}),
+}
+
+# Keys that do not change what is trained: a run resumes across them.
+_NOT_IDENTITY = (("description",), ("measured",), ("training", "max_minutes"))
+
+
+class Recipe:
+    """A validated recipe: nested dicts with every default filled in.
+
+    Attributes:
+        name, task, data, tokenizer, model, training, decoding, metric,
+        measured: the sections (dicts) and values of the file.
+        source: where it came from (a file path), for messages.
+
+    Example:
+
+    >>> recipe = load_recipe("dates-attention")
+    >>> recipe.training["epochs"]
+    10
+    """
+
+    def __init__(self, values, source):
+        self.values = values
+        self.source = source
+
+    def __getattr__(self, key):
+        values = self.__dict__.get("values")
+        if values is None or key not in values:
+            raise AttributeError(key)
+        return values[key]
+
+    def to_dict(self):
+        return copy.deepcopy(self.values)
+
+    def identity(self):
+        """The recipe without the keys a resumed run may change."""
+        values = self.to_dict()
+        for path in _NOT_IDENTITY:
+            section = values
+            for key in path[:-1]:
+                section = section.get(key, {})
+            section.pop(path[-1], None)
+        return values
+
+    def replace(self, **sections):
+        """A copy with `section={key: value}` updates, validated again."""
+        values = self.to_dict()
+        for section, updates in sections.items():
+            if isinstance(values.get(section), dict) and isinstance(updates, dict):
+                values[section].update(updates)
+            else:
+                values[section] = updates
+        return Recipe(_validated(values, self.source, {}), self.source)
+
+    def on_files(self, train, val, test=None, name=None):
+        """This recipe's model and settings on other parallel files.
+
+        Args:
+            train, val, test: `(source, target)` file pairs (test optional),
+                relative to the current folder.
+            name: the new recipe's name (default: this one's + "-own-data").
+        """
+        values = self.to_dict()
+        data = {key: rule[1] for key, rule in SCHEMA["data"].items()}
+        for split, pair in (("train", train), ("val", val), ("test", test)):
+            if pair:
+                data[split] = {"source": pair[0], "target": pair[1]}
+        values.update(
+            name=name or f"{self.name}-own-data",
+            description=f"{self.name}'s model and settings on {train[0]} -> {train[1]}",
+            data=data, measured={})
+        values = resolve_paths(_validated(values, self.source, {}), os.curdir, "--train/--val/--test")
+        return Recipe(values, f"{self.source} (--like), on own files")
+
+    @property
+    def needs_files(self):
+        return self.task == "text" and not self.data["generate"]
+
+
+def builtin_names():
+    """The built-in recipes' names, sorted."""
+    return sorted(f[: -len(".yaml")] for f in os.listdir(BUILTIN_DIR) if f.endswith(".yaml"))
+
+
+def builtin_path(name):
+    path = os.path.join(BUILTIN_DIR, f"{name}.yaml")
+    if not os.path.exists(path):
+        close = difflib.get_close_matches(name, builtin_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RecipeError(f"unknown recipe {name!r}{hint}; `keras-seq2seq zoo` lists them")
+    return path
+
+
+def read_builtin(name):
+    """A built-in recipe file's text, as `zoo --show` prints it."""
+    with open(builtin_path(name), encoding="utf-8") as f:
+        return f.read()
+
+
+def load_recipe(name_or_path, data_dir=None):
+    """Reads, validates and resolves a recipe.
+
+    Args:
+        name_or_path: a built-in recipe's name, or a YAML file.
+        data_dir: the folder relative data paths resolve against. Default:
+            the recipe file's folder; a built-in recipe that reads files
+            needs it (`--data DIR`).
+
+    Raises:
+        RecipeError: naming the file, line and key of the first problem.
+    """
+    builtin = not (os.sep in str(name_or_path) or str(name_or_path).endswith((".yaml", ".yml")))
+    path = builtin_path(name_or_path) if builtin else str(name_or_path)
+    if not os.path.exists(path):
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        raw = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: unreadable ({e})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections (name, task, data, ...)")
+    values = _validated(raw, path, lines)
+    recipe = Recipe(values, path)
+    if builtin and recipe.needs_files and data_dir is None:
+        raise RecipeError(f"recipe {recipe.name!r} reads files: give --data DIR, the folder "
+                          "that holds them (for Multi30k, ../shared/data/multi30k)")
+    base = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
+    return Recipe(resolve_paths(values, base, path, lines), path)
+
+
+def recipe_from_dict(values, base_dir=os.curdir, source="<recipe dict>"):
+    """A recipe from a dict shaped like a recipe file, with the same checks;
+    relative data paths resolve against `base_dir`."""
+    return Recipe(resolve_paths(_validated(copy.deepcopy(values), source, {}), base_dir, source),
+                  source)
+
+
+def resolve_paths(values, base, source="recipe", lines=None):
+    """`values` with each data file made absolute against `base`, checked to exist."""
+    values = copy.deepcopy(values)
+    for split in ("train", "val", "test"):
+        spec = values["data"].get(split)
+        if not spec:
+            continue
+        for key in ("file",) if "file" in spec else ("source", "target"):
+            spec[key] = os.path.abspath(os.path.join(base, os.path.expanduser(spec[key])))
+            if not os.path.exists(spec[key]):
+                raise RecipeError(f"{_where(source, lines or {}, ('data', split, key))}: "
+                                  f"{spec[key]}: no such file")
+    return values
+
+
+def _validated(raw, source, lines):
+    values = _check_section(raw, SCHEMA, (), source, lines)
+    _check_combinations(values, source, lines)
+    return values
+
+
+def _where(source, lines, path):
+    line = None
+    for depth in range(len(path), 0, -1):
+        line = lines.get(path[:depth])
+        if line:
+            break
+    return f"{source}, line {line}: {'.'.join(map(str, path))}" if line else \
+        f"{source}: {'.'.join(map(str, path))}"
+
+
+def _check_section(raw, schema, path, source, lines):
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{_where(source, lines, path)}: expected a mapping, got "
+                          f"{type(raw).__name__}")
+    for key in raw:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else \
+                f" (valid keys: {', '.join(schema)})"
+            raise RecipeError(f"{_where(source, lines, path + (key,))}: unknown key{hint}")
+    values = {}
+    for key, rule in schema.items():
+        here = path + (key,)
+        if isinstance(rule, dict):
+            values[key] = _check_section(raw.get(key) or {}, rule, here, source, lines)
+            continue
+        if isinstance(rule, FreeForm):
+            section = raw.get(key) or {}
+            if not isinstance(section, dict):
+                raise RecipeError(f"{_where(source, lines, here)}: expected a mapping")
+            values[key] = copy.deepcopy(section)
+            continue
+        kind, default = rule
+        if key not in raw:
+            if default is REQUIRED:
+                raise RecipeError(f"{_where(source, lines, path)}: missing key {key!r}")
+            values[key] = copy.deepcopy(default)
+            continue
+        values[key] = _check_value(raw[key], kind, here, source, lines)
+    return values
+
+
+def _check_value(value, kind, path, source, lines):
+    where = _where(source, lines, path)
+    if isinstance(kind, Optional):
+        return None if value is None else _check_value(value, kind.kind, path, source, lines)
+    if kind == "split":
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: a split is {{source: FILE, target: FILE}} or "
+                              "{file: FILE, format: tsv|csv|jsonl, source: FIELD, target: FIELD}")
+        schema = _FILE_SPLIT if "file" in value or "format" in value else _PAIR_SPLIT
+        return _check_section(value, schema, path, source, lines)
+    if isinstance(kind, Choice):
+        if value not in kind.options:
+            close = difflib.get_close_matches(str(value), kind.options, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(f"{where}: {value!r} is not one of "
+                              f"{', '.join(kind.options)}{hint}")
+        return value
+    if isinstance(kind, Number):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # YAML's true/false are not numbers here, though Python's bool is an int.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise RecipeError(f"{where}: expected {names}, got {value!r}")
+    return value
+
+
+def _check_combinations(values, source, lines):
+    data, tokenizer, training = values["data"], values["tokenizer"], values["training"]
+
+    def fail(path, message):
+        raise RecipeError(f"{_where(source, lines, path)}: {message}")
+
+    if values["task"] == "points":
+        if data["generate"] not in ("convex_hull", "tsp", "sort"):
+            fail(("data", "generate"), "a points task generates convex_hull, tsp or sort data")
+        if not data["points"]:
+            fail(("data", "points"), "a points task needs the number of points per instance")
+    elif data["generate"] not in (None, "dates"):
+        fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
+    elif not data["generate"]:
+        for split in ("train", "val"):
+            if not data[split]:
+                fail(("data",), f"a text task reads files: data.{split} is missing")
+    if tokenizer["type"] == "characters" and tokenizer["vocabulary_size"] is not None:
+        fail(("tokenizer", "vocabulary_size"), "a characters tokenizer's vocabulary is the "
+             "characters of the training data: leave vocabulary_size out")
+    if tokenizer["type"] != "characters" and values["task"] == "text" \
+            and tokenizer["vocabulary_size"] is None:
+        fail(("tokenizer", "vocabulary_size"), f"a {tokenizer['type']} tokenizer needs a "
+             "vocabulary_size")
+    if tokenizer["vocabulary_size"] is not None and tokenizer["vocabulary_size"] < 8:
+        fail(("tokenizer", "vocabulary_size"), "must be at least 8 (4 special tokens)")
+    for key in ("batch_size", "epochs", "max_source_length", "max_target_length"):
+        if training[key] < 1:
+            fail(("training", key), f"must be at least 1, got {training[key]}")
+    if training["learning_rate"] <= 0:
+        fail(("training", "learning_rate"), "must be positive")
+    if not 0 <= training["label_smoothing"] < 1:
+        fail(("training", "label_smoothing"), "must be in [0, 1)")
+    if values["decoding"]["beam_size"] < 1:
+        fail(("decoding", "beam_size"), "must be at least 1")
+    model = values["model"]
+    if "class" not in model:
+        fail(("model",), "missing key 'class' (the model, e.g. attention_seq2seq)")
+
+
+def _key_lines(node, path=()):
+    """{key path: 1-based line} for every mapping key of a composed YAML node."""
+    lines = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            here = path + (key_node.value,)
+            lines[here] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, here))
+    return lines

@@ -1,0 +1,338 @@
+"""Recipes as files, their checks, training on your own files, fine-tuning,
+and the run folder's refusals."""
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from keras_seq2seq import cli
+from keras_seq2seq.data import generate_date_pairs
+from keras_seq2seq.data.records import iter_records
+from keras_seq2seq.errors import RecipeError, RunFolderError
+from keras_seq2seq.export import RunFolder
+from keras_seq2seq.zoo import builtin_names, load_recipe, recipe_from_dict
+
+# A small model that learns dates in seconds.
+SMALL_MODEL = {"class": "attention_seq2seq", "embedding_dim": 32, "units": 64,
+               "attention": "luong_general", "input_feeding": False}
+
+
+def _write_lines(path, lines):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return str(path)
+
+
+def _date_files(folder, seed, counts=(1500, 200, 200)):
+    """Date pairs in parallel files with names a user might pick."""
+    names = {}
+    for split, count, offset in zip(("train", "val", "test"), counts, (0, 1, 2)):
+        pairs = generate_date_pairs(count, seed=seed * 10 + offset)
+        names[split] = (_write_lines(os.path.join(folder, f"{split}-written.txt"), [p[0] for p in pairs]),
+                        _write_lines(os.path.join(folder, f"{split}-iso.txt"), [p[1] for p in pairs]))
+    return names
+
+
+def _run_cli(args, cwd):
+    """The command line in a fresh process: (exit status, stdout, stderr)."""
+    result = subprocess.run([sys.executable, "-m", "keras_seq2seq.cli", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=900)
+    return result.returncode, result.stdout, result.stderr
+
+
+# -- the built-in recipes are files ------------------------------------------------------
+
+
+def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_path, capsys):
+    names = builtin_names()
+    assert {"dates-attention", "multi30k-de-en-attention", "multi30k-en-de-attention",
+            "multi30k-de-en-pointer-generator", "convex-hull-5", "convex-hull-10", "tsp-5",
+            "tsp-10"} <= set(names)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train", "val", "test_2016_flickr"):
+        for side in ("de", "en"):
+            with gzip.open(data / f"{name}.{side}.gz", "wt") as f:
+                f.write("x\n")
+    for name in names:
+        recipe = load_recipe(name, data_dir=str(data))
+        assert recipe.name == name
+        assert cli.main(["zoo", "--show", name]) == 0
+        copy = tmp_path / f"{name}.yaml"
+        copy.write_text(capsys.readouterr().out)
+        again = load_recipe(str(copy), data_dir=str(data))
+        assert again.identity() == recipe.identity()
+
+
+def test_zoo_and_help_do_not_import_tensorflow():
+    code = ("import sys\nfrom keras_seq2seq import cli\ncli.main(['zoo'])\n"
+            "try:\n    cli.main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\nprint('clean')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-2000:]
+    assert "dates-attention" in result.stdout and "--init-from" in result.stdout
+
+
+# -- bad recipes fail before training, in one line -------------------------------------
+
+
+def _recipe_file(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """\
+name: mine
+task: text
+data:
+  train: {source: train.src, target: train.tgt}
+  val: {source: train.src, target: train.tgt}
+tokenizer: {type: sentencepiece, vocabulary_size: 300}
+model: {class: attention_seq2seq, units: 16}
+training: {epochs: 1}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    (("training: {epochs: 1}", "trainig: {epochs: 1}"),
+     "line 8: trainig: unknown key (did you mean 'training'?)"),
+    (("training: {epochs: 1}", "training: {epochs: 1, batchsize: 8}"),
+     "training.batchsize: unknown key (did you mean 'batch_size'?)"),
+    (("training: {epochs: 1}", "training: {epochs: ten}"),
+     "training.epochs: expected int, got 'ten'"),
+    (("training: {epochs: 1}", "training: {epochs: 1, schedule: cosin}"),
+     "training.schedule: 'cosin' is not one of constant, cosine (did you mean 'cosine'?)"),
+    (("train.src, target: train.tgt}\n  val", "missing.src, target: train.tgt}\n  val"),
+     "data.train.source: "),
+    (("model: {class: attention_seq2seq, units: 16}", "model: {class: attention_seq2seq, unitz: 16}"),
+     "model.unitz: AttentionSeq2Seq has no option 'unitz' (did you mean 'units'?)"),
+    (("model: {class: attention_seq2seq, units: 16}",
+      "model: {class: attention_seq2seq, vocabulary_size: 16}"),
+     "model.vocabulary_size: AttentionSeq2Seq has no option 'vocabulary_size' (the task sets it)"),
+    (("model: {class: attention_seq2seq, units: 16}", "model: {class: transformer}"),
+     "model.class: unknown model 'transformer'"),
+    (("model: {class: attention_seq2seq, units: 16}",
+      "model: {class: attention_seq2seq, attention: luong_genral}"),
+     "model: unknown attention"),
+    (("tokenizer: {type: sentencepiece, vocabulary_size: 300}",
+      "tokenizer: {type: characters, vocabulary_size: 8000}"),
+     "tokenizer.vocabulary_size: a characters tokenizer's vocabulary is the characters"),
+    (("task: text", "task: text\n  oops: [unclosed"), "not valid YAML"),
+    (("vocabulary_size: 300", "vocabulary_size: 40"),
+     "tokenizer.vocabulary_size: vocab_size 40 is too small"),
+])
+def test_a_bad_recipe_is_one_line_naming_the_key_and_exit_status_2(tmp_path, capsys, change,
+                                                                   message):
+    (tmp_path / "train.src").write_text("a b\n")
+    (tmp_path / "train.tgt").write_text("b a\n")
+    path = _recipe_file(tmp_path, GOOD.replace(*change))
+    code = cli.main(["train", "--config", str(path), "--work-dir", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0], lines[0]
+    assert str(path) in lines[0]
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_bad_recipe_in_a_fresh_process_prints_no_traceback(tmp_path):
+    path = _recipe_file(tmp_path, GOOD.replace("epochs: 1", "epochs: 1, batchsize: 8"))
+    code, out, err = _run_cli(["train", "--config", str(path)], tmp_path)
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [
+        f"error: {path}, line 8: training.batchsize: unknown key (did you mean 'batch_size'?)"]
+
+
+def test_the_good_recipe_is_good_and_its_paths_resolve_against_its_folder(tmp_path):
+    (tmp_path / "train.src").write_text("a b\n")
+    (tmp_path / "train.tgt").write_text("b a\n")
+    recipe = load_recipe(str(_recipe_file(tmp_path, GOOD)))
+    assert recipe.data["train"]["source"] == str(tmp_path / "train.src")
+    assert recipe.training["batch_size"] == 64  # defaults filled in
+
+
+def test_a_builtin_recipe_that_reads_files_asks_for_data():
+    with pytest.raises(RecipeError, match="give --data DIR"):
+        load_recipe("multi30k-de-en-attention")
+    with pytest.raises(RecipeError, match="did you mean 'tsp-10'"):
+        load_recipe("tsp-01")
+
+
+# -- run folders -----------------------------------------------------------------------
+
+
+def test_run_folders_that_are_not_this_recipes_run_are_refused(tmp_path):
+    recipe = load_recipe("dates-attention").identity()
+    other = load_recipe("convex-hull-5").identity()
+    fresh = RunFolder(tmp_path / "fresh")
+    assert fresh.claim(recipe) is False and fresh.claim(recipe) is True  # resumable
+    with pytest.raises(RunFolderError, match="another recipe"):
+        fresh.claim(other)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="not a keras-seq2seq run folder"):
+        RunFolder(foreign).claim(recipe)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "translator.json").write_text("{}")
+    (old / "model.keras").write_text("")
+    with pytest.raises(RunFolderError, match="older keras-seq2seq layout"):
+        RunFolder(old).claim(recipe)
+    with pytest.raises(RunFolderError, match="older keras-seq2seq layout"):
+        RunFolder(old).load()
+    assert (foreign / "notes.txt").read_text() == "mine"  # nothing overwritten
+    code = cli.main(["train", "--recipe", "dates-attention", "--work-dir", str(old)])
+    assert code == 2
+
+
+# -- record files ----------------------------------------------------------------------
+
+
+def test_record_readers_read_tsv_csv_and_jsonl_plain_or_gzipped(tmp_path):
+    pairs = [("ein Hund", "a dog"), ('sagt "hallo", dann', "says 'hello', then")]
+    tsv = tmp_path / "pairs.tsv.gz"
+    with gzip.open(tsv, "wt", encoding="utf-8") as f:
+        f.write("".join(f"{i}\t{s}\t{t}\n" for i, (s, t) in enumerate(pairs)))
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text('de,en\n"ein Hund","a dog"\n"sagt ""hallo"", dann","says \'hello\', then"\n',
+                        encoding="utf-8")
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("".join(json.dumps({"de": s, "en": t}) + "\n" for s, t in pairs))
+    for path, fmt, source, target in ((tsv, "tsv", 1, 2), (csv_path, "csv", "de", "en"),
+                                      (jsonl, "jsonl", "de", "en")):
+        assert [(s, t) for _, s, t in iter_records(str(path), fmt, source, target)] == pairs
+
+
+@pytest.mark.parametrize("fmt, text, source, target, message", [
+    ("tsv", "a\tb\nc\n", 0, 1, "row 2: 1 column(s)"),
+    ("csv", "de,en\nx,y\n", "de", "fr", "row 1 (header): no column 'fr'"),
+    ("csv", 'de,en\n"x,y\n', "de", "en", "malformed"),
+    ("jsonl", '{"de": "x", "en": "y"}\n{"de": "x"\n', "de", "en", "line 2: not a JSON object"),
+    ("jsonl", '{"de": "x", "en": "y"}\n{"de": "x"}\n', "de", "en", "line 2: no field 'en'"),
+])
+def test_a_bad_record_names_the_file_and_row(tmp_path, fmt, text, source, target, message):
+    from keras_seq2seq.data import DataError
+
+    path = tmp_path / f"bad.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(message)) as error:
+        list(iter_records(str(path), fmt, source, target))
+    assert str(path) in str(error.value)
+
+
+# -- training on your own files ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_data_run(tmp_path_factory):
+    """`train --train ... --val ... --test ... --like dates-attention`, on
+    files with names of the user's choosing, in a fresh process."""
+    work = tmp_path_factory.mktemp("own")
+    files = _date_files(str(work / "my corpus"), seed=1, counts=(3000, 200, 200))
+    code, out, err = _run_cli([
+        "train", "--train", *files["train"], "--val", *files["val"], "--test", *files["test"],
+        "--like", "dates-attention", "--epochs", "4", "--export-dir", "exports/my-dates",
+        "--no-tensorboard"], work)
+    assert code == 0, err[-3000:]
+    return work, files, out
+
+
+def test_own_files_train_report_the_held_out_metric_and_export(own_data_run):
+    work, files, out = own_data_run
+    assert "Held-out exact match, test (" in out and files["test"][0] in out
+    assert (work / "exports" / "my-dates" / "1" / "saved_model.pb").exists()
+    assert "Checked: the export" in out
+    recipe = RunFolder(work / "runs" / "my-dates").recipe
+    assert recipe["name"] == "my-dates" and recipe["data"]["train"]["source"] == files["train"][0]
+    assert recipe["model"] == load_recipe("dates-attention").model
+
+
+def test_fine_tuning_keeps_the_tokenizer_and_lowers_the_loss_on_new_data(own_data_run, tmp_path):
+    """`--init-from` a run: same tokenizer file, the run's weights as the
+    start, and after training the new data's validation loss is lower than
+    the starting model's."""
+    import keras_seq2seq
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.training import train
+
+    work, _, _ = own_data_run
+    start = work / "runs" / "my-dates"
+    # New data: the same task, other dates, with a new ending to learn
+    # ("... (ISO)") that the first run never saw.
+    new = _date_files(str(tmp_path / "new"), seed=7, counts=(1500, 200, 200))
+    for split in ("train", "val"):
+        lines = open(new[split][1], encoding="utf-8").read().splitlines()
+        _write_lines(new[split][1], [line + " iso" for line in lines])
+    recipe = load_recipe("dates-attention").on_files(new["train"], new["val"], name="tuned")
+    recipe = recipe.replace(training={"epochs": 2})
+    task = task_for(recipe, init_from=str(start))
+    result = train(task, str(tmp_path / "tuned"), verbose=0,
+                   callback_options=dict(tensorboard=False, patience=0, best_checkpoint=False))
+    assert (tmp_path / "tuned" / "tokenizer.model").read_bytes() == \
+        (start / "tokenizer.model").read_bytes()
+    before = keras_seq2seq.load_model(str(start / "model.keras"))
+    before.compile(loss=keras_seq2seq.SequenceCrossEntropy())
+    after = result.exportable.model
+    after.compile(loss=keras_seq2seq.SequenceCrossEntropy())
+    _, val = task.datasets()
+    loss_after = after.evaluate(val, verbose=0, return_dict=True)["loss"]
+    loss_before = before.evaluate(val, verbose=0, return_dict=True)["loss"]
+    assert loss_after < 0.7 * loss_before, (loss_before, loss_after)
+    np.testing.assert_equal(after.get_config()["units"], before.get_config()["units"])
+
+
+def test_a_character_level_recipe_file_trains_and_exports(tmp_path):
+    """Spelling words backwards, character by character, from a recipe file
+    with records in a JSONL file."""
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghij")
+    words = ["".join(rng.choice(letters, size=rng.integers(3, 7))) for _ in range(4000)]
+    for split, chunk in (("train", words[:3600]), ("val", words[3600:3800]),
+                         ("test", words[3800:])):
+        _write_lines(str(tmp_path / "words" / f"{split}.jsonl"),
+                     [json.dumps({"word": w, "backwards": w[::-1]}) for w in chunk])
+    recipe = {
+        "name": "backwards", "task": "text",
+        "data": {split: {"file": f"words/{split}.jsonl", "format": "jsonl",
+                         "source": "word", "target": "backwards"}
+                 for split in ("train", "val", "test")},
+        "tokenizer": {"type": "characters"},
+        "model": SMALL_MODEL,
+        # Measured: 6 epochs learn only the letters' frequencies (0%), 25
+        # reach 100% held-out exact match.
+        "training": {"epochs": 25, "learning_rate": 0.005, "max_source_length": 12,
+                     "max_target_length": 12},
+        "metric": "exact_match",
+    }
+    path = tmp_path / "backwards.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    code, out, err = _run_cli(["train", "--config", str(path), "--no-tensorboard",
+                               "--patience", "0"], tmp_path)
+    assert code == 0, err[-3000:]
+    assert (tmp_path / "exports" / "backwards" / "1" / "saved_model.pb").exists()
+    from keras_seq2seq.text import SubwordTokenizer
+
+    tokenizer = SubwordTokenizer.from_file(str(tmp_path / "runs" / "backwards" / "tokenizer.model"))
+    pieces = [p.decode() for p in tokenizer.id_to_piece(list(range(4, tokenizer.vocab_size))).numpy()]
+    assert {p.lstrip("\u2581") for p in pieces if len(p.lstrip("\u2581")) == 1} >= set(letters)
+    assert all(len(p.lstrip("\u2581")) <= 1 or p.startswith("<0x") for p in pieces), pieces
+    exact = float(out.split("Held-out exact match")[1].split(": ")[1].split("%")[0])
+    assert exact >= 90.0, out[-1500:]
+
+
+def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
+    with pytest.raises(RecipeError, match="<recipe dict>: tokenizer.type"):
+        recipe_from_dict({"name": "x", "task": "text", "data": {"generate": "dates"},
+                          "tokenizer": {"type": "bpe"}, "model": {"class": "seq2seq"}})
