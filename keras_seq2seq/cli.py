@@ -156,7 +156,7 @@ def _recipe_of(args, parser):
             parser.error("--train needs --val SRC TGT (validation files)")
         if args.data:
             parser.error("--data is for --recipe; --train takes the files themselves")
-        recipe = load_recipe(args.like or DEFAULT_LIKE)
+        recipe = load_recipe(args.like or DEFAULT_LIKE, resolve_data=False)
         return recipe.on_files(args.train, args.val, args.test,
                                name=args.name or os.path.basename(args.export_dir or "") or
                                "own-data")

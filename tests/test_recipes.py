@@ -259,6 +259,19 @@ def test_own_files_train_report_the_held_out_metric_and_export(own_data_run):
     assert recipe["model"] == load_recipe("dates-attention").model
 
 
+def test_own_files_take_the_multi30k_recipe_by_default(tmp_path):
+    """`--train` without `--like`: the Multi30k recipe's model and settings,
+    though that recipe's own files are nowhere near."""
+    files = _date_files(str(tmp_path), seed=3, counts=(5, 5, 5))
+    args = cli.build_parser().parse_args(
+        ["train", "--train", *files["train"], "--val", *files["val"],
+         "--export-dir", "exports/captions"])
+    recipe = cli._recipe_of(args, None)
+    assert recipe.name == "captions" and recipe.data["train"]["source"] == files["train"][0]
+    assert recipe.data["test"] is None and recipe.data["augment"] is None
+    assert recipe.identity()["model"] == load_recipe(cli.DEFAULT_LIKE, resolve_data=False).model
+
+
 def test_fine_tuning_keeps_the_tokenizer_and_lowers_the_loss_on_new_data(own_data_run, tmp_path):
     """`--init-from` a run: same tokenizer file, the run's weights as the
     start, and after training the new data's validation loss is lower than
@@ -318,8 +331,9 @@ def test_a_character_level_recipe_file_trains_and_exports(tmp_path):
     }
     path = tmp_path / "backwards.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    # The clean-process check of the export is the own-data test's.
     code, out, err = _run_cli(["train", "--config", str(path), "--no-tensorboard",
-                               "--patience", "0"], tmp_path)
+                               "--patience", "0", "--no-check"], tmp_path)
     assert code == 0, err[-3000:]
     assert (tmp_path / "exports" / "backwards" / "1" / "saved_model.pb").exists()
     from keras_seq2seq.text import SubwordTokenizer

@@ -1,7 +1,7 @@
 """Metrics of pointer-network outputs: convex hulls and TSP tours.
 
 Predictions are 0-based input positions per instance, -1 after the output
-ends (as `solve_points` and the SavedModel's `indices` give).
+ends (as `PointerSolver.search` and the SavedModel's `indices` give).
 """
 
 import numpy as np

@@ -217,7 +217,7 @@ def read_builtin(name):
         return f.read()
 
 
-def load_recipe(name_or_path, data_dir=None):
+def load_recipe(name_or_path, data_dir=None, resolve_data=True):
     """Reads, validates and resolves a recipe.
 
     Args:
@@ -225,6 +225,8 @@ def load_recipe(name_or_path, data_dir=None):
         data_dir: the folder relative data paths resolve against. Default:
             the recipe file's folder; a built-in recipe that reads files
             needs it (`--data DIR`).
+        resolve_data: False leaves data paths as written and unchecked, for
+            a recipe whose data `Recipe.on_files` replaces (`train --like`).
 
     Raises:
         RecipeError: naming the file, line and key of the first problem.
@@ -248,6 +250,8 @@ def load_recipe(name_or_path, data_dir=None):
         raise RecipeError(f"{path}: a recipe is a mapping of sections (name, task, data, ...)")
     values = _validated(raw, path, lines)
     recipe = Recipe(values, path)
+    if not resolve_data:
+        return recipe
     if builtin and recipe.needs_files and data_dir is None:
         raise RecipeError(f"recipe {recipe.name!r} reads files: give --data DIR, the folder "
                           "that holds them (for Multi30k, ../shared/data/multi30k)")
