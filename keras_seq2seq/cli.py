@@ -186,7 +186,8 @@ def cmd_export(args):
 
 
 def cmd_translate(args):
-    from keras_seq2seq.export.clients import n_best, run_folder_behind, text_searcher
+    from keras_seq2seq.export import RunFolder
+    from keras_seq2seq.export.clients import n_best, text_searcher
 
     sampling = (args.temperature, args.top_k, args.top_p, args.seed) if args.sampling else None
     search = text_searcher(args.model, args.beam, args.alpha, args.beta, args.max_length,
@@ -196,7 +197,7 @@ def cmd_translate(args):
     if args.plot_attention and lines:
         from keras_seq2seq.plots import plot_attention
 
-        plot_attention(run_folder_behind(args.model).load(), lines[0], args.plot_attention)
+        plot_attention(RunFolder.of(args.model).load(), lines[0], args.plot_attention)
         print(f"Attention of the first line written to {args.plot_attention}", file=sys.stderr)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     for row_texts, row_scores in n_best(search, lines, args.batch_size):
@@ -248,7 +249,7 @@ def cmd_evaluate(args):
 
 def cmd_tflite(args):
     from keras_seq2seq.export import convert_to_tflite
-    from keras_seq2seq.export.clients import resolve_export
+    from keras_seq2seq.export.saved_model import resolve_export
 
     sizes = convert_to_tflite(resolve_export(args.export), args.output, quantize=args.quantize)
     for path, size in sizes.items():

@@ -9,29 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_seq2seq.decoding import translate_in_length_batches
-from keras_seq2seq.errors import RunFolderError, UserError
+from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.run_folder import RUN_FILE, RunFolder
-
-
-def resolve_export(path):
-    """An export folder's newest version, or the given version folder."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = [v for v in os.listdir(path) if v.isdigit()] if os.path.isdir(path) else []
-    if not versions:
-        raise RunFolderError(f"{path} holds no SavedModel (no saved_model.pb, no version "
-                             "folders) and no trained run (no run.json)")
-    return os.path.join(path, max(versions, key=int))
+from keras_seq2seq.export.saved_model import resolve_export
 
 
 def is_run_folder(path):
     return os.path.exists(os.path.join(path, RUN_FILE))
-
-
-def run_folder_behind(model_path):
-    """The `RunFolder` of a run folder or of an export (its assets.extra/run)."""
-    return RunFolder(model_path) if is_run_folder(model_path) else \
-        RunFolder(os.path.join(resolve_export(model_path), "assets.extra", "run"))
 
 
 def text_searcher(model_path, beam=None, alpha=None, beta=None, max_length=None,
@@ -103,7 +87,7 @@ def perplexity_of(model_path, source_path, reference_path):
     from keras_seq2seq.data import parallel_text_dataset
     from keras_seq2seq.metrics import perplexity
 
-    translator = run_folder_behind(model_path).load()
+    translator = RunFolder.of(model_path).load()
     pairs = parallel_text_dataset(
         source_path, reference_path, translator.tokenizer, batch_size=64,
         max_source_length=translator.max_source_length,

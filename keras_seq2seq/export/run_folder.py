@@ -20,6 +20,7 @@ import json
 import os
 
 from keras_seq2seq.errors import RunFolderError
+from keras_seq2seq.export.saved_model import resolve_export, versions
 
 LAYOUT = 2
 RUN_FILE = "run.json"
@@ -58,14 +59,12 @@ class RunFolder:
         folder (its `assets.extra/run`), or an export folder (its newest
         version's)."""
         path = str(path)
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            return cls(os.path.join(path, "assets.extra", "run"))
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, RUN_FILE)):
-            versions = [v for v in os.listdir(path) if v.isdigit()]
-            if versions:
-                return cls.of(os.path.join(path, max(versions, key=int)))
         if not os.path.isdir(path):
             raise RunFolderError(f"{path}: no such run folder or export")
+        if os.path.exists(os.path.join(path, RUN_FILE)):
+            return cls(path)
+        if os.path.exists(os.path.join(path, "saved_model.pb")) or versions(path):
+            return cls(os.path.join(resolve_export(path), "assets.extra", "run"))
         return cls(path)
 
     def file(self, *names):

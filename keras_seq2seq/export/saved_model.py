@@ -9,15 +9,28 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_seq2seq.errors import RunFolderError
+
+
+def versions(export_dir):
+    """The integer versions under `export_dir` (TF Serving's layout), as ints."""
+    names = os.listdir(export_dir) if os.path.isdir(export_dir) else []
+    return [int(name) for name in names if re.fullmatch(r"\d+", name)]
+
 
 def next_version_dir(export_dir):
     """`export_dir/<n+1>` where n is the highest integer version there (0 if none)."""
-    versions = [
-        int(name)
-        for name in (os.listdir(export_dir) if os.path.isdir(export_dir) else [])
-        if re.fullmatch(r"\d+", name)
-    ]
-    return os.path.join(export_dir, str(max(versions, default=0) + 1))
+    return os.path.join(export_dir, str(max(versions(export_dir), default=0) + 1))
+
+
+def resolve_export(path):
+    """A version folder as it is, or an export folder's newest version."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    if not versions(path):
+        raise RunFolderError(f"{path} holds no SavedModel (no saved_model.pb, no version "
+                             "folders) and no trained run (no run.json)")
+    return os.path.join(path, str(max(versions(path))))
 
 
 def export_saved_model(exportable, export_dir, check=False, check_inputs=None):
