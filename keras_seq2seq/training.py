@@ -113,21 +113,6 @@ def mixed_precision_policy():
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-def float32_copy(model):
-    """The same model computing in float32 on plain (not distributed)
-    variables, for export: serving, TFLite and CPUs without bfloat16 units
-    then need no low-precision kernels, and exports carry no strategy."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        copy = model.__class__.from_config(dict(model.get_config(), dtype="float32"))
-        copy.build()
-        copy.set_weights(model.get_weights())
-    finally:
-        keras.config.set_dtype_policy(previous)
-    return copy
-
-
 def announce_resume(backup_dir):
     """Prints where a run resumes from, if `backup_dir` holds a backup."""
     metadata = os.path.join(backup_dir, "training_metadata.json")
@@ -224,7 +209,10 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
     exportable = None
     if chief:
         if mixed_precision or strategy is not tf.distribute.get_strategy():
-            model = float32_copy(model)
+            # Exports compute in float32 on plain variables: serving, TFLite
+            # and CPUs without bfloat16 units need no low-precision kernels,
+            # and exports carry no strategy.
+            model = model.with_dtype_policy("float32")
         exportable = task.exportable(model)
         exportable.save_run(work_dir)
     return TrainingResult(exportable, history, (time.monotonic() - start) / 60, work_dir)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from keras_seq2seq import AttentionSeq2Seq
-from keras_seq2seq.training import float32_copy
 from tests.test_models import _compile, _copy_task
 
 
@@ -28,7 +27,7 @@ def test_mixed_bfloat16_training_and_float32_copy(rng, mixed_bfloat16, attention
     logits, alignments = model(x, return_attention=True)
     assert logits.dtype == "float32" and alignments.dtype == "float32"
 
-    copy = float32_copy(model)
+    copy = model.with_dtype_policy("float32")
     assert copy.encoder.compute_dtype == "float32" and copy.decoder.compute_dtype == "float32"
     np.testing.assert_array_equal(copy.get_weights()[0], model.get_weights()[0])
     # bfloat16 keeps ~3 significant digits: the float32 copy agrees to that.

@@ -80,6 +80,20 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
     end_id = EOS_ID
     copies_source = False
 
+    def with_dtype_policy(self, policy):
+        """The same model, config and weights, computing under `policy` (a
+        name such as `"float32"` or `"mixed_bfloat16"`) on plain variables,
+        or on a strategy's if called in its scope."""
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            copy = self.__class__.from_config(dict(self.get_config(), dtype=policy))
+            copy.build()
+            copy.set_weights(self.get_weights())
+        finally:
+            keras.config.set_dtype_policy(previous)
+        return copy
+
     def encode(self, inputs, training=False):
         """`inputs` [batch, ...] -> `(context, state)`: per-example constants
         for every step, and the decoder's initial state."""

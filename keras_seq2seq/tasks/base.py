@@ -107,13 +107,8 @@ class Task:
         return model
 
     def _initial_model(self):
-        trained = self.init_from.load_model()
         # Rebuilt under the current dtype policy (mixed precision, a strategy's scope).
-        model = trained.__class__.from_config(
-            dict(trained.get_config(), dtype=keras.config.dtype_policy().name))
-        model.build()
-        model.set_weights(trained.get_weights())
-        return model
+        return self.init_from.load_model().with_dtype_policy(keras.config.dtype_policy().name)
 
     def model_options(self):
         """The recipe's model section without `class`."""
