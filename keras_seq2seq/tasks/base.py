@@ -8,7 +8,7 @@ import inspect
 
 import keras
 
-from keras_seq2seq.errors import RecipeError
+from keras_seq2seq.errors import RecipeError, did_you_mean
 from keras_seq2seq.export import RunFolder
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy
@@ -117,12 +117,9 @@ class Task:
     def _model_class(self):
         name = self.recipe.model["class"]
         try:
-            model_class = get_model_class(name)
+            return get_model_class(name)
         except ValueError as e:
             raise RecipeError(f"{self.recipe.source}: model.class: {e}") from None
-        if not issubclass(model_class, SequenceModel):
-            raise RecipeError(f"{self.recipe.source}: model.class: {name} is not a SequenceModel")
-        return model_class
 
     def _check_model_options(self):
         """Every recipe model option is a constructor argument of the class
@@ -138,14 +135,10 @@ class Task:
         accepted -= {"self", *self.task_model_options}
         for key in self.model_options():
             if key not in accepted:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(accepted), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 set_by_task = " (the task sets it)" if key in self.task_model_options else ""
                 raise RecipeError(f"{self.recipe.source}: model.{key}: "
                                   f"{self.model_class.__name__} has no option {key!r}"
-                                  f"{set_by_task}{hint}")
+                                  f"{set_by_task}{did_you_mean(key, sorted(accepted))}")
 
     def _construct(self, build=True, **arguments):
         """The model class called with the recipe's options and `arguments`;

@@ -25,12 +25,11 @@ task builds it (`tasks`), still before training.
 """
 
 import copy
-import difflib
 import os
 
 import yaml
 
-from keras_seq2seq.errors import RecipeError
+from keras_seq2seq.errors import RecipeError, did_you_mean
 
 BUILTIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes")
 
@@ -205,9 +204,8 @@ def builtin_names():
 def builtin_path(name):
     path = os.path.join(BUILTIN_DIR, f"{name}.yaml")
     if not os.path.exists(path):
-        close = difflib.get_close_matches(name, builtin_names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise RecipeError(f"unknown recipe {name!r}{hint}; `keras-seq2seq zoo` lists them")
+        raise RecipeError(f"unknown recipe {name!r}{did_you_mean(name, builtin_names())}; "
+                          "`keras-seq2seq zoo` lists them")
     return path
 
 
@@ -303,9 +301,7 @@ def _check_section(raw, schema, path, source, lines):
                           f"{type(raw).__name__}")
     for key in raw:
         if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else \
-                f" (valid keys: {', '.join(schema)})"
+            hint = did_you_mean(key, schema) or f" (valid keys: {', '.join(schema)})"
             raise RecipeError(f"{_where(source, lines, path + (key,))}: unknown key{hint}")
     values = {}
     for key, rule in schema.items():
@@ -341,10 +337,8 @@ def _check_value(value, kind, path, source, lines):
         return _check_section(value, schema, path, source, lines)
     if isinstance(kind, Choice):
         if value not in kind.options:
-            close = difflib.get_close_matches(str(value), kind.options, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RecipeError(f"{where}: {value!r} is not one of "
-                              f"{', '.join(kind.options)}{hint}")
+                              f"{', '.join(kind.options)}{did_you_mean(value, kind.options)}")
         return value
     if isinstance(kind, Number):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
