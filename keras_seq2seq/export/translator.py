@@ -206,8 +206,8 @@ class Translator(Exportable):
 
     def write_assets(self, directory):
         """Clients tokenizing themselves (translate_ids, TFLite) need the
-        SentencePiece model or word list."""
-        self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
+        SentencePiece model or word list, as a run folder keeps it."""
+        self.write_run_files(directory)
 
     def check_inputs(self):
         """The run's sample sources, plus an empty and an emoji input."""

@@ -221,8 +221,7 @@ class AttentionSeq2Seq(SequenceModel):
     def length_limits(self, source_ids, max_length, ratio=2.0, extra=10):
         """Per-row output limits: `ratio * source length + extra`, at most
         `max_length` (sources counted without padding, EOS included)."""
-        source_ids = ops.convert_to_tensor(source_ids, "int32")
-        lengths = ops.sum(ops.cast(ops.not_equal(source_ids, self.pad_id), "float32"), axis=1)
+        lengths = ops.sum(ops.cast(self.source_mask(source_ids), "float32"), axis=1)
         limits = ops.cast(ops.ceil(ratio * lengths), "int32") + extra
         return ops.minimum(limits, max_length)
 
