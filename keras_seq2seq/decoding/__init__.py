@@ -22,9 +22,7 @@ from keras_seq2seq.decoding.search import (
     greedy_search,
     length_penalty,
     sample,
-    sampling_selector,
     tile_beams,
-    top_k_selector,
 )
 
 __all__ = [
@@ -41,8 +39,6 @@ __all__ = [
     "length_penalty",
     "sample",
     "sample_generate",
-    "sampling_selector",
     "tile_beams",
-    "top_k_selector",
     "translate_in_length_batches",
 ]

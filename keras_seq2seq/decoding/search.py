@@ -173,16 +173,6 @@ class SamplingSelector(Selector):
             logits, 1, self.seed + tf.stack([step, 0]), dtype=tf.int32)
 
 
-def top_k_selector():
-    """The beam search selector (see `TopKSelector`)."""
-    return TopKSelector()
-
-
-def sampling_selector(temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
-    """A sampling selector (see `SamplingSelector`)."""
-    return SamplingSelector(temperature, top_k, top_p, seed)
-
-
 def decode(
     step_fn,
     initial_state,

@@ -68,7 +68,8 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
     (`call` gives teacher-forced logits); decoding never calls `call`.
 
     Class attributes:
-        pad_id: the padding token (never emitted by a search).
+        pad_id: the padding token, never emitted by a search. It is 0 for
+            every model: the search's output buffers are zero-filled.
         start_id: the first decoder input of every output.
         end_id: the token that ends an output.
         copies_source: whether outputs extend the vocabulary with copied
