@@ -106,8 +106,6 @@ def _train_evaluate_export(recipe, args):
         print(f"Fine-tuning from {task.init_from.path}: its model and tokenizer, "
               f"the recipe's data and training settings")
     result = training.train(task, args.work_dir, **_train_options(args))
-    for line in task.notes():
-        print(line)
     if result.exportable is None:
         print(f"\nTrained {recipe.name} in {result.minutes:.1f} minutes as a worker; "
               "the chief saves and exports the run")
@@ -128,7 +126,6 @@ def cmd_quickstart(args):
     recipe = load_recipe("dates-attention")
     if args.train_size:
         recipe = recipe.replace(data={"train_size": args.train_size})
-    args.init_from = None
     path = _train_evaluate_export(recipe, args)
     if path is None:
         return
@@ -257,28 +254,17 @@ def cmd_tflite(args):
 
 
 def cmd_zoo(args):
-    from keras_seq2seq.zoo import builtin_names, read_builtin
+    from keras_seq2seq.zoo import builtin_names, load_recipe, read_builtin
 
     if args.show:
         sys.stdout.write(read_builtin(args.show))
         return
     for name in builtin_names():
-        recipe = _listing(name)
-        measured = ", ".join(f"{k}: {v}" for k, v in recipe["measured"].items()) or \
+        # Listed without their data files, which need --data.
+        recipe = load_recipe(name, resolve_data=False)
+        measured = ", ".join(f"{k}: {v}" for k, v in recipe.measured.items()) or \
             "not yet measured"
-        print(f"{name:34s} {recipe['description']}\n{'':34s} measured: {measured}")
-
-
-def _listing(name):
-    """A built-in recipe's description and measured figures, read as YAML
-    (without resolving its data files, which need --data)."""
-    import yaml
-
-    from keras_seq2seq.zoo import builtin_path
-
-    with open(builtin_path(name), encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
-    return {"description": raw.get("description", ""), "measured": raw.get("measured") or {}}
+        print(f"{name:34s} {recipe.description}\n{'':34s} measured: {measured}")
 
 
 # -- the parser ---------------------------------------------------------------------
@@ -291,7 +277,7 @@ def build_parser():
     )
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's start-up log lines and warnings")
-    parser.set_defaults(needs_parser=False, strategy=None)
+    parser.set_defaults(needs_parser=False, strategy=None, init_from=None)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def training_options(p, default_export):

@@ -190,6 +190,8 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
         RunFolder(work_dir).claim(recipe.identity())
     keras.utils.set_random_seed(recipe.training["seed"])
     task.prepare(work_dir, on_bad_line=on_bad_line, strategy=strategy)
+    for line in task.notes():
+        print(line)
     epochs = recipe.training["epochs"]
     mixed_precision = recipe.training["mixed_precision"]
     previous_policy = keras.config.dtype_policy()
