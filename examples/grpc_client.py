@@ -30,6 +30,8 @@ def main():
         request.inputs["alpha"].CopyFrom(tf.make_tensor_proto(0.6, dtype=tf.float32))
         request.inputs["beta"].CopyFrom(tf.make_tensor_proto(0.0, dtype=tf.float32))
         request.inputs["max_length"].CopyFrom(tf.make_tensor_proto(64, dtype=tf.int32))
+        request.inputs["target_prefix"].CopyFrom(
+            tf.make_tensor_proto([""] * len(args.text), dtype=tf.string))
         response = stub.Predict(request, timeout=10.0)
         translations = tf.make_ndarray(response.outputs["translations"])
         scores = tf.make_ndarray(response.outputs["scores"])

@@ -7,9 +7,9 @@ The public API, top down:
               (words, extended ids for copying)
     layers    RNNEncoder, attention mechanisms, AttentionDecoder
     models    SequenceModel (the interface), AttentionSeq2Seq, Seq2Seq,
-              PointerNetwork, PointerGenerator
+              PointerNetwork, PointerGenerator, Ensemble
     decoding  generate(model, inputs, ...): beam search, greedy search and
-              sampling over a model's step function
+              sampling over a model's step function; score (forced decoding)
     export    Exportable; Translator, PointerSolver; SavedModels for TF
               Serving, TFLite; RunFolder
     tasks     a recipe's inputs, preprocessing, model, metrics and exportable
@@ -31,6 +31,7 @@ __version__ = "0.2.0"
 
 _PUBLIC = {
     "AttentionSeq2Seq": "keras_seq2seq.models",
+    "Ensemble": "keras_seq2seq.models",
     "PointerGenerator": "keras_seq2seq.models",
     "PointerNetwork": "keras_seq2seq.models",
     "Seq2Seq": "keras_seq2seq.models",
@@ -40,6 +41,7 @@ _PUBLIC = {
     "SubwordTokenizer": "keras_seq2seq.text",
     "WordTokenizer": "keras_seq2seq.text",
     "generate": "keras_seq2seq.decoding",
+    "score": "keras_seq2seq.decoding",
 }
 
 __all__ = sorted(_PUBLIC) + ["load_model"]

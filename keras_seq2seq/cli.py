@@ -5,8 +5,10 @@
     keras-seq2seq train --config FILE.yaml         train a recipe file of your own
     keras-seq2seq train --train S T --val S T      train on your own parallel files
     keras-seq2seq translate --model EXPORT         translate stdin or a file
+    keras-seq2seq score --model EXPORT --source S --target T   log p(target | source) a line
     keras-seq2seq evaluate --hypotheses H --references R   BLEU, chrF, ROUGE as JSON
-    keras-seq2seq export --run RUN --export-dir D  export a trained run
+    keras-seq2seq export --run RUN --export-dir D  export a trained run (--run twice: an ensemble)
+    keras-seq2seq average --run RUN --last N       average a run's last N epochs' weights
     keras-seq2seq tflite EXPORT OUT.tflite         convert an export to TFLite
     keras-seq2seq zoo [--show NAME]                list the recipes, or print one
 
@@ -173,37 +175,99 @@ def cmd_train(args, parser):
 
 def cmd_export(args):
     from keras_seq2seq import training
-    from keras_seq2seq.export import RunFolder
+    from keras_seq2seq.export import RunFolder, Translator
 
-    path = training.export(RunFolder(args.run).load(), args.export_dir, check=not args.no_check)
+    exportables = [RunFolder(run).load() for run in args.run]
+    if len(exportables) == 1:
+        exportable = exportables[0]
+    else:
+        exportable = Translator.ensemble(exportables, names=args.run)
+        print(f"Ensemble of {len(exportables)} runs (the first run's search settings)")
+    path = training.export(exportable, args.export_dir, check=not args.no_check)
     print(f"SavedModel exported to {path}")
+
+
+def cmd_average(args):
+    from keras_seq2seq import training
+
+    training.average_checkpoints(args.run, args.last)
+    print(f"{args.run}/model.keras is now the average of its last {args.last} epochs' "
+          f"weights; export it with: keras-seq2seq export --run {args.run} --export-dir DIR")
 
 
 # -- using a model ------------------------------------------------------------------
 
 
-def cmd_translate(args):
-    from keras_seq2seq.export import RunFolder
-    from keras_seq2seq.export.clients import n_best, text_searcher
+def _read_lines(path):
+    """The lines of `path` (stdin for None), without their newlines."""
+    if path is None:
+        return [line.rstrip("\n") for line in sys.stdin]
+    from keras_seq2seq.errors import UserError
 
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n") for line in f]
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _parallel_lines(path, other_path, lines):
+    """The lines of `other_path`, which must have as many as `lines` (of `path`)."""
+    from keras_seq2seq.errors import UserError
+
+    other = _read_lines(other_path)
+    if len(other) != len(lines):
+        raise UserError(f"{other_path} has {len(other)} lines but {path or 'the input'} "
+                        f"has {len(lines)}: they must be parallel, one line per line")
+    return other
+
+
+def cmd_translate(args):
+    from keras_seq2seq.errors import UserError
+    from keras_seq2seq.export import RunFolder
+    from keras_seq2seq.export.clients import aligned_translations, n_best, text_searcher
+
+    lines = _read_lines(args.input)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    if args.alignments:
+        if args.n_best > 1 or args.sampling or args.target_prefix:
+            raise UserError("--alignments gives the best translation of the export's own "
+                            "search: no --n-best, --sampling or --target-prefix with it")
+        with open(args.alignments, "w", encoding="utf-8") as pairs:
+            for text, alignment in aligned_translations(args.model, lines, args.batch_size):
+                out.write(text + "\n")
+                pairs.write(" ".join(f"{i}-{j}" for i, j in alignment) + "\n")
+        out.flush()
+        return
+    prefixes = None
+    if args.target_prefix:
+        prefixes = _parallel_lines(args.input, args.target_prefix, lines)
     sampling = (args.temperature, args.top_k, args.top_p, args.seed) if args.sampling else None
     search = text_searcher(args.model, args.beam, args.alpha, args.beta, args.max_length,
                            sampling, args.xla)
-    source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
-    lines = [line.rstrip("\n") for line in source]
     if args.plot_attention and lines:
         from keras_seq2seq.plots import plot_attention
 
         plot_attention(RunFolder.of(args.model).load(), lines[0], args.plot_attention)
         print(f"Attention of the first line written to {args.plot_attention}", file=sys.stderr)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    for row_texts, row_scores in n_best(search, lines, args.batch_size):
+    for row_texts, row_scores in n_best(search, lines, args.batch_size, prefixes):
         if args.n_best <= 1:
             out.write(row_texts[0].decode("utf-8") + "\n")
             continue
         for text, score in list(zip(row_texts, row_scores))[: args.n_best]:
             out.write(f"{score:.4f}\t{text.decode('utf-8')}\n")
         out.write("\n")
+    out.flush()
+
+
+def cmd_score(args):
+    from keras_seq2seq.export.clients import scores_of
+
+    sources = _read_lines(args.source)
+    targets = _parallel_lines(args.source, args.target, sources)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    for log_prob, tokens in scores_of(args.model, sources, targets, args.batch_size):
+        out.write(f"{log_prob:.6f}\t{tokens}\n" if args.tokens else f"{log_prob:.6f}\n")
     out.flush()
 
 
@@ -354,11 +418,19 @@ def build_parser():
     p.set_defaults(func=cmd_train, needs_parser=True)
 
     p = commands.add_parser("export", help="export a trained run folder as a SavedModel")
-    p.add_argument("--run", required=True, help="run folder written by train or quickstart")
+    p.add_argument("--run", required=True, action="append",
+                   help="run folder written by train or quickstart; give it more than once "
+                        "to export an ensemble of runs that share a tokenizer")
     p.add_argument("--export-dir", required=True, help="export to the next version under it")
     p.add_argument("--no-check", action="store_true",
                    help="skip reloading the export in a clean process to compare outputs")
     p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser(
+        "average", help="make a run's model the average of its last epochs' weights")
+    p.add_argument("--run", required=True, help="a run trained with training.average_last")
+    p.add_argument("--last", type=int, required=True, help="how many epochs to average")
+    p.set_defaults(func=cmd_average)
 
     p = commands.add_parser(
         "translate", help="translate lines from stdin or a file, one output line per input")
@@ -386,7 +458,25 @@ def build_parser():
                    help="compile the search with XLA (run folders only; faster on CPU)")
     p.add_argument("--plot-attention", default=None, metavar="PNG",
                    help="also draw the attention heatmap of the first line's translation")
+    p.add_argument("--target-prefix", default=None, metavar="FILE",
+                   help="a file parallel to the input: each translation starts with its "
+                        "line (an empty line: no prefix)")
+    p.add_argument("--alignments", default=None, metavar="FILE",
+                   help="also write each translation's word alignment to FILE, as "
+                        "Pharaoh 'source-target' index pairs (the export's own search)")
     p.set_defaults(func=cmd_translate)
+
+    p = commands.add_parser(
+        "score", help="the model's log-probability of given translations, one a line")
+    p.add_argument("--model", required=True,
+                   help="an export folder (or one of its versions), or a run folder")
+    p.add_argument("--source", required=True, help="source sentences, one a line")
+    p.add_argument("--target", required=True, help="their translations, one a line")
+    p.add_argument("--output", default=None, help="output file (default: stdout)")
+    p.add_argument("--tokens", action="store_true",
+                   help="write 'log_prob<TAB>tokens' (tokens scored, end included)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_score)
 
     p = commands.add_parser(
         "evaluate", help="score translations (BLEU, chrF, ROUGE, exact match, perplexity); "

@@ -19,6 +19,78 @@ from keras_seq2seq.distribute import is_chief, worker_dir
 from keras_seq2seq.export import RunFolder, export_saved_model
 
 
+class KeepLastEpochs(keras.callbacks.Callback):
+    """Saves each finished epoch's weights as `directory/epoch-NNN.weights.h5`,
+    keeping the last `keep` (for `average_checkpoints`).
+
+    A file appears whole or not at all: it is written under a temporary name
+    and renamed.
+    """
+
+    def __init__(self, directory, keep):
+        super().__init__()
+        self.directory = directory
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"epoch-{epoch + 1:03d}.weights.h5")
+        partial = path[: -len(".weights.h5")] + ".part.weights.h5"
+        self.model.save_weights(partial)
+        os.replace(partial, path)
+        for old in epoch_checkpoints(self.directory)[: -self.keep]:
+            os.remove(old)
+
+
+def epoch_checkpoints(directory):
+    """The `KeepLastEpochs` files in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(n for n in os.listdir(directory)
+                   if n.startswith("epoch-") and n.endswith(".weights.h5") and ".part." not in n)
+    return [os.path.join(directory, n) for n in names]
+
+
+def average_weights(model, paths):
+    """Sets `model`'s weights to the mean of the weight files `paths`.
+
+    Floating-point variables are averaged; others (integer counters, random
+    generator states) take the last file's values.
+    """
+    total = None
+    for path in paths:
+        model.load_weights(path)
+        weights = model.get_weights()
+        if total is None:
+            total = [w.astype("float64") if w.dtype.kind == "f" else w for w in weights]
+        else:
+            total = [t + w if w.dtype.kind == "f" else w for t, w in zip(total, weights)]
+    model.set_weights([(t / len(paths)).astype(w.dtype) if w.dtype.kind == "f" else w
+                       for t, w in zip(total, weights)])
+    return model
+
+
+def average_checkpoints(run_dir, last):
+    """Makes a run's model the average of its last `last` epochs' weights
+    (kept by `training.average_last` in the recipe), and saves it as the
+    run's model; returns the run's exportable.
+
+    The model before averaging is the run's best checkpoint
+    (`checkpoints/best.weights.h5`) or its last epoch, still on disk.
+    """
+    from keras_seq2seq.errors import UserError
+
+    folder = RunFolder(run_dir)
+    exportable = folder.load()
+    paths = epoch_checkpoints(folder.file("checkpoints"))
+    if last < 1 or len(paths) < last:
+        raise UserError(f"{run_dir} keeps {len(paths)} epoch checkpoint(s) in checkpoints/ "
+                        f"(recipe key training.average_last), fewer than the {last} asked for")
+    average_weights(exportable.model, paths[-last:])
+    exportable.save_run(folder.path)
+    return exportable
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training cleanly, after the current batch, once `minutes` have passed."""
 
@@ -205,6 +277,9 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
         keras.config.set_dtype_policy(previous_policy)
     max_minutes = max_minutes or recipe.training["max_minutes"]
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
+    average_last = recipe.training["average_last"]
+    if average_last:
+        callbacks.append(KeepLastEpochs(os.path.join(work_dir, "checkpoints"), average_last))
     train_batches, val_batches = task.datasets()
     history = fit(model, train_batches, val_batches, epochs,
                   callbacks + list(extra_callbacks), verbose)
@@ -217,6 +292,10 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
             model = model.with_dtype_policy("float32")
         exportable = task.exportable(model)
         exportable.save_run(work_dir)
+        kept = min(average_last, len(epoch_checkpoints(os.path.join(work_dir, "checkpoints"))))
+        if kept:
+            exportable = average_checkpoints(work_dir, kept)
+            print(f"The run's model is the average of its last {kept} epochs' weights.")
     return TrainingResult(exportable, history, (time.monotonic() - start) / 60, work_dir)
 
 

@@ -14,6 +14,7 @@ from keras_seq2seq.decoding import (
     greedy_generate,
     length_penalty,
     sample,
+    score,
 )
 from keras_seq2seq.decoding import search as search_module
 from keras_seq2seq.decoding.search import blockwise_top_k
@@ -100,6 +101,78 @@ def test_generate_traced_is_the_same_search(tiny_model):
     want_ids, want_scores = generate(tiny_model, SOURCES, max_length=8, beam_size=3)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_allclose(scores, want_scores)
+
+
+def _padded(rows, width=None):
+    width = width or max(len(r) for r in rows)
+    out = np.zeros((len(rows), width), "int32")
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def test_score_is_the_teacher_forced_log_prob_and_the_search_score(tiny_model):
+    ids, scores = generate(tiny_model, SOURCES, max_length=8, beam_size=3)
+    best = ids.numpy()[:, 0]
+    log_prob, tokens = score(tiny_model, SOURCES, best)
+    np.testing.assert_allclose(log_prob, scores.numpy()[:, 0], rtol=1e-5)
+    others = [[4, 4, 5, EOS_ID], [EOS_ID]]
+    log_prob, tokens = score(tiny_model, SOURCES, _padded(others, 6))
+    assert tokens.numpy().tolist() == [4, 1]
+    for row, source in enumerate(SOURCES):
+        np.testing.assert_allclose(
+            log_prob.numpy()[row], teacher_forced_log_prob(tiny_model, source, [others[row]])[0],
+            rtol=1e-5)
+
+
+def test_forced_attention_is_the_teacher_forced_attention(tiny_model):
+    targets = _padded([[4, 4, 5, EOS_ID], [5, EOS_ID]])
+    _, _, attention = score(tiny_model, SOURCES, targets, attention=True)
+    decoder_in = np.concatenate([np.full((2, 1), BOS_ID, "int32"), targets[:, :-1]], 1)
+    _, expected = tiny_model({"source_ids": SOURCES, "decoder_input_ids": decoder_in},
+                             return_attention=True)
+    real = (targets != PAD_ID)[..., None]
+    np.testing.assert_allclose(attention.numpy(), expected.numpy() * real, atol=1e-6)
+    np.testing.assert_allclose(attention.numpy().sum(-1), real[..., 0].astype(float), atol=1e-5)
+
+
+def test_a_model_without_attention_has_no_alignments():
+    model = Seq2Seq(VOCAB, embedding_dim=8, units=8)
+    model.build()
+    assert not model.has_attention
+    with pytest.raises(ValueError, match="no attention"):
+        score(model, SOURCES, _padded([[EOS_ID], [EOS_ID]]), attention=True)
+
+
+def test_prefixes_start_every_hypothesis_and_the_search_is_exact_among_them(tiny_model):
+    prefixes = [[4], [5, 4]]
+    max_length = 4
+    ids, scores = generate(tiny_model, SOURCES, max_length, beam_size=64,
+                           prefix_ids=_padded(prefixes))
+    candidates = all_sequences(max_length)
+    for row, source in enumerate(SOURCES):
+        prefix = prefixes[row]
+        allowed = [c for c in candidates if c[: len(prefix)] == prefix and len(c) > len(prefix)]
+        exact = teacher_forced_log_prob(tiny_model, source, allowed)
+        order = np.argsort(-exact)
+        found = [_unpad(h) for h in ids.numpy()[row]]
+        for rank in range(5):
+            assert found[rank] == allowed[order[rank]]
+            np.testing.assert_allclose(scores.numpy()[row, rank], exact[order[rank]], rtol=1e-4)
+
+
+def test_an_empty_prefix_changes_nothing_and_a_long_one_is_cut_at_the_buffer(tiny_model):
+    plain = generate(tiny_model, SOURCES, max_length=8, beam_size=3, alpha=0.6)
+    empty = generate(tiny_model, SOURCES, max_length=8, beam_size=3, alpha=0.6,
+                     prefix_ids=np.zeros((2, 1), "int32"))
+    np.testing.assert_array_equal(plain[0], empty[0])
+    np.testing.assert_allclose(plain[1], empty[1], rtol=1e-6)
+    # Longer than the row's length limit (2 * 2 + 10 for the second row) and the buffer.
+    long_prefix = np.tile([[4, 5]], (2, 10)).astype("int32")
+    ids, scores = generate(tiny_model, SOURCES, max_length=8, beam_size=2, prefix_ids=long_prefix)
+    for row in ids.numpy()[:, 0]:
+        assert row.tolist() == long_prefix[0, :7].tolist() + [EOS_ID]
+    assert np.isfinite(scores.numpy()).all() and (scores.numpy()[:, 0] > -1e8).all()
 
 
 def test_a_coverage_penalty_without_coverage_is_an_error():

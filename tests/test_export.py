@@ -51,9 +51,19 @@ SIGNATURES = {
                       {"target_ids": (tf.int32, [None, None, None]), "scores": (tf.float32, [None, None])}),
     "beam_search_options": (
         {"text": (tf.string, [None]), "beam_size": (tf.int32, []), "alpha": (tf.float32, []),
-         "beta": (tf.float32, []), "max_length": (tf.int32, [])},
+         "beta": (tf.float32, []), "max_length": (tf.int32, []),
+         "target_prefix": (tf.string, [None])},
         {"translations": (tf.string, [None, None]), "scores": (tf.float32, [None, None])}),
+    "score": ({"text": (tf.string, [None]), "target": (tf.string, [None])},
+              {"log_prob": (tf.float32, [None]), "tokens": (tf.int32, [None])}),
+    "alignments": (
+        {"text": (tf.string, [None])},
+        {"translation": (tf.string, [None]), "score": (tf.float32, [None]),
+         "attention": (tf.float32, [None, None, None]),
+         "source_pieces": (tf.string, [None, None]), "target_pieces": (tf.string, [None, None]),
+         "source_words": (tf.int32, [None, None]), "target_words": (tf.int32, [None, None])}),
 }
+NO_PREFIX = tf.constant(["", ""])
 
 
 def test_signatures_match_the_contract(loaded):
@@ -86,11 +96,11 @@ def test_signatures_agree_with_each_other(loaded, translator):
     assert _strings(decoded) == _strings(beams["translations"])
     full = loaded.signatures["beam_search_options"](
         text=text, beam_size=tf.constant(BEAM), alpha=tf.constant(0.6),
-        beta=tf.constant(0.0), max_length=tf.constant(20))
+        beta=tf.constant(0.0), max_length=tf.constant(20), target_prefix=NO_PREFIX)
     assert _strings(full["translations"]) == _strings(beams["translations"])
     one = loaded.signatures["beam_search_options"](
         text=text, beam_size=tf.constant(1), alpha=tf.constant(0.0),
-        beta=tf.constant(0.0), max_length=tf.constant(20))
+        beta=tf.constant(0.0), max_length=tf.constant(20), target_prefix=NO_PREFIX)
     greedy = loaded.signatures["greedy"](text=text)
     assert one["translations"].shape == (2, 1)
     assert _strings(one["translations"]) == _strings(greedy["translation"])
@@ -102,16 +112,101 @@ def test_beam_search_options_width_is_real_beam_search(translator):
     text = tf.constant(["the 21st of June 1987", "Mar 3, 1999"])
     want = narrow.beam_search(text)
     got = translator.beam_search_options(text, tf.constant(2), tf.constant(0.6),
-                                         tf.constant(0.0), tf.constant(20))
+                                         tf.constant(0.0), tf.constant(20), NO_PREFIX)
     assert _strings(got["translations"]) == _strings(want["translations"])
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5)
     clipped = translator.beam_search_options(text, tf.constant(99), tf.constant(0.6),
-                                             tf.constant(0.0), tf.constant(20))
+                                             tf.constant(0.0), tf.constant(20), NO_PREFIX)
     assert clipped["translations"].shape == (2, BEAM)
     short = translator.beam_search_options(text, tf.constant(2), tf.constant(0.0),
-                                           tf.constant(0.0), tf.constant(3))
+                                           tf.constant(0.0), tf.constant(3), NO_PREFIX)
     ids = translator.tokenizer.tokenize(tf.reshape(short["translations"], [-1]))
     assert int(tf.reduce_max(ids.row_lengths())) <= 3
+
+
+def _teacher_forced_log_prob(translator, text, target_ids):
+    """Summed log-probabilities of `target_ids` [B, T] (EOS-terminated) by the Keras model."""
+    from keras_seq2seq.text import BOS_ID
+
+    decoder_in = tf.concat([tf.fill([tf.shape(target_ids)[0], 1], BOS_ID), target_ids[:, :-1]], 1)
+    logits = translator.model({"source_ids": translator.encode_text(text),
+                               "decoder_input_ids": decoder_in})
+    picked = tf.gather(tf.nn.log_softmax(logits), target_ids, batch_dims=2)
+    return tf.reduce_sum(tf.where(target_ids != 0, picked, 0.0), axis=1).numpy()
+
+
+def test_score_is_the_keras_models_teacher_forced_log_prob(loaded, translator):
+    text = tf.constant(["3rd of March 1999", "12/25/07", "", "x"])
+    target = tf.constant(["1999-03-03", "2007-12-25", "", "x" * 10_000])
+    out = loaded.signatures["score"](text=text, target=target)
+    ids = translator.encode_target(text, target)
+    np.testing.assert_allclose(out["log_prob"], _teacher_forced_log_prob(translator, text, ids),
+                               rtol=1e-4)
+    # Each target and its end; the 10,000-character one cut at max_target_length.
+    assert out["tokens"].numpy().tolist()[2:] == [1, translator.max_target_length]
+    assert (out["log_prob"].numpy() < 0).all()
+    assert loaded.signatures["score"](text=tf.constant([], tf.string),
+                                      target=tf.constant([], tf.string))["log_prob"].shape == (0,)
+
+
+def test_score_of_the_search_output_is_its_search_score(translator):
+    text = tf.constant(["3rd of March 1999", "12/25/07"])
+    ids, scores = translator.search(translator.encode_text(text), alpha=0.0)
+    from keras_seq2seq.decoding import score
+
+    log_prob, _ = score(translator.model, translator.encode_text(text), ids[:, 0])
+    np.testing.assert_allclose(log_prob, scores[:, 0], rtol=1e-5)
+
+
+def test_prefixes_start_every_hypothesis(loaded, translator):
+    text = tf.constant(["3rd of March 1999", "12/25/07", "Mar 3, 1999"])
+    prefix = tf.constant(["1999-03", "", "19" * 60])
+    out = loaded.signatures["beam_search_options"](
+        text=text, beam_size=tf.constant(BEAM), alpha=tf.constant(0.6), beta=tf.constant(0.0),
+        max_length=tf.constant(5), target_prefix=prefix)
+    beams = np.asarray(_strings(out["translations"])).reshape(3, BEAM)
+    assert all(h.startswith("1999-03") for h in beams[0])
+    # An empty prefix is the plain search; a prefix longer than the output buffer
+    # fills it (max_length is raised to fit a prefix, up to max_target_length).
+    plain = translator.search(translator.encode_text(text[1:2]), alpha=0.6, max_length=5)
+    assert list(beams[1]) == _strings(translator.decode_beams(plain[0], text[1:2]))[:BEAM]
+    cut = translator.tokenizer.decode(translator.encode_target(text[2:], prefix[2:], add_eos=False))
+    assert all(h == _strings(cut)[0] for h in beams[2])
+    assert np.isfinite(out["scores"].numpy()).all()
+
+
+def test_alignments_explain_the_best_translation(loaded, translator):
+    from keras_seq2seq.export.clients import word_alignments
+
+    text = tf.constant(["3rd of March 1999", "12/25/07", ""])
+    out = {k: v.numpy() for k, v in loaded.signatures["alignments"](text=text).items()}
+    best = loaded.signatures["serving_default"](text=text)
+    assert _strings(out["translation"]) == _strings(best["translation"])
+    np.testing.assert_allclose(out["score"], best["score"].numpy())
+    batch, steps, source = out["attention"].shape
+    assert out["source_pieces"].shape == (batch, source) and out["target_pieces"].shape == (batch, steps)
+    real = out["target_pieces"] != b""
+    np.testing.assert_allclose(out["attention"].sum(-1), real.astype(float), atol=1e-5)
+    # Pieces read back to the source and the translation.
+    first = translator.encode_text(text[:1]).numpy()[0]
+    assert [p.decode() for p in out["source_pieces"][0][: len(first)]] == _strings(
+        translator.tokenizer.id_to_piece(first))
+    assert out["target_words"][0].max() >= 0 and out["source_words"][0].max() == 3
+    pairs = word_alignments(out["attention"][0], out["source_words"][0], out["target_words"][0])
+    assert pairs and all(0 <= i <= 3 for i, _ in pairs)
+    assert len({j for _, j in pairs}) == out["target_words"][0].max() + 1
+    empty = loaded.signatures["alignments"](text=tf.constant([], tf.string))
+    assert empty["translation"].shape == (0,) and empty["attention"].shape[0] == 0
+
+
+def test_word_alignments_take_the_argmax_over_real_source_words():
+    from keras_seq2seq.export.clients import word_alignments
+
+    attention = np.array([[0.1, 0.7, 0.2, 0.0], [0.6, 0.1, 0.1, 0.2], [0.0, 0.0, 0.0, 1.0]])
+    source_words = np.array([0, 0, 1, -1])       # two pieces of word 0, word 1, end
+    target_words = np.array([0, 1, -1])          # the last row is the end token
+    assert word_alignments(attention, source_words, target_words) == [(0, 0), (0, 1)]
+    assert word_alignments(attention, np.array([-1, -1, -1, -1]), target_words) == []
 
 
 def test_xla_search_gives_the_same_beams(translator):

@@ -288,6 +288,7 @@ def test_repeated_ngram_rate():
     assert repeated_ngram_rate(["a b"]) == 0.0
 
 
+@pytest.mark.slow
 def test_coverage_lowers_the_repeated_trigram_rate(tmp_path, names_data):
     """Inputs of four sentences, four times as long as any in training, make
     a model without coverage loop over what it already wrote; measured here

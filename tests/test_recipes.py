@@ -306,6 +306,34 @@ def test_fine_tuning_keeps_the_tokenizer_and_lowers_the_loss_on_new_data(own_dat
     np.testing.assert_equal(after.get_config()["units"], before.get_config()["units"])
 
 
+def test_average_last_makes_the_runs_model_the_mean_of_its_last_epochs(tmp_path, capsys):
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.training import epoch_checkpoints, train
+
+    files = _date_files(str(tmp_path / "data"), seed=5, counts=(600, 100, 100))
+    recipe = load_recipe("dates-attention").on_files(files["train"], files["val"], name="avg")
+    recipe = recipe.replace(training={"epochs": 3, "average_last": 2})
+    work = str(tmp_path / "run")
+    result = train(task_for(recipe), work, verbose=0,
+                   callback_options=dict(tensorboard=False, patience=0, best_checkpoint=False))
+    kept = epoch_checkpoints(os.path.join(work, "checkpoints"))
+    assert [os.path.basename(p) for p in kept] == ["epoch-002.weights.h5", "epoch-003.weights.h5"]
+    model = RunFolder(work).load().model
+    each = []
+    for path in kept:
+        model.load_weights(path)
+        each.append(model.get_weights())
+    saved = RunFolder(work).load().model.get_weights()
+    for got, second, third, trained in zip(saved, *each, result.exportable.model.get_weights()):
+        if got.dtype.kind == "f":
+            np.testing.assert_allclose(got, (second + third) / 2, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(trained, got, rtol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(*each))
+    assert cli.main(["average", "--run", work, "--last", "3"]) == 2
+    assert "keeps 2 epoch checkpoint(s)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_a_character_level_recipe_file_trains_and_exports(tmp_path):
     """Spelling words backwards, character by character, from a recipe file
     with records in a JSONL file."""

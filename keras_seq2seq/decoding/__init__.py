@@ -2,7 +2,8 @@
 
 `decode` is the one loop; beam search, greedy search and sampling are the
 same loop with a different `Selector` or beam size. `generate` applies it to
-any `SequenceModel` (text models and pointer networks alike).
+any `SequenceModel` (text models and pointer networks alike); `score` feeds
+the same step function a given output (forced decoding).
 """
 
 from keras_seq2seq.decoding.generate import (
@@ -10,8 +11,10 @@ from keras_seq2seq.decoding.generate import (
     greedy_generate,
     length_batches,
     sample_generate,
+    score,
     translate_in_length_batches,
 )
+from keras_seq2seq.decoding.scoring import force_decode
 from keras_seq2seq.decoding.search import (
     SamplingSelector,
     Selector,
@@ -32,6 +35,7 @@ __all__ = [
     "beam_search",
     "coverage_penalty",
     "decode",
+    "force_decode",
     "generate",
     "greedy_generate",
     "greedy_search",
@@ -39,6 +43,7 @@ __all__ = [
     "length_penalty",
     "sample",
     "sample_generate",
+    "score",
     "tile_beams",
     "translate_in_length_batches",
 ]

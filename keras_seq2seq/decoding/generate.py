@@ -7,10 +7,12 @@ so text models and pointer networks decode through the same lines.
 
 import tensorflow as tf
 
+from keras_seq2seq.decoding.scoring import force_decode
 from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, decode, tile_beams
 
 
-def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0, **options):
+def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
+             prefix_ids=None, **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -26,6 +28,9 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0, 
             (`model.has_coverage` False) refuses a non-zero Python value
             with a ValueError; a tensor must then be 0 at run time
             (InvalidArgument otherwise).
+        prefix_ids: optional int32 [batch, prefix] of ids (as `output_ids`
+            gives them), 0-padded: each row's outputs start with its prefix
+            (see `decode`).
         **options: `decode` options (alpha, min_length,
             no_repeat_ngram_size, selector, active_beams).
 
@@ -56,6 +61,8 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0, 
         with tf.control_dependencies([check]):
             limits = tf.identity(limits)
         beta = 0.0
+    if prefix_ids is not None:
+        prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     ids, scores = decode(
         lambda ids, state: model.step(ids, state, beam_context),
         state,
@@ -65,10 +72,43 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0, 
         beam_size=beam_size,
         length_limits=limits,
         beta=beta,
+        prefix_ids=prefix_ids,
         **coverage,
         **options,
     )
     return model.output_ids(ids), scores
+
+
+def score(model, inputs, target_ids, attention=False):
+    """The model's log-probability of given outputs, through its `step`.
+
+    Args:
+        model: a `keras_seq2seq.models.SequenceModel`.
+        inputs: what `model.encode` takes, [batch, ...].
+        target_ids: int32 [batch, time], ids as `output_ids` gives them, each
+            row ending with `model.end_id`, then 0-padded.
+        attention: also return where the model attended at each target
+            token (needs `model.has_attention`).
+
+    Returns:
+        `(log_prob [batch], tokens [batch])`, plus attention float32
+        [batch, time, source] with `attention=True`. log_prob is what the
+        search's score of the same output is without penalties.
+
+    Example:
+
+    >>> log_prob, tokens = score(model, source_ids, target_ids)
+    """
+    context, state = model.encode(inputs)
+    target = model.target_index(tf.convert_to_tensor(target_ids, tf.int32))
+    log_prob, tokens, alignments = force_decode(
+        lambda ids, state: model.step(ids, state, context),
+        state,
+        start_ids=tf.fill([tf.shape(target)[0]], model.start_id),
+        target_ids=target,
+        attention_fn=model.attention if attention else None,
+    )
+    return (log_prob, tokens, alignments) if attention else (log_prob, tokens)
 
 
 def greedy_generate(model, inputs, max_length, **options):
@@ -92,7 +132,7 @@ def length_batches(lines, batch_size):
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def translate_in_length_batches(translate_batch, lines, batch_size):
+def translate_in_length_batches(translate_batch, lines, batch_size, *columns):
     """`translate_batch` over `length_batches` of `lines`; results in the order of `lines`.
 
     A batch decodes until its longest sentence has ended, so batches of
@@ -100,15 +140,19 @@ def translate_in_length_batches(translate_batch, lines, batch_size):
     sorts a file the same way).
 
     Args:
-        translate_batch: a list of str -> one result per line, in order.
+        translate_batch: `(lines, *columns)` of one batch, each a list ->
+            one result per line, in order.
         lines: a list of str.
         batch_size: lines per call.
+        *columns: lists parallel to `lines` (target prefixes, say), batched
+            with them.
 
     Returns:
         A list of the results, one per line.
     """
     results = [None] * len(lines)
     for batch in length_batches(lines, batch_size):
-        for i, result in zip(batch, translate_batch([lines[i] for i in batch])):
+        pick = [[column[i] for i in batch] for column in (lines, *columns)]
+        for i, result in zip(batch, translate_batch(*pick)):
             results[i] = result
     return results

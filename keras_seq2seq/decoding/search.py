@@ -189,6 +189,7 @@ def decode(
     selector=None,
     active_beams=None,
     coverage_fn=None,
+    prefix_ids=None,
 ):
     """The decoding loop (see the module docstring).
 
@@ -214,6 +215,13 @@ def decode(
             a buffer of `beam_size`. Scores of dropped beams are -1e9.
         coverage_fn: `state -> coverage` float32 [batch * beam, source], the
             attention summed so far (`SequenceModel.coverage`), for `beta`.
+        prefix_ids: optional int32 [batch, prefix] (0-padded): every
+            hypothesis of row i starts with the row's prefix tokens, which
+            the search then continues (prefix-constrained decoding). The
+            forced tokens ignore `min_length` and n-gram blocking, their
+            log-probabilities count in the scores, and a row's length limit
+            is raised to its prefix length + 1 (still at most `max_length`,
+            which truncates a longer prefix). A row of padding: no prefix.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
@@ -228,7 +236,14 @@ def decode(
     rows = batch * k
     if length_limits is None:
         length_limits = tf.fill([batch], max_length)
-    row_limits = tf.repeat(tf.minimum(tf.cast(length_limits, tf.int32), max_length), k)
+    length_limits = tf.cast(length_limits, tf.int32)
+    if prefix_ids is not None:
+        prefix_ids = tf.convert_to_tensor(prefix_ids, tf.int32)
+        prefix_lengths = tf.reduce_sum(tf.cast(prefix_ids != PAD_ID, tf.int32), axis=1)
+        length_limits = tf.maximum(length_limits, prefix_lengths + 1)
+        # The buffer's width, so that reading column t never runs off the end.
+        beam_prefix = tile_beams(tf.pad(prefix_ids, [[0, 0], [0, max_length]])[:, :max_length], k)
+    row_limits = tf.repeat(tf.minimum(length_limits, max_length), k)
     state = tile_beams(initial_state, k)
     # Penalties given as Python zeros are left out of the graph altogether.
     use_length_penalty = not _is_python_zero(alpha)
@@ -266,6 +281,7 @@ def decode(
         log_probs, state = step_fn(tokens, state)
         vocab = tf.shape(log_probs)[-1]
         eos = tf.one_hot(end_id, vocab, on_value=True, off_value=False)[None, :]
+        unbanned = log_probs
         # Bans for live hypotheses: padding marks "after the end" in the
         # buffer and is never emitted; then minimum length, n-gram blocking.
         log_probs += tf.one_hot(PAD_ID, vocab, on_value=NEG_INF, off_value=0.0)[None, :]
@@ -274,6 +290,18 @@ def decode(
         if no_repeat_ngram_size:
             banned = _banned_by_ngram_blocking(ids, t, no_repeat_ngram_size, vocab)
             log_probs = tf.where(banned, NEG_INF, log_probs)
+        # Read before prefix forcing: a prefix cut at the length limit still ends.
+        eos_score = tf.gather(log_probs, [end_id], axis=1)
+        if prefix_ids is not None:
+            # A row still inside its prefix has one candidate: the prefix token.
+            # Other tokens cost twice NEG_INF, so that the beams not yet live
+            # (at NEG_INF) take the prefix too, rather than the live beam's
+            # banned tokens: every hypothesis starts with the prefix, even
+            # when the prefix fills the buffer.
+            forced = beam_prefix[:, t]
+            is_forced = tf.one_hot(forced, vocab, on_value=True, off_value=False)
+            log_probs = tf.where((forced != PAD_ID)[:, None],
+                                 tf.where(is_forced, unbanned, 2 * NEG_INF), log_probs)
 
         # Each hypothesis' candidate continuations: all tokens when sampling;
         # for search only its own k best, since the k best of the whole beam
@@ -295,7 +323,6 @@ def decode(
         # At its length limit a hypothesis can only end; once ended it only
         # continues with padding, at no cost.
         at_limit = (t + 1 >= row_limits)[:, None]
-        eos_score = tf.gather(log_probs, [end_id], axis=1)
         candidate_scores = tf.where(at_limit, tf.where(first, eos_score, NEG_INF), candidate_scores)
         candidate_ids = tf.where(at_limit, tf.where(first, end_id, PAD_ID), candidate_ids)
         candidate_scores = tf.where(finished[:, None], tf.where(first, 0.0, NEG_INF), candidate_scores)

@@ -18,36 +18,53 @@ def is_run_folder(path):
     return os.path.exists(os.path.join(path, RUN_FILE))
 
 
+def _load_signatures(model_path):
+    """`(signatures, settings)` of an export (or an export folder's newest version)."""
+    path = resolve_export(model_path)
+    with open(os.path.join(path, "assets.extra", "settings.json")) as f:
+        settings = json.load(f)
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    return tf.saved_model.load(path).signatures, settings
+
+
+def _signature(signatures, name, model_path):
+    if name not in signatures:
+        raise UserError(f"{model_path} has no {name!r} signature (it has "
+                        f"{', '.join(sorted(signatures))}); export it again with this version")
+    return signatures[name]
+
+
 def text_searcher(model_path, beam=None, alpha=None, beta=None, max_length=None,
                   sampling=None, xla=False):
-    """`lines -> (texts [B, K] bytes, scores [B, K])` through a model.
+    """`(lines, prefixes=None) -> (texts [B, K] bytes, scores [B, K])` through a model.
 
     Args:
         model_path: an export (searched through `beam_search_options`, as TF
             Serving would) or a run folder (its `Translator`, in this process).
         beam, alpha, beta, max_length: search settings (default: the model's).
         sampling: `(temperature, top_k, top_p, seed)` to sample instead
-            (run folders only).
+            (run folders only; no prefixes).
         xla: compile the run folder's search with XLA.
+
+    The searcher's `prefixes`, one str per line ("" for none), are target
+    prefixes every hypothesis of that line starts with.
     """
     if is_run_folder(model_path):
         return _run_searcher(model_path, beam, alpha, beta, max_length, sampling, xla)
     if sampling:
         raise UserError("sampling needs a run folder (--model runs/NAME), not an export")
-    path = resolve_export(model_path)
-    with open(os.path.join(path, "assets.extra", "settings.json")) as f:
-        settings = json.load(f)
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+    signatures, settings = _load_signatures(model_path)
+    signature = _signature(signatures, "beam_search_options", model_path)
 
-    signature = tf.saved_model.load(path).signatures["beam_search_options"]
-
-    def search(lines):
+    def search(lines, prefixes=None):
         out = signature(
             text=tf.constant(lines),
             beam_size=tf.constant(beam or settings["beam_size"]),
             alpha=tf.constant(settings["alpha"] if alpha is None else alpha, tf.float32),
             beta=tf.constant(settings["beta"] if beta is None else beta, tf.float32),
             max_length=tf.constant(max_length or settings["max_target_length"]),
+            target_prefix=tf.constant(prefixes or [""] * len(lines), tf.string),
         )
         return out["translations"].numpy(), out["scores"].numpy()
 
@@ -57,28 +74,101 @@ def text_searcher(model_path, beam=None, alpha=None, beta=None, max_length=None,
 def _run_searcher(path, beam, alpha, beta, max_length, sampling, xla):
     translator = RunFolder(path).load(jit_compile=xla)
 
-    def search(lines):
+    def search(lines, prefixes=None):
         if sampling:
+            if prefixes:
+                raise UserError("target prefixes work with beam search, not with sampling")
             temperature, top_k, top_p, seed = sampling
             texts = translator.sample(lines, temperature, top_k, top_p, (seed, 0)).numpy()
             return texts[:, None], np.full(texts.shape + (1,), np.nan)
         text = tf.constant(lines)
+        prefix_ids = None
+        if prefixes:
+            prefix_ids = translator.encode_target(text, tf.constant(prefixes), add_eos=False)
         ids, scores = translator.search(
             translator.encode_text(text), beam_size=beam or translator.beam_size,
-            alpha=alpha, beta=beta, max_length=max_length)
+            alpha=alpha, beta=beta, max_length=max_length, prefix_ids=prefix_ids)
         return translator.decode_beams(ids, text).numpy(), scores.numpy()
 
     return search
 
 
-def n_best(search, lines, batch_size):
+def _exported_or_run(model_path, name):
+    """The signature `name` of an export, or the same function of a run folder's
+    `Translator` (called with the same keyword arguments)."""
+    if is_run_folder(model_path):
+        translator = RunFolder(model_path).load()
+        if name not in translator.signatures():
+            raise UserError(f"{model_path}'s model has no {name!r} function")
+        return translator.signatures()[name]
+    signatures, _ = _load_signatures(model_path)
+    return _signature(signatures, name, model_path)
+
+
+def n_best(search, lines, batch_size, prefixes=None):
     """`(translations, scores)` of each line, searched in batches of similar length."""
-    return translate_in_length_batches(lambda batch: zip(*search(batch)), lines, batch_size)
+    if prefixes is None:
+        return translate_in_length_batches(lambda batch: zip(*search(batch)), lines, batch_size)
+    return translate_in_length_batches(
+        lambda batch, prefix: zip(*search(batch, prefix)), lines, batch_size, prefixes)
 
 
 def best_translations(search, lines, batch_size):
     """The best translation of each line, as str."""
     return [texts[0].decode("utf-8") for texts, _ in n_best(search, lines, batch_size)]
+
+
+def scores_of(model_path, sources, targets, batch_size=64):
+    """`[(log_prob, tokens)]`: each target's log-probability given its source
+    (the `score` signature of an export, or a run folder's), in order."""
+    signature = _exported_or_run(model_path, "score")
+
+    def score_batch(batch, target):
+        out = signature(text=tf.constant(batch), target=tf.constant(target))
+        return zip(out["log_prob"].numpy().tolist(), out["tokens"].numpy().tolist())
+
+    return translate_in_length_batches(score_batch, sources, batch_size, targets)
+
+
+def word_alignments(attention, source_words, target_words):
+    """Pharaoh `i-j` pairs from one sentence's `alignments` outputs.
+
+    Each target piece aligns to the source piece it attended to most; pairs
+    are of the words those pieces belong to (i: source word, j: target
+    word, 0-based), each pair once, sorted. End pieces and padding (word
+    -1) take no part.
+
+    Args:
+        attention: [target, source] floats.
+        source_words, target_words: [source], [target] ints.
+    """
+    attention = np.asarray(attention)
+    source_words, target_words = np.asarray(source_words), np.asarray(target_words)
+    real_sources = source_words >= 0
+    if not real_sources.any():
+        return []
+    pairs = set()
+    for t, word in enumerate(target_words[: len(attention)]):
+        if word < 0:
+            continue
+        s = int(np.argmax(np.where(real_sources, attention[t], -np.inf)))
+        pairs.add((int(source_words[s]), int(word)))
+    return sorted(pairs)
+
+
+def aligned_translations(model_path, lines, batch_size=64):
+    """`[(translation str, [(i, j), ...])]` of each line, through the
+    `alignments` signature (the export's own beam settings)."""
+    signature = _exported_or_run(model_path, "alignments")
+
+    def align_batch(batch):
+        out = {k: v.numpy() for k, v in signature(text=tf.constant(batch)).items()}
+        return [(out["translation"][b].decode("utf-8"),
+                 word_alignments(out["attention"][b], out["source_words"][b],
+                                 out["target_words"][b]))
+                for b in range(len(batch))]
+
+    return translate_in_length_batches(align_batch, lines, batch_size)
 
 
 def perplexity_of(model_path, source_path, reference_path):

@@ -39,9 +39,9 @@ class PointerSolver(Exportable):
         self.beam_size = int(beam_size)
         self.dims = int(model.point_dims)
         spec = tf.TensorSpec([None, None, self.dims], tf.float32, name="points")
-        self.serving_default = tf.function(self._serving_default, input_signature=[spec])
-        self.beam_search = tf.function(self._beam_search, input_signature=[spec])
-        self.greedy = tf.function(self._greedy, input_signature=[spec])
+        self.serving_default = tf.function(self._serving_default, autograph=False, input_signature=[spec])
+        self.beam_search = tf.function(self._beam_search, autograph=False, input_signature=[spec])
+        self.greedy = tf.function(self._greedy, autograph=False, input_signature=[spec])
 
     @property
     def settings(self):

@@ -33,7 +33,7 @@ class _FrozenDecode(tf.Module):
         super().__init__()
         self._frozen = frozen
         self._output_structure = output_structure
-        self.decode = tf.function(self._decode, input_signature=input_signature)
+        self.decode = tf.function(self._decode, autograph=False, input_signature=input_signature)
 
     def _decode(self, *inputs):
         # The frozen function returns its outputs flattened, in tf.nest order.
@@ -61,7 +61,7 @@ def convert_to_tflite(export_path, output_path, quantize="none"):
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     exportable = load_run(os.path.join(export_path, "assets.extra", "run"))
     function, input_signature = exportable.tflite_decode()
-    concrete = tf.function(function, input_signature=input_signature).get_concrete_function()
+    concrete = tf.function(function, autograph=False, input_signature=input_signature).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     with tempfile.TemporaryDirectory() as saved:
         module = _FrozenDecode(frozen, concrete.structured_outputs, input_signature)

@@ -11,11 +11,16 @@ import os
 import tensorflow as tf
 
 from keras_seq2seq.decoding import generate, sample_generate
+from keras_seq2seq.decoding import score as score_outputs
+from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.exportable import Exportable
 from keras_seq2seq.export.run_folder import register_exportable
-from keras_seq2seq.text import load_tokenizer
+from keras_seq2seq.models import Ensemble
+from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID, load_tokenizer
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
+TARGET = tf.TensorSpec([None], tf.string, name="target")
+TARGET_PREFIX = tf.TensorSpec([None], tf.string, name="target_prefix")
 
 
 @register_exportable
@@ -67,10 +72,36 @@ class Translator(Exportable):
         self.beta = float(beta)
         self.check_texts = [str(t) for t in check_texts][:8]
         self.jit_compile = bool(jit_compile)
-        if self.jit_compile:
-            # Only the ids-in, ids-out search: tensorflow-text ops have no
-            # XLA kernels, so tokenization stays outside.
-            self._compiled_search = tf.function(self._search, jit_compile=True)
+        # The signatures call one traced search (a function call in their
+        # graphs), so that signatures with the same search settings share a
+        # trace and the SavedModel holds it once. Autograph is off: the
+        # search's loops are explicit tf.while_loops, and converting the
+        # code costs more than half of an export's tracing time.
+        # With XLA, only the ids-in, ids-out search is compiled:
+        # tensorflow-text ops have no XLA kernels, so tokenization stays out.
+        self._traced_search = tf.function(self._search, autograph=False,
+                                          jit_compile=self.jit_compile or None)
+
+    @classmethod
+    def ensemble(cls, translators, names=None):
+        """One translator searching the `Ensemble` of the translators' models,
+        with the first one's tokenizer and settings.
+
+        Raises `UserError` unless every translator has the same tokenizer
+        (`names`, e.g. their run folders, name them in the message).
+        """
+        names = names or [f"translator {i}" for i in range(len(translators))]
+        first = translators[0]
+        for name, other in zip(names[1:], translators[1:]):
+            if other.tokenizer.to_bytes() != first.tokenizer.to_bytes():
+                raise UserError(f"{name} has another tokenizer than {names[0]}: an ensemble's "
+                                "members must share one (train them on the same data and "
+                                "tokenizer settings)")
+        try:
+            model = Ensemble([t.model for t in translators])
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        return cls(model, first.tokenizer, **first.run_settings())
 
     def with_fresh_tokenizer(self):
         """The same translator with a new tokenizer object (same model proto)."""
@@ -99,12 +130,12 @@ class Translator(Exportable):
     # -- ids in, ids out: the core every signature shares -------------------
 
     def search(self, source_ids, beam_size=None, alpha=None, beta=None, max_length=None,
-               active_beams=None):
+               active_beams=None, prefix_ids=None):
         """Beam search over source ids -> (ids [B, K, T], scores [B, K])."""
-        search = self._compiled_search if self.jit_compile else self._search
-        return search(source_ids, beam_size, alpha, beta, max_length, active_beams)
+        return self._traced_search(source_ids, beam_size, alpha, beta, max_length, active_beams,
+                                   prefix_ids)
 
-    def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams):
+    def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams, prefix_ids):
         return generate(
             self.model,
             source_ids,
@@ -114,10 +145,32 @@ class Translator(Exportable):
             beta=self.beta if beta is None else beta,
             length_cap=max_length,
             active_beams=active_beams,
+            prefix_ids=prefix_ids,
         )
 
     def encode_text(self, text):
         return self.tokenizer.encode(text, self.max_source_length)
+
+    def encode_target(self, text, target, add_eos=True):
+        """Target strings [B] of sources `text` [B] -> ids [B, T], 0-padded.
+
+        With `add_eos`, at most `max_target_length` ids, the last one EOS (as
+        outputs are); without, at most `max_target_length - 1` (a prefix,
+        which leaves room for the end). A copying model's targets carry the
+        extended ids of the source words they copy (as in training).
+        """
+        _, ids = self.tokenizer.tokenize_pair(text, target, extended=self.model.copies_source)
+        ids = ids[:, : self.max_target_length - 1]
+        if add_eos:
+            eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int32))
+            ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
+        dense = ids.to_tensor(default_value=PAD_ID)
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+        if self.model.copies_source:
+            # A copy of a word past the truncated source cannot be produced.
+            width = self.tokenizer.vocab_size + self.max_source_length
+            dense = tf.where(dense >= width, UNK_ID, dense)
+        return dense
 
     def decode_text(self, ids, text):
         """[B, T] ids of translations of `text` [B] -> [B] strings."""
@@ -131,49 +184,93 @@ class Translator(Exportable):
 
     # -- the signatures -----------------------------------------------------
 
-    @tf.function(input_signature=[TEXT])
+    @tf.function(autograph=False, input_signature=[TEXT])
     def serving_default(self, text):
         """`text` [B] -> `translation` string [B], `score` float32 [B] (best beam)."""
         ids, scores = self.search(self.encode_text(text))
         return {"translation": self.decode_text(ids[:, 0], text), "score": scores[:, 0]}
 
-    @tf.function(input_signature=[TEXT])
+    @tf.function(autograph=False, input_signature=[TEXT])
     def beam_search(self, text):
         """`text` [B] -> `translations` string [B, K], `scores` float32 [B, K]."""
         ids, scores = self.search(self.encode_text(text))
         return {"translations": self.decode_beams(ids, text), "scores": scores}
 
-    @tf.function(input_signature=[TEXT])
+    @tf.function(autograph=False, input_signature=[TEXT])
     def greedy(self, text):
         """`text` [B] -> `translation` string [B]."""
         ids, _ = self.search(self.encode_text(text), beam_size=1, alpha=0.0, beta=0.0)
         return {"translation": self.decode_text(ids[:, 0], text)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
     def translate_ids(self, source_ids):
         """`source_ids` [B, S] -> `target_ids` int32 [B, K, T], `scores` [B, K]."""
         ids, scores = self.search(source_ids)
         return {"target_ids": ids, "scores": scores}
 
-    @tf.function(input_signature=[
+    @tf.function(autograph=False, input_signature=[
         TEXT,
         tf.TensorSpec([], tf.int32, name="beam_size"),
         tf.TensorSpec([], tf.float32, name="alpha"),
         tf.TensorSpec([], tf.float32, name="beta"),
         tf.TensorSpec([], tf.int32, name="max_length"),
+        TARGET_PREFIX,
     ])
-    def beam_search_options(self, text, beam_size, alpha, beta, max_length):
+    def beam_search_options(self, text, beam_size, alpha, beta, max_length, target_prefix):
         """`beam_search` with the search settings chosen per request.
 
         `beam_size` is clipped to [1, the export's beam size] and
         `max_length` to [1, max_target_length]; outputs have `beam_size`
-        columns.
+        columns. Every hypothesis of row i starts with `target_prefix[i]`
+        ("" for none) and continues it; a prefix is truncated to
+        `max_target_length - 1` tokens, and `max_length` is raised to fit it.
         """
         width = tf.clip_by_value(beam_size, 1, self.beam_size)
+        prefix_ids = self.encode_target(text, target_prefix, add_eos=False)
         ids, scores = self.search(self.encode_text(text), alpha=alpha, beta=beta,
-                                  max_length=max_length, active_beams=width)
+                                  max_length=max_length, active_beams=width,
+                                  prefix_ids=prefix_ids)
         return {"translations": self.decode_beams(ids[:, :width], text),
                 "scores": scores[:, :width]}
+
+    @tf.function(autograph=False, input_signature=[TEXT, TARGET])
+    def score(self, text, target):
+        """`text` [B], `target` [B] -> `log_prob` float32 [B], `tokens` int32 [B].
+
+        The model's log-probability of each target given its source, summed
+        over its tokens, end included (forced decoding through the search's
+        step). Targets are truncated to `max_target_length` tokens, end
+        included, as outputs are.
+        """
+        log_prob, tokens = score_outputs(self.model, self.encode_text(text),
+                                         self.encode_target(text, target))
+        return {"log_prob": log_prob, "tokens": tokens}
+
+    @tf.function(autograph=False, input_signature=[TEXT])
+    def alignments(self, text):
+        """`serving_default` plus where the model attended.
+
+        Returns `translation` [B], `score` [B], `attention` float32 [B, T, S]
+        (row t: the attention while producing target piece t), the pieces
+        `source_pieces` [B, S] and `target_pieces` [B, T] (end pieces
+        included, "" for padding), and `source_words` [B, S] and
+        `target_words` [B, T]: the word each piece belongs to (-1 for end
+        and padding), for word alignments.
+        """
+        source_ids = self.encode_text(text)
+        ids, scores = self.search(source_ids)
+        best = ids[:, 0]
+        _, tokens, attention = score_outputs(self.model, source_ids, best, attention=True)
+        steps = tf.reduce_max(tokens)
+        best = best[:, :steps]
+        source_pieces, source_words = self.tokenizer.pieces(
+            source_ids, source=text, max_source_length=self.max_source_length)
+        target_pieces, target_words = self.tokenizer.pieces(
+            best, source=text, max_source_length=self.max_source_length)
+        return {"translation": self.decode_text(best, text), "score": scores[:, 0],
+                "attention": attention[:, :steps], "source_pieces": source_pieces,
+                "target_pieces": target_pieces, "source_words": source_words,
+                "target_words": target_words}
 
     def signatures(self):
         return {
@@ -182,6 +279,8 @@ class Translator(Exportable):
             "greedy": self.greedy,
             "translate_ids": self.translate_ids,
             "beam_search_options": self.beam_search_options,
+            "score": self.score,
+            **({"alignments": self.alignments} if self.model.has_attention else {}),
         }
 
     def sample(self, text, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
@@ -217,7 +316,9 @@ class Translator(Exportable):
         """The batch-1 search that TFLite converts (as `translate_ids`), and its input."""
 
         def decode(source_ids):
-            target_ids, scores = self.search(source_ids)
+            # Inlined, not a call of the traced search: the converter freezes
+            # one graph, and never compiles it with XLA.
+            target_ids, scores = self._search(source_ids, None, None, None, None, None, None)
             return {"scores": scores, "target_ids": target_ids}
 
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]

@@ -109,6 +109,12 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         at most `max_length`."""
         raise NotImplementedError
 
+    def output_space(self):
+        """What the step's outputs count, as a JSON-able dict: models with
+        equal output spaces can be ensembled (`Ensemble`). By default, the
+        model class."""
+        return {"class": self.__class__.__name__}
+
     def output_ids(self, token_ids):
         """Decoded tokens -> the ids callers see (the identity by default)."""
         return token_ids
@@ -127,6 +133,16 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         """float32 [rows, source]: attention summed over the steps so far."""
         raise ValueError(f"{self.__class__.__name__} keeps no attention coverage, "
                          "so it has no coverage penalty (beta must be 0)")
+
+    @property
+    def has_attention(self):
+        """Whether `attention(state)` exists, for alignments."""
+        return False
+
+    def attention(self, state):
+        """float32 [rows, source]: the attention of the step just taken."""
+        raise ValueError(f"{self.__class__.__name__} has no attention over its source, "
+                         "so it has no alignments")
 
     def source_mask(self, inputs):
         """bool [batch, source]: real (not padding) source positions."""

@@ -158,6 +158,12 @@ class AttentionSeq2Seq(SequenceModel):
             return ids
         return self._positions_in(self.target_vocabulary, ids)
 
+    def output_space(self):
+        """Vocabulary ids (or target indices), and whether extended ids copy."""
+        return {"vocabulary_size": self.vocabulary_size,
+                "target_vocabulary": self.target_vocabulary,
+                "copies_source": self.copies_source}
+
     def output_ids(self, target_indices):
         """The inverse of `target_index`: decoded indices -> vocabulary ids."""
         if self.target_vocabulary is None:
@@ -234,6 +240,15 @@ class AttentionSeq2Seq(SequenceModel):
         if not self.has_coverage:
             return super().coverage(state)
         return state["coverage"]
+
+    @property
+    def has_attention(self):
+        return self.attention_name is not None
+
+    def attention(self, state):
+        if not self.has_attention:
+            return super().attention(state)
+        return state["alignments"]
 
     def source_mask(self, source_ids):
         return ops.not_equal(ops.convert_to_tensor(source_ids, "int32"), self.pad_id)

@@ -138,6 +138,10 @@ class SubwordTokenizer(tf.Module):
         with open(path, "wb") as f:
             f.write(self.proto)
 
+    def to_bytes(self):
+        """The tokenizer as bytes: equal bytes, the same tokenizer."""
+        return self.proto
+
     def write_client_files(self, stem):
         """What a client tokenizing itself needs beside a one-piece-per-line
         vocabulary: the SentencePiece model, `STEM.spm.model`."""
@@ -191,3 +195,15 @@ class SubwordTokenizer(tf.Module):
 
     def id_to_piece(self, ids):
         return self._call("id_to_string", ids)
+
+    def pieces(self, ids, source=None, max_source_length=None):
+        """int32 ids [batch, time] -> `(pieces, words)`, each [batch, time]:
+        each id's SentencePiece piece ("" for padding), and the position of
+        the word it is part of (a piece starting with U+2581 starts a word;
+        -1 for specials). `source` is ignored, as in `decode`."""
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        pieces = tf.where(ids == PAD_ID, "", self.id_to_piece(ids))
+        special = (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
+        starts = tf.strings.regex_full_match(pieces, "\u2581.*") & ~special
+        position = tf.maximum(tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, 0)
+        return pieces, tf.where(special, -1, position)

@@ -121,6 +121,10 @@ class WordTokenizer(tf.Module):
         with open(path, "w", encoding="utf-8") as f:
             f.write("".join(w + "\n" for w in list(SPECIAL_TOKENS) + self.words))
 
+    def to_bytes(self):
+        """The tokenizer as bytes: equal bytes, the same tokenizer."""
+        return "\n".join(self.words).encode("utf-8")
+
     def write_client_files(self, stem):
         """Nothing beside the one-word-per-line vocabulary: it is the whole tokenizer."""
         return []
@@ -212,6 +216,22 @@ class WordTokenizer(tf.Module):
         as given to `encode` with `max_source_length`), or `<unk>` without it.
         """
         ids = tf.convert_to_tensor(ids, tf.int32)
+        words = self._words(ids, source, max_source_length)
+        before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0
+        keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
+        return join_words(tf.ragged.boolean_mask(words, keep))
+
+    def pieces(self, ids, source=None, max_source_length=None):
+        """int32 ids [batch, time] -> `(pieces, words)`, each [batch, time]:
+        the word of each id (copies resolved against `source`, as in
+        `decode`; "" for padding), and its word position (-1 for specials)."""
+        ids = tf.convert_to_tensor(ids, tf.int32)
+        pieces = tf.where(ids == PAD_ID, "", self._words(ids, source, max_source_length))
+        special = (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
+        position = tf.cumsum(tf.cast(~special, tf.int32), axis=1, exclusive=True)
+        return pieces, tf.where(special, -1, position)
+
+    def _words(self, ids, source, max_source_length):
         words = tf.gather(self._id_to_word, tf.clip_by_value(ids, 0, self.vocab_size - 1))
         words = tf.where(ids >= self.vocab_size, SPECIAL_TOKENS[UNK_ID], words)
         if source is not None:
@@ -223,6 +243,4 @@ class WordTokenizer(tf.Module):
             copied = tf.gather(unknown, slot, batch_dims=1)
             copied = tf.where(tf.equal(copied, ""), SPECIAL_TOKENS[UNK_ID], copied)
             words = tf.where(ids >= self.vocab_size, copied, words)
-        before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0
-        keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
-        return join_words(tf.ragged.boolean_mask(words, keep))
+        return words

@@ -106,6 +106,8 @@ SCHEMA = {
         "mixed_precision": (bool, False),
         "max_minutes": (Optional(Number()), None),
         "seed": (int, 0),
+        # Keep the last N epochs' weights; the run's model is their average.
+        "average_last": (int, 0),
         "max_source_length": (int, 100),
         "max_target_length": (int, 100),
     },
@@ -381,6 +383,8 @@ def _check_combinations(values, source, lines):
     for key in ("batch_size", "epochs", "max_source_length", "max_target_length"):
         if training[key] < 1:
             fail(("training", key), f"must be at least 1, got {training[key]}")
+    if training["average_last"] < 0:
+        fail(("training", "average_last"), f"must be 0 (off) or more, got {training['average_last']}")
     if training["learning_rate"] <= 0:
         fail(("training", "learning_rate"), "must be positive")
     if not 0 <= training["label_smoothing"] < 1:
