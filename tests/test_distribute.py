@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 COMMAND = [sys.executable, "-m", "keras_seq2seq.cli", "quickstart", "--strategy", "multi_worker",
            "--train-size", "2000", "--epochs", "2", "--no-check"]
 
@@ -21,6 +23,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_quickstart_to_the_end(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = []

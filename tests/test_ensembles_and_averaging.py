@@ -109,6 +109,7 @@ def test_an_exported_ensemble_serves_the_same_signatures(exported_ensemble):
     assert not any(np.allclose(out["score"], score) for score in alone)
 
 
+@pytest.mark.slow
 def test_an_ensemble_converts_to_tflite_with_the_same_nbest(exported_ensemble, tmp_path):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     from keras_seq2seq.export import convert_to_tflite

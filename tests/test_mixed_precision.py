@@ -34,6 +34,7 @@ def test_mixed_bfloat16_training_and_float32_copy(rng, mixed_bfloat16, attention
     np.testing.assert_allclose(copy(x), logits, atol=0.15)
 
 
+@pytest.mark.slow
 def test_quickstart_with_mixed_precision_exports_float32(tmp_path):
     import json
     import os

@@ -13,8 +13,8 @@ NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 MULTI30K = os.path.abspath(os.path.join(NOTEBOOKS, "..", "..", "shared", "data", "multi30k"))
 
 
-# The notebooks that train (minutes each) are left to `-m slow`; CI runs the
-# serving one, which exercises every signature and TFLite.
+# Each notebook trains or exports for minutes: they are left to `-m slow`
+# (tests/test_export.py and test_tflite.py cover what 04 calls, in CI).
 TRAINS = pytest.mark.slow
 
 
@@ -22,7 +22,7 @@ TRAINS = pytest.mark.slow
     "name", [pytest.param("01_quickstart.ipynb", marks=TRAINS),
              pytest.param("02_attention_nmt_multi30k.ipynb", marks=TRAINS),
              pytest.param("03_pointer_networks.ipynb", marks=TRAINS),
-             "04_serving_and_tflite.ipynb"])
+             pytest.param("04_serving_and_tflite.ipynb", marks=TRAINS)])
 def test_notebook_runs(name, tmp_path):
     shutil.copy(os.path.join(NOTEBOOKS, name), tmp_path / name)
     notebook = nbformat.read(str(tmp_path / name), as_version=4)

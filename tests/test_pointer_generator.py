@@ -229,6 +229,7 @@ def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_pa
     assert _exact(attention, attention_paths) <= 0.1
 
 
+@pytest.mark.slow
 def test_exported_pointer_generator_writes_unknown_names_verbatim(names_run, tmp_path):
     translator, _ = names_run
     path = export_saved_model(translator, str(tmp_path / "export"))
