@@ -36,12 +36,11 @@ def force_decode(step_fn, initial_state, start_ids, target_ids, attention_fn=Non
     real = tf.not_equal(target_ids, PAD_ID)
     # Each step's input: the start token, then the target shifted right.
     inputs = tf.concat([tf.convert_to_tensor(start_ids, tf.int32)[:, None], target_ids[:, :-1]], 1)
-    attention = None
     if attention_fn is not None:
         source = tf.shape(attention_fn(initial_state))[1]
         attention = tf.zeros([batch, steps, source], tf.float32)
     else:
-        attention = tf.zeros([batch, 1, 1], tf.float32)
+        attention = tf.zeros([batch, 1, 1], tf.float32)  # carried through the loop untouched
 
     def body(t, state, log_prob, attention):
         log_probs, state = step_fn(inputs[:, t], state)

@@ -97,10 +97,10 @@ def _exported_or_run(model_path, name):
     """The signature `name` of an export, or the same function of a run folder's
     `Translator` (called with the same keyword arguments)."""
     if is_run_folder(model_path):
-        translator = RunFolder(model_path).load()
-        if name not in translator.signatures():
+        functions = RunFolder(model_path).load().signatures()
+        if name not in functions:
             raise UserError(f"{model_path}'s model has no {name!r} function")
-        return translator.signatures()[name]
+        return functions[name]
     signatures, _ = _load_signatures(model_path)
     return _signature(signatures, name, model_path)
 

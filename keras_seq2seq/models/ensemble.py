@@ -64,14 +64,14 @@ class Ensemble(SequenceModel):
     def step(self, token_ids, state, context):
         stepped = [member.step(token_ids, s, c)
                    for member, s, c in zip(self.members, state, context)]
-        log_probs = ops.mean(ops.stack([lp for lp, _ in stepped]), axis=0)
+        log_probs = _mean([lp for lp, _ in stepped])
         return log_probs, tuple(s for _, s in stepped)
 
     def call(self, inputs, training=False):
         """Teacher-forced mean log-probabilities [batch, target, outputs] (as logits:
         a loss's log-softmax of them is what the search scores, renormalized)."""
-        return ops.mean(ops.stack([ops.log_softmax(member(inputs, training=training), axis=-1)
-                                   for member in self.members]), axis=0)
+        return _mean([ops.log_softmax(member(inputs, training=training), axis=-1)
+                      for member in self.members])
 
     def length_limits(self, inputs, max_length):
         return self.members[0].length_limits(inputs, max_length)
@@ -92,7 +92,7 @@ class Ensemble(SequenceModel):
     def coverage(self, state):
         if not self.has_coverage:
             return super().coverage(state)
-        return ops.mean(ops.stack([m.coverage(s) for m, s in zip(self.members, state)]), axis=0)
+        return _mean([m.coverage(s) for m, s in zip(self.members, state)])
 
     @property
     def has_attention(self):
@@ -102,7 +102,7 @@ class Ensemble(SequenceModel):
         """The members' attention, averaged."""
         if not self.has_attention:
             return super().attention(state)
-        return ops.mean(ops.stack([m.attention(s) for m, s in zip(self.members, state)]), axis=0)
+        return _mean([m.attention(s) for m, s in zip(self.members, state)])
 
     def get_config(self):
         config = super().get_config()
@@ -114,3 +114,8 @@ class Ensemble(SequenceModel):
         config = dict(config)
         config["members"] = [keras.saving.deserialize_keras_object(m) for m in config["members"]]
         return cls(**config)
+
+
+def _mean(tensors):
+    """The elementwise mean of same-shape tensors, one per member."""
+    return ops.mean(ops.stack(tensors), axis=0)

@@ -83,6 +83,11 @@ def _train(sentences, model, vocab_size, model_type, split_digits, max_sentences
     )
 
 
+def is_special(ids):
+    """bool, the shape of `ids`: padding, BOS and EOS, which are no text."""
+    return (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
+
+
 class SubwordTokenizer(tf.Module):
     """Strings to ids and back, in the graph.
 
@@ -203,7 +208,7 @@ class SubwordTokenizer(tf.Module):
         -1 for specials). `source` is ignored, as in `decode`."""
         ids = tf.convert_to_tensor(ids, tf.int32)
         pieces = tf.where(ids == PAD_ID, "", self.id_to_piece(ids))
-        special = (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
+        special = is_special(ids)
         starts = tf.strings.regex_full_match(pieces, "\u2581.*") & ~special
         position = tf.maximum(tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, 0)
         return pieces, tf.where(special, -1, position)

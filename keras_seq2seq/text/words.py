@@ -20,7 +20,7 @@ import collections
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from keras_seq2seq.text.sentencepiece import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from keras_seq2seq.text.sentencepiece import BOS_ID, EOS_ID, PAD_ID, UNK_ID, is_special
 
 JOINER = "\uffed"  # ￭
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -227,7 +227,7 @@ class WordTokenizer(tf.Module):
         `decode`; "" for padding), and its word position (-1 for specials)."""
         ids = tf.convert_to_tensor(ids, tf.int32)
         pieces = tf.where(ids == PAD_ID, "", self._words(ids, source, max_source_length))
-        special = (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
+        special = is_special(ids)
         position = tf.cumsum(tf.cast(~special, tf.int32), axis=1, exclusive=True)
         return pieces, tf.where(special, -1, position)
 
