@@ -23,6 +23,8 @@ setup(
         "sentencepiece>=0.2,<0.3",
         "numpy>=1.26,<3",
         "matplotlib>=3.8,<4",
+        # Composing digit-string images (data/digit_strings.py).
+        "pillow>=10",
         "rouge-score>=0.1.2",
         "pyyaml>=6",
     ],
