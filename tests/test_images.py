@@ -161,3 +161,16 @@ def test_idx_files_of_another_kind_are_refused(tmp_path):
     images_path, labels_path = write_idx(tmp_path)
     with pytest.raises(ValueError, match="not IDX"):
         read_idx_digits(labels_path, images_path)
+
+
+def test_fitting_is_resize_with_pad_and_survives_extreme_aspect_ratios():
+    rng = np.random.default_rng(0)
+    for height, width in [(40, 200), (40, 30), (100, 37), (33, 191), (1, 1)]:
+        image = tf.constant(rng.uniform(0, 0.5, size=(height, width, 1)).astype("float32"))
+        np.testing.assert_array_equal(
+            fit_image(image, 32, 192),
+            tf.clip_by_value(tf.image.resize_with_pad(image, 32, 192, antialias=True), 0, 1))
+    # resize_with_pad itself fails on these ("output dimensions must be positive").
+    for height, width in [(3, 700), (900, 2)]:
+        fitted = fit_image(tf.fill([height, width, 1], 0.25), 32, 192)
+        assert fitted.shape == (32, 192, 1) and float(tf.reduce_max(fitted)) > 0

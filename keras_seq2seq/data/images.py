@@ -81,14 +81,62 @@ def fit_image(image, height, width):
         image = tf.image.rgb_to_grayscale(image[..., :3])
     image = tf.cond(tf.reduce_mean(image) > 0.5, lambda: 1.0 - image, lambda: image)
     empty = tf.equal(tf.reduce_prod(tf.shape(image)[:2]), 0)
-    fitted = tf.cond(
-        empty,
-        lambda: tf.zeros([height, width, 1]),
-        lambda: tf.image.resize_with_pad(image, height, width, antialias=True))
+    fitted = tf.cond(empty, lambda: tf.zeros([height, width, 1]),
+                     lambda: _resize_with_pad(image, height, width))
     return tf.clip_by_value(tf.ensure_shape(fitted, [height, width, 1]), 0.0, 1.0)
+
+
+def _resize_with_pad(image, height, width):
+    """`tf.image.resize_with_pad(image, height, width, antialias=True)`, the
+    same pixels, except that a side it would scale to 0 pixels (a 3 x 700
+    image fitted to 32 x 192: "output dimensions must be positive") keeps 1."""
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    target = tf.constant([height, width], tf.float32)
+    scaled = size / tf.reduce_max(size / target)
+    resized = tf.image.resize(image, tf.maximum(tf.cast(tf.floor(scaled), tf.int32), 1),
+                              antialias=True)
+    offset = tf.maximum(tf.cast(tf.floor((target - scaled) / 2), tf.int32), 0)
+    return tf.image.pad_to_bounding_box(resized, offset[0], offset[1], height, width)
 
 
 def images_from_bytes(data, height, width):
     """Encoded images, string [batch] -> float32 [batch, height, width, 1]."""
     return tf.map_fn(lambda one: fit_image(decode_image(one), height, width), data,
                      fn_output_signature=tf.TensorSpec([height, width, 1], tf.float32))
+
+
+def image_text_dataset(records_path, targets_path, tokenizer, height, width, batch_size=64,
+                       max_target_length=100, shuffle=False, seed=None):
+    """Batches of `({"images", "decoder_input_ids"}, target_ids)` for `fit`.
+
+    Args:
+        records_path: a TFRecord file, one encoded image (PNG, JPEG) a record.
+        targets_path: a text file, the image's text a line, in record order.
+        tokenizer: the output side's tokenizer.
+        height, width: the pixels the model reads (`fit_image`).
+        max_target_length: texts with more tokens (EOS included) are cut there.
+        shuffle: shuffle examples (for training), with `seed`.
+
+    Images are decoded and fitted by the same graph functions the export
+    runs on a client's bytes. Each element: images float32 [B, height,
+    width, 1], decoder inputs and targets int32 [B, T] padded with 0.
+    """
+    from keras_seq2seq.data.text_files import text_line_dataset
+    from keras_seq2seq.text import BOS_ID, EOS_ID
+
+    examples = tf.data.Dataset.zip(tf.data.TFRecordDataset(records_path),
+                                   text_line_dataset(targets_path))
+    if shuffle:
+        examples = examples.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+
+    def prepare(data, targets):
+        images = images_from_bytes(data, height, width)
+        labels = tokenizer.encode(targets, max_target_length)
+        starts = tf.fill([tf.shape(labels)[0], 1], BOS_ID)
+        # BOS + the text, without its EOS (as the text pipeline's).
+        previous = labels[:, :-1]
+        decoder_inputs = tf.concat([starts, tf.where(previous == EOS_ID, 0, previous)], axis=1)
+        return {"images": images, "decoder_input_ids": decoder_inputs}, labels
+
+    return examples.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)

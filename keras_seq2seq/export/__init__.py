@@ -1,6 +1,7 @@
 """Exports: SavedModels for TF Serving, and TFLite, of any `Exportable`."""
 
 from keras_seq2seq.export.exportable import Exportable
+from keras_seq2seq.export.image_reader import ImageReader
 from keras_seq2seq.export.pointer_solver import PointerSolver
 from keras_seq2seq.export.run_folder import RunFolder, load_run
 from keras_seq2seq.export.saved_model import (
@@ -13,6 +14,7 @@ from keras_seq2seq.export.translator import Translator
 
 __all__ = [
     "Exportable",
+    "ImageReader",
     "PointerSolver",
     "RunFolder",
     "Translator",

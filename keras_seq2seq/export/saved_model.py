@@ -1,5 +1,6 @@
 """SavedModels in TF Serving's layout: `<export_dir>/<version>/`."""
 
+import base64
 import json
 import os
 import re
@@ -87,12 +88,17 @@ def export_saved_model(exportable, export_dir, check=False, check_inputs=None):
 
 
 # Runs in a fresh interpreter that imports only tensorflow and tensorflow_text.
-# Inputs and outputs travel as JSON: {name: {"dtype": ..., "value": lists}}.
+# Inputs and outputs travel as JSON: {name: {"dtype": ..., "value": lists}};
+# string inputs (text, or an image's bytes) as a flat list of base64 strings.
 _CLEAN_PROCESS_CHECK = """
-import json, sys
+import base64, json, sys
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
-inputs = {k: tf.constant(v["value"], dtype=v["dtype"]) for k, v in json.loads(sys.stdin.read()).items()}
+def tensor(v):
+    if v["dtype"] == "string":
+        return tf.constant([base64.b64decode(s) for s in v["value"]], tf.string)
+    return tf.constant(v["value"], dtype=v["dtype"])
+inputs = {k: tensor(v) for k, v in json.loads(sys.stdin.read()).items()}
 out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](**inputs)
 def plain(t):
     if t.dtype == tf.string:
@@ -112,11 +118,26 @@ def _decoded(array):
     return np.array(flat, dtype=object).reshape(array.shape)
 
 
+def _as_bytes(value):
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
 def _as_json(value):
-    value = np.asarray(value)
+    value = np.asarray(value, dtype=object if _is_strings(value) else None)
     if value.dtype.kind in "OSU":
-        return {"dtype": "string", "value": _decoded(value).tolist()}
+        return {"dtype": "string",
+                "value": [base64.b64encode(_as_bytes(v)).decode("ascii") for v in value.ravel()]}
     return {"dtype": value.dtype.name, "value": value.tolist()}
+
+
+def _is_strings(value):
+    return len(value) > 0 and isinstance(value[0], (bytes, str))
+
+
+def _as_tensor(value):
+    if value["dtype"] == "string":
+        return tf.constant([base64.b64decode(v) for v in value["value"]], tf.string)
+    return tf.constant(value["value"], dtype=value["dtype"])
 
 
 def verify_export(exportable, path, inputs=None, atol=1e-4):
@@ -135,9 +156,9 @@ def verify_export(exportable, path, inputs=None, atol=1e-4):
 
     if inputs is None:
         inputs = exportable.check_inputs()
+    first_input = list(next(iter(inputs.values())))
     inputs = {k: _as_json(v) for k, v in inputs.items()}
-    expected = exportable.serving_default(
-        **{k: tf.constant(v["value"], dtype=v["dtype"]) for k, v in inputs.items()})
+    expected = exportable.serving_default(**{k: _as_tensor(v) for k, v in inputs.items()})
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, "-c", _CLEAN_PROCESS_CHECK, path],
@@ -148,7 +169,6 @@ def verify_export(exportable, path, inputs=None, atol=1e-4):
     got = json.loads(result.stdout.strip().splitlines()[-1])
     if got["foreign_modules"]:
         raise RuntimeError(f"loading the export imported {got['foreign_modules']}")
-    first_input = next(iter(inputs.values()))["value"]
     for name, tensor in expected.items():
         want, have = tensor.numpy(), got["outputs"][name]["value"]
         if want.dtype == object:
@@ -165,6 +185,6 @@ def verify_export(exportable, path, inputs=None, atol=1e-4):
             i = int(np.argmax(differs))
             raise RuntimeError(
                 f"the export at {path} differs from the model in {name!r} on input "
-                f"{first_input[i]!r}: {have[i]!r} vs {want[i]!r}"
+                f"{first_input[i]!r:.200}: {have[i]!r} vs {want[i]!r}"
             )
     return len(first_input)

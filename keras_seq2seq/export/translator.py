@@ -6,17 +6,15 @@ prints is what TF Serving returns. Every signature runs the one search entry
 point, `keras_seq2seq.decoding.generate`.
 """
 
-import os
-
 import tensorflow as tf
 
 from keras_seq2seq.decoding import generate, sample_generate
 from keras_seq2seq.decoding import score as score_outputs
 from keras_seq2seq.errors import UserError
-from keras_seq2seq.export.exportable import Exportable
+from keras_seq2seq.export.text_output import TextOutput
 from keras_seq2seq.export.run_folder import register_exportable
 from keras_seq2seq.models import Ensemble
-from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID, load_tokenizer
+from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 TARGET = tf.TensorSpec([None], tf.string, name="target")
@@ -24,7 +22,7 @@ TARGET_PREFIX = tf.TensorSpec([None], tf.string, name="target_prefix")
 
 
 @register_exportable
-class Translator(Exportable):
+class Translator(TextOutput):
     """Strings in, translations out; tokenization and search in the graph.
 
     Args:
@@ -61,10 +59,9 @@ class Translator(Exportable):
 
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
                  beam_size=5, alpha=0.6, beta=0.0, check_texts=(), jit_compile=False, name=None):
-        super().__init__(model, name=name)
+        super().__init__(model, tokenizer, name=name)
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
-        self.tokenizer = tokenizer
         self.max_source_length = int(max_source_length)
         self.max_target_length = int(max_target_length)
         self.beam_size = int(beam_size)
@@ -102,10 +99,6 @@ class Translator(Exportable):
         except ValueError as e:
             raise UserError(str(e)) from None
         return cls(model, first.tokenizer, **first.run_settings())
-
-    def with_fresh_tokenizer(self):
-        """The same translator with a new tokenizer object (same model proto)."""
-        return Translator(self.model, self.tokenizer.fresh(), **self.run_settings())
 
     @property
     def settings(self):
@@ -293,21 +286,6 @@ class Translator(Exportable):
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
 
-    def for_export(self):
-        """The module to save: this one with a tokenizer created now.
-
-        Its functions are then traced against a SentencePiece resource created
-        now: the resource is kernel-owned (tensorflow-text b/318839908), a
-        tf.random.set_seed deletes it, and functions traced before that hold
-        a handle that is dead or no longer tracked.
-        """
-        return self.with_fresh_tokenizer()
-
-    def write_assets(self, directory):
-        """Clients tokenizing themselves (translate_ids, TFLite) need the
-        SentencePiece model or word list, as a run folder keeps it."""
-        self.write_run_files(directory)
-
     def check_inputs(self):
         """The run's sample sources, plus an empty and an emoji input."""
         return {"text": self.check_texts + ["", "\U0001F600 ??"]}
@@ -322,20 +300,3 @@ class Translator(Exportable):
             return {"scores": scores, "target_ids": target_ids}
 
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]
-
-    def write_tflite_assets(self, stem):
-        """A one-piece-per-line vocabulary, and the tokenizer's own file."""
-        files = self.tokenizer.write_client_files(stem)
-        pieces = self.tokenizer.id_to_piece(tf.range(self.tokenizer.vocab_size)).numpy()
-        with open(stem + ".vocab.txt", "w", encoding="utf-8") as f:
-            f.write("".join(piece.decode("utf-8") + "\n" for piece in pieces))
-        return files + [stem + ".vocab.txt"]
-
-    # -- a trained run on disk: model.keras + tokenizer + settings ------------
-
-    def write_run_files(self, directory):
-        self.tokenizer.save(os.path.join(directory, self.tokenizer.file_name))
-
-    @classmethod
-    def from_run(cls, folder, settings):
-        return cls(folder.load_model(), load_tokenizer(folder.path), **settings)

@@ -11,12 +11,14 @@ from keras_seq2seq.layers.attention import (
 )
 from keras_seq2seq.layers.decoder import AttentionDecoder
 from keras_seq2seq.layers.encoder import RNNEncoder
+from keras_seq2seq.layers.image_encoder import ConvolutionalEncoder
 
 __all__ = [
     "ATTENTION_MECHANISMS",
     "AttentionDecoder",
     "AttentionMechanism",
     "BahdanauAttention",
+    "ConvolutionalEncoder",
     "CoverageAttention",
     "LocationSensitiveAttention",
     "LuongAttention",

@@ -40,3 +40,33 @@ def exact_match(hypotheses, references):
         raise ValueError("no references to compare with")
     hits = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references))
     return hits / len(references)
+
+
+def error_rate(hypotheses, references, unit="character"):
+    """Edit distance over reference length, summed over the corpus: the
+    character error rate (`unit="character"`, whitespace ignored: for digit
+    strings, the digit error rate) or the word error rate (`"word"`).
+
+    Distances are `tf.edit_distance`'s (Levenshtein: insertions, deletions
+    and substitutions cost 1 each).
+    """
+    import tensorflow as tf
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if unit not in ("character", "word"):
+        raise ValueError(f"unit must be 'character' or 'word', got {unit!r}")
+
+    def units(texts):
+        texts = tf.constant([str(t) for t in texts], tf.string)
+        if unit == "word":
+            return tf.strings.split(texts)
+        return tf.strings.unicode_split(tf.strings.regex_replace(texts, r"\s+", ""), "UTF-8")
+
+    truth = units(references)
+    total = int(tf.reduce_sum(truth.row_lengths()))
+    if total == 0:
+        raise ValueError("the references are empty: no error rate")
+    distances = tf.edit_distance(units(hypotheses).to_sparse(), truth.to_sparse(),
+                                 normalize=False)
+    return float(tf.reduce_sum(distances)) / total

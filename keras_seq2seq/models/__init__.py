@@ -3,6 +3,7 @@
 from keras_seq2seq.models.pointer_generator import PointerGenerator
 from keras_seq2seq.models.base import SequenceModel
 from keras_seq2seq.models.ensemble import Ensemble
+from keras_seq2seq.models.image_to_text import ImageToText
 from keras_seq2seq.models.pointer_network import PointerNetwork
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
 
@@ -11,6 +12,7 @@ MODELS = {
     "attention_seq2seq": AttentionSeq2Seq,
     "pointer_network": PointerNetwork,
     "pointer_generator": PointerGenerator,
+    "image_to_text": ImageToText,
 }
 
 
@@ -20,5 +22,5 @@ def get_model_class(name):
     return MODELS[name]
 
 
-__all__ = ["AttentionSeq2Seq", "Ensemble", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq",
+__all__ = ["AttentionSeq2Seq", "Ensemble", "ImageToText", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq",
            "SequenceModel", "get_model_class"]

@@ -5,16 +5,17 @@
 """
 
 from keras_seq2seq.tasks.base import Task
+from keras_seq2seq.tasks.images import ImageTextTask
 from keras_seq2seq.tasks.points import PointsTask
 from keras_seq2seq.tasks.text import TextTask, translate_file, translate_texts
 
-TASKS = {"text": TextTask, "points": PointsTask}
+TASKS = {"text": TextTask, "points": PointsTask, "image": ImageTextTask}
 
 
 def task_for(recipe, init_from=None):
-    """The task a recipe names (`task: text | points`)."""
+    """The task a recipe names (`task: text | points | image`)."""
     return TASKS[recipe.task](recipe, init_from=init_from)
 
 
-__all__ = ["PointsTask", "TASKS", "Task", "TextTask", "task_for", "translate_file",
+__all__ = ["ImageTextTask", "PointsTask", "TASKS", "Task", "TextTask", "task_for", "translate_file",
            "translate_texts"]

@@ -20,6 +20,7 @@ from keras_seq2seq.text import (
     SubwordTokenizer,
     WordTokenizer,
     build_word_vocabulary,
+    character_tokenizer,
     load_tokenizer,
     train_sentencepiece,
     vocabulary_in_use,
@@ -170,12 +171,7 @@ class TextTask(Task):
             tokenizer = WordTokenizer(build_word_vocabulary(
                 sentences(), settings["vocabulary_size"], min_count=settings["min_word_count"]))
         elif settings["type"] == "characters":
-            characters = set().union(*(set(s.split()) for s in sentences()))
-            characters = set("".join(characters))
-            # 4 specials, 256 byte pieces, the word-boundary piece and each
-            # character (a soft limit: SentencePiece keeps fewer if fewer occur).
-            tokenizer = SubwordTokenizer(train_sentencepiece(
-                sentences(), vocab_size=len(characters) + 261, model_type="char"))
+            tokenizer = character_tokenizer(list(sentences()))
         else:
             try:
                 tokenizer = SubwordTokenizer(train_sentencepiece(

@@ -7,6 +7,7 @@ from keras_seq2seq.text.sentencepiece import (
     PAD_ID,
     UNK_ID,
     SubwordTokenizer,
+    character_tokenizer,
     train_sentencepiece,
 )
 from keras_seq2seq.text.vocabulary import vocabulary_in_use
@@ -32,6 +33,7 @@ __all__ = [
     "SubwordTokenizer",
     "WordTokenizer",
     "build_word_vocabulary",
+    "character_tokenizer",
     "load_tokenizer",
     "train_sentencepiece",
     "vocabulary_in_use",

@@ -63,6 +63,16 @@ def train_sentencepiece(
     return model.getvalue()
 
 
+def character_tokenizer(sentences):
+    """A `SubwordTokenizer` with one piece per character of `sentences` (a
+    list of str): SentencePiece's char model, with byte fallback."""
+    characters = set("".join(set().union(*(set(s.split()) for s in sentences))))
+    # 4 specials, 256 byte pieces, the word-boundary piece and each
+    # character (a soft limit: SentencePiece keeps fewer if fewer occur).
+    return SubwordTokenizer(train_sentencepiece(sentences, vocab_size=len(characters) + 261,
+                                                model_type="char"))
+
+
 def _train(sentences, model, vocab_size, model_type, split_digits, max_sentences):
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=itertools.islice(iter(sentences), max_sentences),

@@ -6,7 +6,7 @@ decoding settings (the built-in ones are the files in `zoo/recipes/`;
 
     name: my-en-fr
     description: English -> French, the Multi30k recipe's model
-    task: text                      # text | points
+    task: text                      # text | points | image
     data:                           # paths relative to this file's folder
       train: {source: corpus/train.en, target: corpus/train.fr}
       val:   {file: corpus/val.tsv, format: tsv, source: 0, target: 1}
@@ -74,13 +74,20 @@ _PAIR_SPLIT = {
 SCHEMA = {
     "name": (str, REQUIRED),
     "description": (str, ""),
-    "task": (Choice("text", "points"), REQUIRED),
+    "task": (Choice("text", "points", "image"), REQUIRED),
     "data": {
-        # Generated data (text: dates; points: convex_hull, tsp, sort).
-        "generate": (Optional(Choice("dates", "convex_hull", "tsp", "sort")), None),
+        # Generated data (text: dates; points: convex_hull, tsp, sort;
+        # image: digit_strings, composed from the digits of `images`/`labels`).
+        "generate": (Optional(Choice("dates", "convex_hull", "tsp", "sort", "digit_strings")),
+                     None),
         "train_size": (Optional(int), None),
         "val_size": (Optional(int), None),
+        "test_size": (Optional(int), None),
         "points": (Optional(int), None),
+        # Digit images and labels (IDX files, gzipped) to compose strings from.
+        "images": (Optional(str), None),
+        "labels": (Optional(str), None),
+        "max_digits": (int, 8),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -120,6 +127,9 @@ SCHEMA = {
     "metric": (Optional(Choice("exact_match", "bleu", "chrf", "convex_hull", "tsp")), None),
     "measured": (dict, {}),
 }
+
+# The keys of `data` that name files (a split: its files).
+_DATA_FILES = ("train", "val", "test", "images", "labels")
 
 # Keys that do not change what is trained: a run resumes across them.
 _NOT_IDENTITY = (("description",), ("measured",), ("training", "max_minutes"))
@@ -195,7 +205,7 @@ class Recipe:
 
     @property
     def needs_files(self):
-        return self.task == "text" and not self.data["generate"]
+        return any(self.data[key] for key in _DATA_FILES)
 
 
 def builtin_names():
@@ -254,7 +264,8 @@ def load_recipe(name_or_path, data_dir=None, resolve_data=True):
         return recipe
     if builtin and recipe.needs_files and data_dir is None:
         raise RecipeError(f"recipe {recipe.name!r} reads files: give --data DIR, the folder "
-                          "that holds them (for Multi30k, ../shared/data/multi30k)")
+                          "that holds them (for Multi30k, ../shared/data/multi30k; for digit strings, "
+                          "../shared/data/mnist-digits)")
     base = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
     return Recipe(resolve_paths(values, base, path, lines), path)
 
@@ -269,15 +280,23 @@ def recipe_from_dict(values, base_dir=os.curdir, source="<recipe dict>"):
 def resolve_paths(values, base, source="recipe", lines=None):
     """`values` with each data file made absolute against `base`, checked to exist."""
     values = copy.deepcopy(values)
+
+    def resolved(path, where):
+        path = os.path.abspath(os.path.join(base, os.path.expanduser(path)))
+        if not os.path.exists(path):
+            raise RecipeError(f"{_where(source, lines or {}, where)}: {path}: no such file")
+        return path
+
+    data = values["data"]
+    for key in ("images", "labels"):
+        if data.get(key):
+            data[key] = resolved(data[key], ("data", key))
     for split in ("train", "val", "test"):
-        spec = values["data"].get(split)
+        spec = data.get(split)
         if not spec:
             continue
         for key in ("file",) if "file" in spec else ("source", "target"):
-            spec[key] = os.path.abspath(os.path.join(base, os.path.expanduser(spec[key])))
-            if not os.path.exists(spec[key]):
-                raise RecipeError(f"{_where(source, lines or {}, ('data', split, key))}: "
-                                  f"{spec[key]}: no such file")
+            spec[key] = resolved(spec[key], ("data", split, key))
     return values
 
 
@@ -365,6 +384,15 @@ def _check_combinations(values, source, lines):
             fail(("data", "generate"), "a points task generates convex_hull, tsp or sort data")
         if not data["points"]:
             fail(("data", "points"), "a points task needs the number of points per instance")
+    elif values["task"] == "image":
+        if data["generate"] != "digit_strings":
+            fail(("data", "generate"), "an image task generates digit_strings")
+        for key in ("images", "labels"):
+            if not data[key]:
+                fail(("data",), f"digit_strings are composed from IDX files: data.{key} is "
+                     "missing")
+        if not 1 <= data["max_digits"] <= 32:
+            fail(("data", "max_digits"), f"must be in [1, 32], got {data['max_digits']}")
     elif data["generate"] not in (None, "dates"):
         fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
     elif not data["generate"]:
@@ -374,6 +402,8 @@ def _check_combinations(values, source, lines):
     if tokenizer["type"] == "characters" and tokenizer["vocabulary_size"] is not None:
         fail(("tokenizer", "vocabulary_size"), "a characters tokenizer's vocabulary is the "
              "characters of the training data: leave vocabulary_size out")
+    if values["task"] == "image" and tokenizer["type"] != "characters":
+        fail(("tokenizer", "type"), "an image task writes characters: type characters")
     if tokenizer["type"] != "characters" and values["task"] == "text" \
             and tokenizer["vocabulary_size"] is None:
         fail(("tokenizer", "vocabulary_size"), f"a {tokenizer['type']} tokenizer needs a "
