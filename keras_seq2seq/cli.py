@@ -260,6 +260,19 @@ def cmd_translate(args):
     out.flush()
 
 
+def cmd_read(args):
+    from keras_seq2seq.export.clients import image_attention, read_files
+
+    for path, (text, score) in zip(args.files, read_files(args.model, args.files,
+                                                          args.batch_size)):
+        print(f"{path}\t{text}\t{score:.4f}" if args.scores else f"{path}\t{text}")
+    if args.plot_attention and args.files:
+        from keras_seq2seq.plots import plot_image_attention
+
+        plot_image_attention(*image_attention(args.model, args.files[0]), args.plot_attention)
+        print(f"Attention over {args.files[0]} written to {args.plot_attention}", file=sys.stderr)
+
+
 def cmd_score(args):
     from keras_seq2seq.export.clients import scores_of
 
@@ -465,6 +478,17 @@ def build_parser():
                    help="also write each translation's word alignment to FILE, as "
                         "Pharaoh 'source-target' index pairs (the export's own search)")
     p.set_defaults(func=cmd_translate)
+
+    p = commands.add_parser(
+        "read", help="read image files into text with an image model: 'FILE<TAB>text' lines")
+    p.add_argument("--model", required=True,
+                   help="an export folder (or one of its versions), or a run folder")
+    p.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG, GIF or BMP files")
+    p.add_argument("--scores", action="store_true", help="add each reading's score")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--plot-attention", default=None, metavar="PNG",
+                   help="also draw where the model looked in the first file, token by token")
+    p.set_defaults(func=cmd_read)
 
     p = commands.add_parser(
         "score", help="the model's log-probability of given translations, one a line")

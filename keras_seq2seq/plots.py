@@ -74,6 +74,38 @@ def plot_attention(translator, text, path):
     return target
 
 
+def plot_image_attention(pixels, attention, pieces, path):
+    """Draws where an image model looked while writing each token (PNG).
+
+    One panel per token, top to bottom: the image the model read, with the
+    attention over its feature map stretched over it (each cell over the
+    pixels it covers) in red.
+
+    Args:
+        pixels: float [height, width] in [0, 1], the fitted image.
+        attention: float [tokens, rows, cols], each token's weights.
+        pieces: the tokens' names, as str.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    height, width = pixels.shape
+    count = len(pieces)
+    fig, axes = plt.subplots(count, 1, figsize=(max(4, width / 32), 0.75 * count + 0.5),
+                             squeeze=False)
+    for ax, weights, piece in zip(axes[:, 0], attention, pieces):
+        ax.imshow(pixels, cmap="gray", vmin=0.0, vmax=1.0, extent=(0, width, height, 0))
+        scaled = weights / max(float(np.max(weights)), 1e-9)
+        ax.imshow(scaled, cmap="Reds", alpha=0.55, vmin=0.0, vmax=1.0,
+                  extent=(0, width, height, 0), interpolation="nearest")
+        ax.set_ylabel(piece.replace("\u2581", "_") or "?", rotation=0, labelpad=14, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 class TrainingCurves(keras.callbacks.Callback):
     """Redraws the loss and metric curves of training to a PNG after every epoch.
 

@@ -231,6 +231,8 @@ def test_alignments_are_attention_maps_over_the_feature_map(trained):
     assert attention.shape[1] == out["target_pieces"].shape[1]
     real = out["target_pieces"].numpy() != b""
     np.testing.assert_allclose(attention.sum(axis=(2, 3))[real], 1.0, atol=1e-5)
+    np.testing.assert_allclose(out["pixels"], images_from_bytes(tf.constant(pngs[:3]), 32, 64),
+                               atol=1e-6)
 
 
 def _png_claiming(height, width):
@@ -289,3 +291,26 @@ def test_tflite_model_reads_pixels_with_the_saved_models_nbest(trained, tmp_path
         want_ids, want_scores = reader.search(tf.constant(one[None]))
         np.testing.assert_array_equal(got["target_ids"], want_ids)
         np.testing.assert_allclose(got["scores"], want_scores, atol=1e-4)
+
+
+def test_read_command_prints_each_files_text_and_draws_attention(trained, tmp_path, capsys):
+    from keras_seq2seq import cli
+
+    task, reader, export = trained
+    pngs, _ = read_digit_strings(task.paths["test"])
+    files = []
+    for i, png in enumerate(pngs[:3]):
+        files.append(str(tmp_path / f"{i}.png"))
+        with open(files[-1], "wb") as f:
+            f.write(png)
+    picture = str(tmp_path / "attention.png")
+    assert cli.main(["read", "--model", export, *files, "--plot-attention", picture]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = reader.serving_default(tf.constant(pngs[:3]))["translation"].numpy()
+    assert lines == [f"{path}\t{text.decode()}" for path, text in zip(files, expected)]
+    assert Image.open(picture).size[0] > 100
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(pngs[0][:40])
+    assert cli.main(["read", "--model", export, files[0], str(broken)]) == 2
+    assert f"{broken}: refused" in capsys.readouterr().err

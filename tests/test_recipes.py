@@ -55,13 +55,15 @@ def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_p
     names = builtin_names()
     assert {"dates-attention", "multi30k-de-en-attention", "multi30k-en-de-attention",
             "multi30k-de-en-pointer-generator", "convex-hull-5", "convex-hull-10", "tsp-5",
-            "tsp-10"} <= set(names)
+            "tsp-10", "digit-strings-image"} <= set(names)
     data = tmp_path / "data"
     data.mkdir()
     for name in ("train", "val", "test_2016_flickr"):
         for side in ("de", "en"):
             with gzip.open(data / f"{name}.{side}.gz", "wt") as f:
                 f.write("x\n")
+    for name in ("digits-images-idx3-ubyte.gz", "digits-labels-idx1-ubyte.gz"):
+        (data / name).write_bytes(b"")
     for name in names:
         recipe = load_recipe(name, data_dir=str(data))
         assert recipe.name == name
@@ -378,3 +380,26 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
     with pytest.raises(RecipeError, match="<recipe dict>: tokenizer.type"):
         recipe_from_dict({"name": "x", "task": "text", "data": {"generate": "dates"},
                           "tokenizer": {"type": "bpe"}, "model": {"class": "seq2seq"}})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data": {"generate": "digit_strings", "labels": "L"}}, "data.images is missing"),
+    ({"data": {"generate": "dates", "images": "I", "labels": "L"}}, "generates digit_strings"),
+    ({"tokenizer": {"type": "sentencepiece", "vocabulary_size": 100}}, "type characters"),
+    ({"data": {"generate": "digit_strings", "images": "I", "labels": "L", "max_digits": 0}},
+     "max_digits"),
+])
+def test_image_recipes_are_checked_before_training(tmp_path, change, message):
+    (tmp_path / "I").write_bytes(b"")
+    (tmp_path / "L").write_bytes(b"")
+    values = {"name": "x", "task": "image",
+              "data": {"generate": "digit_strings", "images": "I", "labels": "L"},
+              "tokenizer": {"type": "characters"}, "model": {"class": "image_to_text"}}
+    values.update(change)
+    with pytest.raises(RecipeError, match=message):
+        recipe_from_dict(values, base_dir=str(tmp_path))
+
+
+def test_builtin_image_recipe_asks_for_its_data_folder():
+    with pytest.raises(RecipeError, match="mnist-digits"):
+        load_recipe("digit-strings-image")

@@ -184,3 +184,54 @@ def perplexity_of(model_path, source_path, reference_path):
         max_target_length=translator.max_target_length, shuffle=False,
         extended_ids=translator.model.copies_source)
     return perplexity(translator.model, pairs)
+
+
+def read_files(model_path, paths, batch_size=32):
+    """`[(text, score)]` an image model reads from each file (its bytes sent
+    as a client sends them), through `serving_default` of an export or of a
+    run folder's `ImageReader`. A file the model refuses (not an image, too
+    large) raises `UserError` naming it and the reason."""
+    signature = _exported_or_run(model_path, "serving_default")
+    results = []
+    for i in range(0, len(paths), batch_size):
+        batch = paths[i: i + batch_size]
+        try:
+            out = signature(image=tf.constant([_read_bytes(p) for p in batch]))
+        except tf.errors.InvalidArgumentError:
+            # Which file? Each alone, to name it.
+            for path in batch:
+                try:
+                    signature(image=tf.constant([_read_bytes(path)]))
+                except tf.errors.InvalidArgumentError as e:
+                    raise UserError(f"{path}: refused: {_reason(e)}") from None
+            raise
+        results += zip((t.decode("utf-8") for t in out["translation"].numpy()),
+                       out["score"].numpy().tolist())
+    return results
+
+
+def image_attention(model_path, path):
+    """`(pixels [height, width], attention [tokens, rows, cols], pieces)` of
+    the model's reading of one image file (the `alignments` signature)."""
+    try:
+        out = _exported_or_run(model_path, "alignments")(image=tf.constant([_read_bytes(path)]))
+    except tf.errors.InvalidArgumentError as e:
+        raise UserError(f"{path}: refused: {_reason(e)}") from None
+    pieces = [p.decode("utf-8") or "</s>" for p in out["target_pieces"].numpy()[0]]
+    return out["pixels"].numpy()[0, :, :, 0], out["attention"].numpy()[0], pieces
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _reason(error):
+    """The last line of a TensorFlow error's message: what the graph said."""
+    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+    meaningful = [line for line in lines if not line.startswith(("[[", "Detected at", "<stack",
+                                                                  "Graph execution"))]
+    return (meaningful or lines or ["invalid input"])[-1]

@@ -173,7 +173,8 @@ class ImageReader(TextOutput):
         writing token t; cell (r, c) covers pixels about
         [r * height / rows, (r + 1) * height / rows) x the same for columns
         of the fitted image), and `target_pieces` [B, T] (end included, ""
-        for padding).
+        for padding), and `pixels` float32 [B, height, width, 1]: the
+        fitted image the model read, to draw the attention on.
         """
         pixels = self.pixels(image)
         ids, scores = self.search(pixels)
@@ -186,7 +187,7 @@ class ImageReader(TextOutput):
                                                       self.model.feature_cols])
         pieces, _ = self.tokenizer.pieces(best)
         return {"translation": self.decode_text(best), "score": scores[:, 0],
-                "attention": attention, "target_pieces": pieces}
+                "attention": attention, "target_pieces": pieces, "pixels": pixels}
 
     def signatures(self):
         return {

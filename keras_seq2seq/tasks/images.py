@@ -88,9 +88,13 @@ class ImageTextTask(Task):
                            beam_size=decoding["beam_size"], alpha=decoding["alpha"],
                            check_images=images[:6])
 
+    def test_items(self, split="test"):
+        """`(encoded images, texts)` of a split, as a client would send them."""
+        return read_digit_strings(self.paths[split])
+
     def evaluate(self, exportable, split="test"):
         """Sequence accuracy and digit error rate on `split`'s encoded images."""
-        images, targets = read_digit_strings(self.paths[split])
+        images, targets = self.test_items(split)
         texts = read_images(exportable.serving_default, images)
         return image_text_scores(texts, targets, split, f"beam {exportable.beam_size}")
 

@@ -1,0 +1,107 @@
+"""Reading images (and, with its recipe, speech) into text: accuracy and speed
+through the exported SavedModel, from encoded bytes as a client sends them.
+
+Trains a recipe (as `keras-seq2seq train --recipe NAME --data DIR` does; or
+takes a run already trained with `--skip-training`), exports it, then loads
+the export in this process with `tf.saved_model.load` and feeds its
+`serving_default` the test split's encoded files (strings composed from
+held-back digits or recordings, never used in training or validation).
+Prints one JSON line: sequence accuracy, character (digit) error rate,
+training minutes, and items/s through the export at batch 32 and batch 1.
+
+    python benchmarks/images_and_speech.py --recipe digit-strings-image \
+        --data ../shared/data/mnist-digits --max-minutes 30
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from keras_seq2seq.export import RunFolder, export_saved_model  # noqa: E402
+from keras_seq2seq.tasks import task_for  # noqa: E402
+from keras_seq2seq.tasks.images import image_text_scores  # noqa: E402
+from keras_seq2seq.training import train  # noqa: E402
+from keras_seq2seq.zoo import load_recipe  # noqa: E402
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores, no GPU"
+
+
+def read_all(signature, name, items, batch_size):
+    """Texts the signature reads from `items` in batches, and items/s."""
+    import tensorflow as tf
+
+    texts = []
+    start = time.perf_counter()
+    for i in range(0, len(items), batch_size):
+        out = signature(**{name: tf.constant(items[i: i + batch_size])})["translation"]
+        texts += [t.decode("utf-8") for t in out.numpy()]
+    return texts, len(items) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="digit-strings-image")
+    parser.add_argument("--data", required=True, help="the recipe's data folder")
+    parser.add_argument("--work-dir", default=None, help="run folder (default: runs/NAME)")
+    parser.add_argument("--max-minutes", type=float, default=30.0)
+    parser.add_argument("--skip-training", action="store_true",
+                        help="measure the run already in --work-dir")
+    parser.add_argument("--batch-1-items", type=int, default=200,
+                        help="test items decoded one at a time for the batch-1 figure")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    recipe = load_recipe(args.recipe, data_dir=args.data)
+    work_dir = args.work_dir or os.path.join("runs", recipe.name)
+    task = task_for(recipe)
+    minutes = None
+    if args.skip_training:
+        task.prepare(work_dir)
+        exportable = RunFolder(work_dir).load()
+    else:
+        result = train(task, work_dir, max_minutes=args.max_minutes, verbose=2)
+        exportable, minutes = result.exportable, result.minutes
+    export = export_saved_model(exportable, os.path.join(work_dir, "bench-export"), check=True)
+
+    signature = tf.saved_model.load(export).signatures["serving_default"]
+    name = next(iter(signature.structured_input_signature[1]))
+    items, targets = task.test_items()
+    read_all(signature, name, items[:32], 32)  # traces once, outside the timing
+    texts, per_s_32 = read_all(signature, name, items, 32)
+    _, per_s_1 = read_all(signature, name, items[: args.batch_1_items], 1)
+    scores = image_text_scores(texts, targets, "test", f"beam {exportable.beam_size}")
+    print(json.dumps({
+        "recipe": recipe.name,
+        "test_items": len(items),
+        "sequence_accuracy": round(scores["sequence_accuracy"], 4),
+        "character_error_rate": round(scores["character_error_rate"], 4),
+        "training_minutes": round(minutes, 1) if minutes is not None else None,
+        "items_per_s_batch_32": round(per_s_32, 1),
+        "items_per_s_batch_1": round(per_s_1, 1),
+        "ms_per_item_batch_1": round(1000 / per_s_1, 1),
+        "search": f"beam {exportable.beam_size}",
+        "through": "SavedModel serving_default, encoded bytes in",
+        "export": export,
+        "machine": machine(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
