@@ -114,9 +114,22 @@ def write_digit_strings(folder, images_path, labels_path, sizes, max_digits=8, s
         `{split: path}` of `SPLIT.tfrecord` files, one record a PNG, each
         beside a `SPLIT.txt` of its digit strings, a line per record.
     """
+    images, labels = read_idx_digits(images_path, labels_path)
+
+    def compose(split, count):
+        split_seed = {"train": 1000 + seed, "val": 2000, "test": 3000}[split]
+        return compose_strings(*split_digits(images, labels, split), count, split_seed,
+                               max_digits)
+
+    return write_records(folder, sizes, compose)
+
+
+def write_records(folder, sizes, compose):
+    """Writes `compose(split, count) -> (list of bytes, list of str)` of each
+    split to `folder/SPLIT.tfrecord` and its `.txt` of targets, atomically,
+    unless both are there already. Returns `{split: tfrecord path}`."""
     import tensorflow as tf
 
-    images, labels = read_idx_digits(images_path, labels_path)
     os.makedirs(folder, exist_ok=True)
     paths = {}
     for split, count in sizes.items():
@@ -124,12 +137,10 @@ def write_digit_strings(folder, images_path, labels_path, sizes, max_digits=8, s
         paths[split] = path
         if os.path.exists(path) and os.path.exists(targets_path(path)):
             continue
-        split_seed = {"train": 1000 + seed, "val": 2000, "test": 3000}[split]
-        pngs, targets = compose_strings(*split_digits(images, labels, split), count,
-                                        split_seed, max_digits)
+        items, targets = compose(split, count)
         with tf.io.TFRecordWriter(path + ".part") as writer:
-            for png in pngs:
-                writer.write(png)
+            for item in items:
+                writer.write(item)
         with open(targets_path(path) + ".part", "w", encoding="utf-8") as f:
             f.write("".join(t + "\n" for t in targets))
         os.replace(targets_path(path) + ".part", targets_path(path))
@@ -138,12 +149,13 @@ def write_digit_strings(folder, images_path, labels_path, sizes, max_digits=8, s
 
 
 def targets_path(records_path):
-    """The digit strings file beside a `.tfrecord` of composed images."""
+    """The targets file beside a `.tfrecord` of composed items."""
     return records_path[: -len(".tfrecord")] + ".txt"
 
 
 def read_digit_strings(records_path):
-    """`(list of png bytes, list of digit strings)` written by `write_digit_strings`."""
+    """`(list of record bytes, list of targets)` written by `write_records`
+    (PNG images and digit strings, or WAV files and spoken digits)."""
     import tensorflow as tf
 
     pngs = [r.numpy() for r in tf.data.TFRecordDataset(records_path)]

@@ -9,6 +9,7 @@ from keras_seq2seq.layers.attention import (
     LuongAttention,
     get_attention,
 )
+from keras_seq2seq.layers.audio_frontend import LogMelSpectrogram
 from keras_seq2seq.layers.decoder import AttentionDecoder
 from keras_seq2seq.layers.encoder import RNNEncoder
 from keras_seq2seq.layers.image_encoder import ConvolutionalEncoder
@@ -21,6 +22,7 @@ __all__ = [
     "ConvolutionalEncoder",
     "CoverageAttention",
     "LocationSensitiveAttention",
+    "LogMelSpectrogram",
     "LuongAttention",
     "RNNEncoder",
     "get_attention",

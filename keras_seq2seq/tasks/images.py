@@ -86,7 +86,7 @@ class ImageTextTask(Task):
         images, _ = read_digit_strings(self.paths["test"])
         return ImageReader(model, self.tokenizer, self.recipe.training["max_target_length"],
                            beam_size=decoding["beam_size"], alpha=decoding["alpha"],
-                           check_images=images[:6])
+                           check_items=images[:6])
 
     def test_items(self, split="test"):
         """`(encoded images, texts)` of a split, as a client would send them."""

@@ -1,0 +1,90 @@
+"""Audio in the graph: client WAV bytes -> the waveform a speech model reads.
+
+The same functions prepare training recordings and serve requests, so a
+model hears in serving exactly what it heard in training:
+
+- `decode_wav`: WAV bytes (16-bit PCM, as `tf.audio.decode_wav` reads) ->
+  float32 samples in [-1, 1], mono (channels averaged), after checking the
+  caps below: a request over a cap, or at another sample rate than
+  `SAMPLE_RATE`, fails with an InvalidArgument error that says which;
+- `waveforms_from_bytes`: a batch of WAV bytes -> zero-padded waveforms and
+  their lengths in samples.
+
+Caps: at most `MAX_AUDIO_BYTES` bytes (checked before decoding) and
+`MAX_AUDIO_SECONDS` seconds (a 10-minute recording is refused, not read).
+An empty recording (no samples) decodes to no samples; the front-end
+(`layers.LogMelSpectrogram`) reads it as one frame of silence.
+"""
+
+import tensorflow as tf
+
+# The sample rate the speech recipes are recorded at (FSDD: 8 kHz mono).
+SAMPLE_RATE = 8000
+# A request's recording may last at most this long ...
+MAX_AUDIO_SECONDS = 30
+# ... and have at most this many bytes: 30 s of 8 kHz 16-bit stereo, plus headers.
+MAX_AUDIO_BYTES = MAX_AUDIO_SECONDS * SAMPLE_RATE * 2 * 2 + 4096
+
+
+def decode_wav(data, sample_rate=SAMPLE_RATE):
+    """WAV bytes (a string scalar) -> float32 [samples], mono, in [-1, 1].
+
+    Raises (at run time) InvalidArgument for bytes that are no WAV file,
+    more than `MAX_AUDIO_BYTES`, a sample rate other than `sample_rate`, or
+    more than `MAX_AUDIO_SECONDS` seconds.
+    """
+    size = tf.debugging.assert_less_equal(
+        tf.strings.length(data), MAX_AUDIO_BYTES,
+        message=f"a recording may have at most {MAX_AUDIO_BYTES} bytes "
+                f"({MAX_AUDIO_SECONDS} s at {SAMPLE_RATE} Hz)")
+    with tf.control_dependencies([size]):
+        audio, rate = tf.audio.decode_wav(tf.identity(data))
+    checks = [
+        tf.debugging.assert_equal(
+            rate, sample_rate,
+            message=f"recordings must be sampled at {sample_rate} Hz (resample before sending)"),
+        tf.debugging.assert_less_equal(
+            tf.shape(audio)[0], MAX_AUDIO_SECONDS * sample_rate,
+            message=f"a recording may last at most {MAX_AUDIO_SECONDS} s"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.reduce_mean(audio, axis=1)
+
+
+def waveforms_from_bytes(data, sample_rate=SAMPLE_RATE):
+    """WAV bytes string [batch] -> `(waveforms float32 [batch, samples],
+    lengths int32 [batch])`, zero-padded to the longest."""
+    ragged = tf.map_fn(lambda one: decode_wav(one, sample_rate), data,
+                       fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
+    return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
+
+
+def encode_wav(samples, sample_rate=SAMPLE_RATE):
+    """float [samples] in [-1, 1] -> 16-bit PCM mono WAV bytes (Python's `wave`)."""
+    import io
+    import wave
+
+    import numpy as np
+
+    pcm = (np.clip(np.asarray(samples, np.float64), -1.0, 1.0) * 32767).round().astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def read_wav(path):
+    """`(float32 samples in [-1, 1], sample rate)` of a 16-bit PCM mono WAV file."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "rb") as f:
+        if f.getsampwidth() != 2:
+            raise ValueError(f"{path}: {8 * f.getsampwidth()}-bit samples; 16-bit PCM expected")
+        frames = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
+        channels, rate = f.getnchannels(), f.getframerate()
+    return frames.reshape(-1, channels).mean(axis=1), rate

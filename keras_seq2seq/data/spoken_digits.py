@@ -1,0 +1,87 @@
+"""Spoken digit strings, composed from single Free Spoken Digit Dataset clips.
+
+`../shared/data/fsdd/recordings` holds clips named
+`{digit}_{speaker}_{index}.wav` (8 kHz mono, indexes 5-49 of each speaker
+and digit). They are split by index first (`SPLIT_INDEXES`), so every
+speaker is in every split but no recording is in two, and each split's
+strings are composed only from its own clips: 1 to `max_digits` digits,
+each clip at a random gain, with random pauses (and leading and trailing
+silence) and a little Gaussian noise, written as a 16-bit WAV file, the
+bytes a client sends. Targets are the digits with spaces ("4 0 7").
+"""
+
+import os
+import re
+
+import numpy as np
+
+from keras_seq2seq.data.audio import SAMPLE_RATE, encode_wav, read_wav
+
+# Clip indexes of each split (of 5-49; 0-4 are kept out of the shared folder).
+SPLIT_INDEXES = {"test": range(5, 10), "val": range(10, 15), "train": range(15, 50)}
+
+_CLIP_NAME = re.compile(r"(\d)_([A-Za-z]+)_(\d+)\.wav")
+
+
+def read_clips(folder, split):
+    """`(list of float32 sample arrays, list of digits)`: the split's clips."""
+    clips, digits = [], []
+    for name in sorted(os.listdir(folder)):
+        match = _CLIP_NAME.fullmatch(name)
+        if not match or int(match.group(3)) not in SPLIT_INDEXES[split]:
+            continue
+        samples, rate = read_wav(os.path.join(folder, name))
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{os.path.join(folder, name)}: {rate} Hz; {SAMPLE_RATE} expected")
+        clips.append(samples)
+        digits.append(int(match.group(1)))
+    if not clips:
+        raise ValueError(f"{folder} holds no {{digit}}_{{speaker}}_{{index}}.wav clips of the "
+                         f"{split} indexes {SPLIT_INDEXES[split].start}-"
+                         f"{SPLIT_INDEXES[split].stop - 1}")
+    return clips, digits
+
+
+def compose_utterance(clips, digits, rng, max_digits=7):
+    """One recording of a random string of 1 to `max_digits` of the clips.
+
+    Returns `(wav bytes, "4 0 7")`.
+    """
+    count = int(rng.integers(1, max_digits + 1))
+    chosen = rng.integers(0, len(clips), count)
+
+    def silence(low, high):
+        return np.zeros(int(rng.uniform(low, high) * SAMPLE_RATE), np.float32)
+
+    parts = [silence(0.05, 0.3)]
+    for i in chosen:
+        clip = clips[i] * rng.uniform(0.5, 1.5)
+        parts += [clip / max(1.0, float(np.abs(clip).max()) / 0.99), silence(0.03, 0.35)]
+    parts[-1] = silence(0.05, 0.3)
+    audio = np.concatenate(parts)
+    audio = audio + rng.normal(0, rng.uniform(0.001, 0.01), audio.shape)
+    return encode_wav(audio), " ".join(str(digits[i]) for i in chosen)
+
+
+def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0):
+    """Composes each split's utterances from its own clips, once, into `folder`.
+
+    Args:
+        recordings: the FSDD `recordings` folder.
+        sizes: `{split: number of utterances}` for "train", "val", "test".
+        seed: the composition seed of the training utterances (validation
+            and test ones have fixed seeds of their own).
+
+    Returns:
+        `{split: path}` of `SPLIT.tfrecord` files, one WAV file a record,
+        each beside a `SPLIT.txt` of its targets (`digit_strings.targets_path`).
+    """
+    from keras_seq2seq.data.digit_strings import write_records
+
+    def compose(split, count):
+        clips, digits = read_clips(recordings, split)
+        rng = np.random.default_rng({"train": 1000 + seed, "val": 2000, "test": 3000}[split])
+        pairs = [compose_utterance(clips, digits, rng, max_digits) for _ in range(count)]
+        return [p for p, _ in pairs], [t for _, t in pairs]
+
+    return write_records(folder, sizes, compose)

@@ -1,0 +1,102 @@
+"""The audio front-end: waveforms -> normalized log-mel features, in the graph."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class LogMelSpectrogram(keras.layers.Layer):
+    """Waveforms -> per-utterance normalized log-mel features and their mask.
+
+    Frames of `frame_length` samples every `frame_step` (the last frames
+    padded with zeros, as `tf.signal.frame(pad_end=True)`), a periodic Hann
+    window, the power spectrum of an `fft_length`-point DFT, `mel_bins`
+    triangular mel filters (`tf.signal.linear_to_mel_weight_matrix`), the
+    log, then each utterance's features standardized per mel bin over its
+    own frames (so gain and channel matter less).
+
+    The DFT is a matrix product with fixed cosine and sine tables rather
+    than `tf.signal.stft`: the same numbers (tested against it), and only
+    builtin ops, so the front-end converts to TFLite with the model.
+
+    Args:
+        sample_rate: samples per second of the input.
+        frame_length, frame_step: in samples (default 25 ms every 10 ms at 8 kHz).
+        fft_length: DFT size (>= frame_length).
+        mel_bins: number of mel filters (the feature size).
+        lower_hz, upper_hz: the filters' range (default: 20 Hz to Nyquist).
+
+    Call arguments:
+        waveform: float [batch, samples], zero-padded.
+        lengths: int [batch], each waveform's real samples (default: all).
+
+    Returns:
+        `(features, mask)`: float32 [batch, frames, mel_bins] (0 on padded
+        frames) and bool [batch, frames]. An utterance of n samples has
+        `max(1, ceil(n / frame_step))` frames.
+
+    Example:
+
+    >>> frontend = LogMelSpectrogram()
+    >>> features, mask = frontend(tf.random.normal([2, 8000]), tf.constant([8000, 4000]))
+    >>> features.shape, mask.numpy().sum(axis=1)
+    (TensorShape([2, 100, 40]), array([100, 50]))
+    """
+
+    def __init__(self, sample_rate=8000, frame_length=200, frame_step=80, fft_length=256,
+                 mel_bins=40, lower_hz=20.0, upper_hz=None, **kwargs):
+        super().__init__(**kwargs)
+        if fft_length < frame_length:
+            raise ValueError(f"fft_length ({fft_length}) must be at least frame_length "
+                             f"({frame_length})")
+        self.sample_rate = int(sample_rate)
+        self.frame_length = int(frame_length)
+        self.frame_step = int(frame_step)
+        self.fft_length = int(fft_length)
+        self.mel_bins = int(mel_bins)
+        self.lower_hz = float(lower_hz)
+        self.upper_hz = float(upper_hz or sample_rate / 2)
+        bins = self.fft_length // 2 + 1
+        # Zero-padding a frame to fft_length adds nothing to the DFT: only
+        # the first frame_length rows of the tables are needed.
+        angles = 2 * np.pi * np.outer(np.arange(self.frame_length),
+                                      np.arange(bins)) / self.fft_length
+        window = np.asarray(tf.signal.hann_window(self.frame_length, periodic=True))
+        self._cosines = (window[:, None] * np.cos(angles)).astype("float32")
+        self._sines = (window[:, None] * np.sin(angles)).astype("float32")
+        self._mel = np.asarray(tf.signal.linear_to_mel_weight_matrix(
+            self.mel_bins, bins, self.sample_rate, self.lower_hz, self.upper_hz))
+
+    def frames(self, lengths):
+        """int32 [batch]: frames of waveforms of `lengths` samples."""
+        lengths = tf.cast(lengths, tf.int32)
+        return tf.maximum((lengths + self.frame_step - 1) // self.frame_step, 1)
+
+    def call(self, waveform, lengths=None):
+        waveform = tf.cast(waveform, tf.float32)
+        if lengths is None:
+            lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        # At least one frame, even for an empty recording.
+        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(self.frame_length -
+                                                            tf.shape(waveform)[1], 0)]])
+        framed = tf.signal.frame(waveform, self.frame_length, self.frame_step, pad_end=True)
+        frames = self.frames(lengths)
+        framed = framed[:, : tf.reduce_max(frames)]
+        power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
+        features = tf.math.log(power @ self._mel + 1e-6)
+        mask = tf.sequence_mask(frames, tf.reduce_max(frames))
+        weights = tf.cast(mask, tf.float32)[:, :, None]
+        counted = tf.reduce_sum(weights, axis=1, keepdims=True)
+        mean = tf.reduce_sum(features * weights, axis=1, keepdims=True) / counted
+        variance = tf.reduce_sum(tf.square(features - mean) * weights, axis=1,
+                                 keepdims=True) / counted
+        features = (features - mean) * tf.math.rsqrt(variance + 1e-5) * weights
+        return features, mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sample_rate=self.sample_rate, frame_length=self.frame_length,
+                      frame_step=self.frame_step, fft_length=self.fft_length,
+                      mel_bins=self.mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz)
+        return config
