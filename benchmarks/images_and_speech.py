@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from keras_seq2seq.export import RunFolder, export_saved_model  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
-from keras_seq2seq.tasks.images import image_text_scores  # noqa: E402
+from keras_seq2seq.tasks.reading import reading_scores  # noqa: E402
 from keras_seq2seq.training import train  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
 
@@ -81,12 +81,12 @@ def main():
     export = export_saved_model(exportable, os.path.join(work_dir, "bench-export"), check=True)
 
     signature = tf.saved_model.load(export).signatures["serving_default"]
-    name = next(iter(signature.structured_input_signature[1]))
+    name = exportable.input_name
     items, targets = task.test_items()
     read_all(signature, name, items[:32], 32)  # traces once, outside the timing
     texts, per_s_32 = read_all(signature, name, items, 32)
     _, per_s_1 = read_all(signature, name, items[: args.batch_1_items], 1)
-    scores = image_text_scores(texts, targets, "test", f"beam {exportable.beam_size}")
+    scores = reading_scores(texts, targets, "test", f"beam {exportable.beam_size}")
     print(json.dumps({
         "recipe": recipe.name,
         "test_items": len(items),

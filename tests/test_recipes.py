@@ -383,7 +383,7 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"data": {"generate": "digit_strings", "labels": "L"}}, "data.images is missing"),
+    ({"data": {"generate": "digit_strings", "labels": "L"}}, "data.images, which is missing"),
     ({"data": {"generate": "dates", "images": "I", "labels": "L"}}, "generates digit_strings"),
     ({"tokenizer": {"type": "sentencepiece", "vocabulary_size": 100}}, "type characters"),
     ({"data": {"generate": "digit_strings", "images": "I", "labels": "L", "max_digits": 0}},

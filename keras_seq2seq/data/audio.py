@@ -37,7 +37,13 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
         tf.strings.length(data), MAX_AUDIO_BYTES,
         message=f"a recording may have at most {MAX_AUDIO_BYTES} bytes "
                 f"({MAX_AUDIO_SECONDS} s at {SAMPLE_RATE} Hz)")
-    with tf.control_dependencies([size]):
+    # decode_wav's own message for a foreign file quotes its bytes, which
+    # need not be UTF-8 (Python then raises UnicodeDecodeError instead).
+    header = tf.debugging.assert_equal(
+        tf.logical_and(tf.strings.substr(data, 0, 4) == b"RIFF",
+                       tf.strings.substr(data, 8, 4) == b"WAVE"), True,
+        message="not a WAV file (no RIFF/WAVE header)")
+    with tf.control_dependencies([size, header]):
         audio, rate = tf.audio.decode_wav(tf.identity(data))
     checks = [
         tf.debugging.assert_equal(
@@ -88,3 +94,19 @@ def read_wav(path):
         frames = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
         channels, rate = f.getnchannels(), f.getframerate()
     return frames.reshape(-1, channels).mean(axis=1), rate
+
+
+def speech_text_dataset(records_path, targets_path, tokenizer, batch_size=32,
+                        max_target_length=100, shuffle=False, seed=None,
+                        sample_rate=SAMPLE_RATE):
+    """Batches of `({"waveform", "lengths", "decoder_input_ids"}, target_ids)`
+    for `fit`: `pipeline.records_dataset` of WAV files, decoded by the
+    function the export runs on a client's bytes."""
+    from keras_seq2seq.data.pipeline import records_dataset
+
+    def model_inputs(data):
+        waveform, lengths = waveforms_from_bytes(data, sample_rate)
+        return {"waveform": waveform, "lengths": lengths}
+
+    return records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_size,
+                           max_target_length, shuffle, seed)

@@ -107,36 +107,11 @@ def images_from_bytes(data, height, width):
 
 def image_text_dataset(records_path, targets_path, tokenizer, height, width, batch_size=64,
                        max_target_length=100, shuffle=False, seed=None):
-    """Batches of `({"images", "decoder_input_ids"}, target_ids)` for `fit`.
+    """Batches of `({"images", "decoder_input_ids"}, target_ids)` for `fit`:
+    `pipeline.records_dataset` of encoded images, fitted to `height` x
+    `width` by the functions the export runs on a client's bytes."""
+    from keras_seq2seq.data.pipeline import records_dataset
 
-    Args:
-        records_path: a TFRecord file, one encoded image (PNG, JPEG) a record.
-        targets_path: a text file, the image's text a line, in record order.
-        tokenizer: the output side's tokenizer.
-        height, width: the pixels the model reads (`fit_image`).
-        max_target_length: texts with more tokens (EOS included) are cut there.
-        shuffle: shuffle examples (for training), with `seed`.
-
-    Images are decoded and fitted by the same graph functions the export
-    runs on a client's bytes. Each element: images float32 [B, height,
-    width, 1], decoder inputs and targets int32 [B, T] padded with 0.
-    """
-    from keras_seq2seq.data.text_files import text_line_dataset
-    from keras_seq2seq.text import BOS_ID, EOS_ID
-
-    examples = tf.data.Dataset.zip(tf.data.TFRecordDataset(records_path),
-                                   text_line_dataset(targets_path))
-    if shuffle:
-        examples = examples.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
-
-    def prepare(data, targets):
-        images = images_from_bytes(data, height, width)
-        labels = tokenizer.encode(targets, max_target_length)
-        starts = tf.fill([tf.shape(labels)[0], 1], BOS_ID)
-        # BOS + the text, without its EOS (as the text pipeline's).
-        previous = labels[:, :-1]
-        decoder_inputs = tf.concat([starts, tf.where(previous == EOS_ID, 0, previous)], axis=1)
-        return {"images": images, "decoder_input_ids": decoder_inputs}, labels
-
-    return examples.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE) \
-        .prefetch(tf.data.AUTOTUNE)
+    return records_dataset(records_path, targets_path, tokenizer,
+                           lambda data: {"images": images_from_bytes(data, height, width)},
+                           batch_size, max_target_length, shuffle, seed)

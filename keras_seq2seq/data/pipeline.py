@@ -126,3 +126,34 @@ def parallel_text_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_size=64,
+                    max_target_length=100, shuffle=False, seed=None):
+    """Batches of `(model inputs + {"decoder_input_ids"}, target_ids)` of
+    encoded files (images, recordings) and their texts, for `fit`.
+
+    Args:
+        records_path: a TFRecord file, one encoded file a record.
+        targets_path: a text file, each record's text a line, in record order.
+        tokenizer: the output side's tokenizer.
+        model_inputs: encoded files string [B] -> a dict of model inputs (the
+            same graph function the export runs on a client's bytes).
+        max_target_length: texts with more tokens (EOS included) are cut there.
+        shuffle: shuffle examples (for training), with `seed`.
+    """
+    examples = tf.data.Dataset.zip(tf.data.TFRecordDataset(records_path),
+                                   text_line_dataset(targets_path))
+    if shuffle:
+        examples = examples.shuffle(20_000, seed=seed, reshuffle_each_iteration=True)
+
+    def prepare(data, targets):
+        labels = tokenizer.encode(targets, max_target_length)
+        starts = tf.fill([tf.shape(labels)[0], 1], BOS_ID)
+        # BOS + the text, without its EOS (as in `parallel_text_dataset`).
+        previous = labels[:, :-1]
+        decoder_inputs = tf.concat([starts, tf.where(previous == EOS_ID, 0, previous)], axis=1)
+        return dict(model_inputs(data), decoder_input_ids=decoder_inputs), labels
+
+    return examples.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)

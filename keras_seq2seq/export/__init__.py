@@ -4,6 +4,7 @@ from keras_seq2seq.export.exportable import Exportable
 from keras_seq2seq.export.image_reader import ImageReader
 from keras_seq2seq.export.pointer_solver import PointerSolver
 from keras_seq2seq.export.run_folder import RunFolder, load_run
+from keras_seq2seq.export.speech_reader import SpeechReader
 from keras_seq2seq.export.saved_model import (
     export_saved_model,
     next_version_dir,
@@ -17,6 +18,7 @@ __all__ = [
     "ImageReader",
     "PointerSolver",
     "RunFolder",
+    "SpeechReader",
     "Translator",
     "convert_to_tflite",
     "export_saved_model",

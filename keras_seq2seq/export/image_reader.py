@@ -33,6 +33,8 @@ class ImageReader(Reader):
     >>> reader.serving_default(tf.constant([open("4071.png", "rb").read()]))["translation"]
     """
 
+    input_name = "image"
+
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
                  check_items=(), name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,

@@ -30,6 +30,9 @@ class Reader(TextOutput):
             (bytes; or base64 str, as `run_settings` keeps them in JSON).
     """
 
+    # The name of the signatures' input: encoded files, string [batch].
+    input_name = None
+
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
                  check_items=(), name=None):
         super().__init__(model, tokenizer, name=name)

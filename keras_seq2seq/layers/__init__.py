@@ -13,6 +13,7 @@ from keras_seq2seq.layers.audio_frontend import LogMelSpectrogram
 from keras_seq2seq.layers.decoder import AttentionDecoder
 from keras_seq2seq.layers.encoder import RNNEncoder
 from keras_seq2seq.layers.image_encoder import ConvolutionalEncoder
+from keras_seq2seq.layers.pyramidal_encoder import PyramidalEncoder
 
 __all__ = [
     "ATTENTION_MECHANISMS",
@@ -24,6 +25,7 @@ __all__ = [
     "LocationSensitiveAttention",
     "LogMelSpectrogram",
     "LuongAttention",
+    "PyramidalEncoder",
     "RNNEncoder",
     "get_attention",
 ]

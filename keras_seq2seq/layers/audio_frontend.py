@@ -77,6 +77,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         waveform = tf.cast(waveform, tf.float32)
         if lengths is None:
             lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        # Whatever a batch holds past a recording's end reads as silence.
+        waveform *= tf.cast(tf.sequence_mask(lengths, tf.shape(waveform)[1]), tf.float32)
         # At least one frame, even for an empty recording.
         waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(self.frame_length -
                                                             tf.shape(waveform)[1], 0)]])

@@ -6,6 +6,7 @@ from keras_seq2seq.models.ensemble import Ensemble
 from keras_seq2seq.models.image_to_text import ImageToText
 from keras_seq2seq.models.pointer_network import PointerNetwork
 from keras_seq2seq.models.seq2seq import AttentionSeq2Seq, Seq2Seq
+from keras_seq2seq.models.speech_to_text import SpeechToText
 
 MODELS = {
     "seq2seq": Seq2Seq,
@@ -13,6 +14,7 @@ MODELS = {
     "pointer_network": PointerNetwork,
     "pointer_generator": PointerGenerator,
     "image_to_text": ImageToText,
+    "speech_to_text": SpeechToText,
 }
 
 
@@ -23,4 +25,4 @@ def get_model_class(name):
 
 
 __all__ = ["AttentionSeq2Seq", "Ensemble", "ImageToText", "MODELS", "PointerGenerator", "PointerNetwork", "Seq2Seq",
-           "SequenceModel", "get_model_class"]
+           "SequenceModel", "SpeechToText", "get_model_class"]

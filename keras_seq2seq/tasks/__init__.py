@@ -5,17 +5,18 @@
 """
 
 from keras_seq2seq.tasks.base import Task
-from keras_seq2seq.tasks.images import ImageTextTask
+from keras_seq2seq.tasks.reading import ImageTextTask, ReadingTask, SpeechTextTask
 from keras_seq2seq.tasks.points import PointsTask
 from keras_seq2seq.tasks.text import TextTask, translate_file, translate_texts
 
-TASKS = {"text": TextTask, "points": PointsTask, "image": ImageTextTask}
+TASKS = {"text": TextTask, "points": PointsTask, "image": ImageTextTask,
+         "speech": SpeechTextTask}
 
 
 def task_for(recipe, init_from=None):
-    """The task a recipe names (`task: text | points | image`)."""
+    """The task a recipe names (`task: text | points | image | speech`)."""
     return TASKS[recipe.task](recipe, init_from=init_from)
 
 
-__all__ = ["ImageTextTask", "PointsTask", "TASKS", "Task", "TextTask", "task_for", "translate_file",
+__all__ = ["ImageTextTask", "PointsTask", "ReadingTask", "SpeechTextTask", "TASKS", "Task", "TextTask", "task_for", "translate_file",
            "translate_texts"]

@@ -74,12 +74,13 @@ _PAIR_SPLIT = {
 SCHEMA = {
     "name": (str, REQUIRED),
     "description": (str, ""),
-    "task": (Choice("text", "points", "image"), REQUIRED),
+    "task": (Choice("text", "points", "image", "speech"), REQUIRED),
     "data": {
         # Generated data (text: dates; points: convex_hull, tsp, sort;
-        # image: digit_strings, composed from the digits of `images`/`labels`).
-        "generate": (Optional(Choice("dates", "convex_hull", "tsp", "sort", "digit_strings")),
-                     None),
+        # image: digit_strings, composed from the digits of `images`/`labels`;
+        # speech: spoken_digit_strings, composed from the clips in `recordings`).
+        "generate": (Optional(Choice("dates", "convex_hull", "tsp", "sort", "digit_strings",
+                                     "spoken_digit_strings")), None),
         "train_size": (Optional(int), None),
         "val_size": (Optional(int), None),
         "test_size": (Optional(int), None),
@@ -87,6 +88,8 @@ SCHEMA = {
         # Digit images and labels (IDX files, gzipped) to compose strings from.
         "images": (Optional(str), None),
         "labels": (Optional(str), None),
+        # A folder of spoken digit clips, {digit}_{speaker}_{index}.wav.
+        "recordings": (Optional(str), None),
         "max_digits": (int, 8),
         # Files (text tasks).
         "train": (Optional("split"), None),
@@ -129,7 +132,7 @@ SCHEMA = {
 }
 
 # The keys of `data` that name files (a split: its files).
-_DATA_FILES = ("train", "val", "test", "images", "labels")
+_DATA_FILES = ("train", "val", "test", "images", "labels", "recordings")
 
 # Keys that do not change what is trained: a run resumes across them.
 _NOT_IDENTITY = (("description",), ("measured",), ("training", "max_minutes"))
@@ -265,7 +268,7 @@ def load_recipe(name_or_path, data_dir=None, resolve_data=True):
     if builtin and recipe.needs_files and data_dir is None:
         raise RecipeError(f"recipe {recipe.name!r} reads files: give --data DIR, the folder "
                           "that holds them (for Multi30k, ../shared/data/multi30k; for digit strings, "
-                          "../shared/data/mnist-digits)")
+                          "../shared/data/mnist-digits; for spoken ones, ../shared/data/fsdd)")
     base = data_dir if data_dir is not None else os.path.dirname(os.path.abspath(path))
     return Recipe(resolve_paths(values, base, path, lines), path)
 
@@ -288,7 +291,7 @@ def resolve_paths(values, base, source="recipe", lines=None):
         return path
 
     data = values["data"]
-    for key in ("images", "labels"):
+    for key in ("images", "labels", "recordings"):
         if data.get(key):
             data[key] = resolved(data[key], ("data", key))
     for split in ("train", "val", "test"):
@@ -384,13 +387,14 @@ def _check_combinations(values, source, lines):
             fail(("data", "generate"), "a points task generates convex_hull, tsp or sort data")
         if not data["points"]:
             fail(("data", "points"), "a points task needs the number of points per instance")
-    elif values["task"] == "image":
-        if data["generate"] != "digit_strings":
-            fail(("data", "generate"), "an image task generates digit_strings")
-        for key in ("images", "labels"):
+    elif values["task"] in ("image", "speech"):
+        generate, files = {"image": ("digit_strings", ("images", "labels")),
+                           "speech": ("spoken_digit_strings", ("recordings",))}[values["task"]]
+        if data["generate"] != generate:
+            fail(("data", "generate"), f"a {values['task']} task generates {generate}")
+        for key in files:
             if not data[key]:
-                fail(("data",), f"digit_strings are composed from IDX files: data.{key} is "
-                     "missing")
+                fail(("data",), f"{generate} are composed from data.{key}, which is missing")
         if not 1 <= data["max_digits"] <= 32:
             fail(("data", "max_digits"), f"must be in [1, 32], got {data['max_digits']}")
     elif data["generate"] not in (None, "dates"):
@@ -402,8 +406,9 @@ def _check_combinations(values, source, lines):
     if tokenizer["type"] == "characters" and tokenizer["vocabulary_size"] is not None:
         fail(("tokenizer", "vocabulary_size"), "a characters tokenizer's vocabulary is the "
              "characters of the training data: leave vocabulary_size out")
-    if values["task"] == "image" and tokenizer["type"] != "characters":
-        fail(("tokenizer", "type"), "an image task writes characters: type characters")
+    if values["task"] in ("image", "speech") and tokenizer["type"] != "characters":
+        fail(("tokenizer", "type"), f"a {values['task']} task writes characters: "
+             "type characters")
     if tokenizer["type"] != "characters" and values["task"] == "text" \
             and tokenizer["vocabulary_size"] is None:
         fail(("tokenizer", "vocabulary_size"), f"a {tokenizer['type']} tokenizer needs a "

@@ -1,0 +1,293 @@
+"""Speech into text: WAV decoding, the log-mel front-end, the pyramidal
+encoder, SpeechToText, its task, export and TFLite."""
+
+import io
+import os
+import wave
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq.data.audio import (
+    MAX_AUDIO_SECONDS,
+    decode_wav,
+    encode_wav,
+    read_wav,
+    speech_text_dataset,
+    waveforms_from_bytes,
+)
+from keras_seq2seq.data.digit_strings import read_digit_strings, targets_path
+from keras_seq2seq.data.spoken_digits import SPLIT_INDEXES, read_clips
+from keras_seq2seq.decoding import generate, score
+from keras_seq2seq.layers import LogMelSpectrogram, PyramidalEncoder
+from keras_seq2seq.models import SpeechToText
+from keras_seq2seq.text import BOS_ID, EOS_ID
+
+
+def wav_bytes(samples, rate=8000, channels=1):
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def tone(seconds, hz=440.0, rate=8000):
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.5 * np.sin(2 * np.pi * hz * t)
+
+
+# -- decoding and the front-end ------------------------------------------------
+
+
+def test_wav_bytes_decode_to_the_samples_written():
+    samples = tone(0.3)
+    decoded = decode_wav(tf.constant(encode_wav(samples))).numpy()
+    np.testing.assert_allclose(decoded, samples, atol=1 / 32767)
+    again, rate = read_wav_file(encode_wav(samples))
+    np.testing.assert_allclose(again, decoded, atol=1e-6)
+    assert rate == 8000
+
+
+def read_wav_file(data):
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".wav", delete=False) as f:
+        f.write(data)
+    try:
+        return read_wav(f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def test_stereo_is_averaged_and_a_batch_is_padded_with_lengths():
+    left, right = tone(0.2, 300), tone(0.2, 500)
+    stereo = np.stack([left, right], axis=1).reshape(-1)
+    mono = decode_wav(tf.constant(wav_bytes(stereo, channels=2))).numpy()
+    np.testing.assert_allclose(mono, (left + right) / 2, atol=2 / 32767)
+    waveforms, lengths = waveforms_from_bytes(tf.constant([encode_wav(tone(0.1)),
+                                                           encode_wav(tone(0.25)),
+                                                           encode_wav(np.zeros(0))]))
+    assert waveforms.shape == (3, 2000) and lengths.numpy().tolist() == [800, 2000, 0]
+    assert not waveforms[0, 800:].numpy().any()
+
+
+@pytest.mark.parametrize("data, message", [
+    (lambda: wav_bytes(tone(0.2, rate=16000), rate=16000), "sampled at 8000 Hz"),
+    (lambda: encode_wav(np.zeros(8000 * (MAX_AUDIO_SECONDS + 1))), "at most 30 s"),
+    (lambda: encode_wav(np.zeros(8000 * 600)), "at most .* bytes"),
+    (lambda: b"RIFF not really a wave file", "not a WAV file"),
+    (lambda: b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not a WAV file"),
+    (lambda: encode_wav(tone(0.5))[:30], None),
+])
+def test_bad_recordings_fail_with_an_error(data, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        decode_wav(tf.constant(data()))
+
+
+def test_front_end_equals_tf_signal_stft_and_mel_matrix():
+    frontend = LogMelSpectrogram()
+    waveform = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype("float32")
+    lengths = np.array([4000, 2345])
+    features, mask = frontend(waveform, lengths)
+    assert mask.numpy().sum(axis=1).tolist() == [50, 30]  # ceil(n / 80)
+    for row, length in enumerate(lengths):
+        # Samples past a recording's length read as silence, as stft's padding.
+        padded = np.pad(waveform[row][:length], (0, 4000 - length))
+        stft = tf.signal.stft(padded, 200, 80, 256, pad_end=True)
+        frames = int(mask[row].numpy().sum())
+        mel = tf.math.log(tf.abs(stft) ** 2 @ frontend._mel + 1e-6).numpy()[:frames]
+        expected = (mel - mel.mean(axis=0)) / np.sqrt(mel.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(features[row, :frames].numpy(), expected, atol=2e-3)
+        assert not features[row, frames:].numpy().any()
+
+
+def test_front_end_reads_an_empty_recording_as_one_silent_frame():
+    features, mask = LogMelSpectrogram()(tf.zeros([1, 0]), tf.constant([0]))
+    assert features.shape == (1, 1, 40) and mask.numpy().tolist() == [[True]]
+    assert np.isfinite(features.numpy()).all()
+
+
+def test_pyramid_shortens_time_and_its_mask():
+    encoder = PyramidalEncoder(16, reductions=(2, 3))
+    inputs = tf.random.normal((2, 25, 8))
+    mask = tf.sequence_mask([25, 7], 25)
+    outputs, states, reduced = encoder(inputs, mask=mask)
+    assert outputs.shape == (2, 5, 16)  # ceil(ceil(25 / 2) / 3)
+    assert reduced.numpy().sum(axis=1).tolist() == [5, 2]
+    assert encoder.reduced_lengths(tf.constant([25, 7])).numpy().tolist() == [5, 2]
+    assert not outputs[1, 2:].numpy().any()
+    assert [s.shape for s in states[0]] == [(2, 16), (2, 16)]
+
+
+# -- the model -----------------------------------------------------------------
+
+
+def small_model():
+    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2))
+    model.build()
+    return model
+
+
+def test_model_round_trips_and_step_scores_equal_the_teacher_forced_loss(tmp_path):
+    import keras_seq2seq
+
+    model = small_model()
+    inputs = {"waveform": tf.random.normal((3, 4000), stddev=0.1, seed=1),
+              "lengths": tf.constant([4000, 1500, 3000])}
+    labels = np.array([[5, 6, 7, EOS_ID], [8, EOS_ID, 0, 0], [9, 9, EOS_ID, 0]], "int32")
+    decoder_inputs = np.concatenate([np.full((3, 1), BOS_ID), labels[:, :-1]], axis=1)
+    decoder_inputs = np.where(decoder_inputs == EOS_ID, 0, decoder_inputs)
+    logits = model(dict(inputs, decoder_input_ids=decoder_inputs))
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    picked = np.take_along_axis(log_probs, labels[:, :, None], axis=-1)[:, :, 0]
+    forced, _ = score(model, inputs, labels)
+    np.testing.assert_allclose(forced, (picked * (labels > 0)).sum(axis=1), atol=1e-4)
+    assert model.source_mask(inputs).numpy().sum(axis=1).tolist() == [13, 5, 10]
+    model.save(tmp_path / "s.keras")
+    loaded = keras_seq2seq.load_model(str(tmp_path / "s.keras"))
+    np.testing.assert_allclose(loaded(dict(inputs, decoder_input_ids=decoder_inputs)), logits,
+                               atol=1e-5)
+
+
+def test_padding_a_recording_does_not_change_what_the_model_reads():
+    model = small_model()
+    waveform = tf.random.normal((1, 3000), stddev=0.1, seed=2)
+    alone = generate(model, {"waveform": waveform, "lengths": tf.constant([3000])}, 6,
+                     beam_size=2)
+    padded = generate(model, {"waveform": tf.pad(waveform, [[0, 0], [0, 2000]]),
+                              "lengths": tf.constant([3000])}, 6, beam_size=2)
+    np.testing.assert_array_equal(alone[0], padded[0])
+    np.testing.assert_allclose(alone[1], padded[1], atol=1e-5)
+
+
+# -- data, task, export -------------------------------------------------------
+
+
+def write_clips(folder):
+    """Synthetic FSDD-like clips: digit d is a tone of its own pitch."""
+    folder.mkdir()
+    for digit in range(10):
+        for speaker in ("ann", "bob"):
+            for index in range(5, 50, 3):
+                samples = tone(0.15 + 0.01 * (index % 4), hz=300 + 100 * digit)
+                with open(folder / f"{digit}_{speaker}_{index}.wav", "wb") as f:
+                    f.write(encode_wav(samples))
+    return str(folder)
+
+
+def test_splits_are_by_clip_index(tmp_path):
+    folder = write_clips(tmp_path / "clips")
+    seen = {}
+    for split in ("train", "val", "test"):
+        clips, digits = read_clips(folder, split)
+        assert clips and len(clips) == len(digits)
+        seen[split] = {name for name in os.listdir(folder)
+                       if int(name.split("_")[2][:-4]) in SPLIT_INDEXES[split]}
+    assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
+    with pytest.raises(ValueError, match="holds no"):
+        read_clips(str(tmp_path), "train")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny spoken-digits run, trained one epoch, and its checked export."""
+    from keras_seq2seq.export import export_saved_model
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.training import train
+    from keras_seq2seq.zoo import recipe_from_dict
+
+    folder = tmp_path_factory.mktemp("speech")
+    recipe = recipe_from_dict({
+        "name": "tiny-spoken-digits", "task": "speech",
+        "data": {"generate": "spoken_digit_strings", "recordings": write_clips(folder / "clips"),
+                 "max_digits": 3, "train_size": 64, "val_size": 16, "test_size": 16},
+        "tokenizer": {"type": "characters"},
+        "model": {"class": "speech_to_text", "units": 16, "embedding_dim": 8,
+                  "reductions": [2, 2]},
+        "training": {"batch_size": 16, "epochs": 1, "max_target_length": 10},
+        "decoding": {"beam_size": 3},
+    })
+    task = task_for(recipe)
+    result = train(task, str(folder / "run"), verbose=0)
+    export = export_saved_model(result.exportable, str(folder / "export"), check=True)
+    return task, result.exportable, export
+
+
+def test_composed_targets_are_spaced_digits_and_batches_shift_them(trained):
+    task, _, _ = trained
+    wavs, texts = read_digit_strings(task.paths["train"])
+    assert all(1 <= len(t.split()) <= 3 and t.replace(" ", "").isdigit() for t in texts)
+    inputs, labels = next(iter(speech_text_dataset(
+        task.paths["train"], targets_path(task.paths["train"]), task.tokenizer, batch_size=4,
+        max_target_length=10)))
+    waveforms, lengths = waveforms_from_bytes(tf.constant(wavs[:4]))
+    np.testing.assert_allclose(inputs["waveform"], waveforms)
+    np.testing.assert_array_equal(inputs["lengths"], lengths)
+    assert (inputs["decoder_input_ids"].numpy()[:, 0] == BOS_ID).all()
+    np.testing.assert_array_equal(labels, task.tokenizer.encode(tf.constant(texts[:4]), 10))
+
+
+def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
+    task, reader, export = trained
+    loaded = tf.saved_model.load(export).signatures
+    assert set(loaded) == {"serving_default", "beam_search", "greedy", "read_waveform",
+                           "beam_search_options", "alignments"}
+    wavs, _ = read_digit_strings(task.paths["test"])
+    audio = tf.constant(wavs[:4])
+    served = loaded["serving_default"](audio=audio)
+    waveform, lengths = waveforms_from_bytes(audio)
+    direct = loaded["read_waveform"](waveform=waveform, lengths=lengths)
+    np.testing.assert_array_equal(served["translation"], direct["translation"])
+    np.testing.assert_allclose(served["score"], direct["score"], atol=1e-5)
+    assert loaded["beam_search"](audio=audio)["translations"].shape == (4, 3)
+    out = loaded["alignments"](audio=audio)
+    real = out["target_pieces"].numpy() != b""
+    np.testing.assert_allclose(out["attention"].numpy().sum(axis=2)[real], 1.0, atol=1e-5)
+    assert out["features"].shape[:1] == (4,) and out["features"].shape[2] == 40
+    assert task.evaluate(reader)["items"] == 16
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: wav_bytes(tone(0.3, rate=16000), rate=16000), "sampled at 8000 Hz"),
+    (lambda: encode_wav(np.zeros(8000 * 600)), "at most"),
+    (lambda: b"\x89PNG not audio", "not a WAV file"),
+])
+def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, make, message):
+    task, _, export = trained
+    serve = tf.saved_model.load(export).signatures["serving_default"]
+    good = read_digit_strings(task.paths["test"])[0][0]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        serve(audio=tf.constant([good, make()]))
+    answers = serve(audio=tf.constant([good, encode_wav(np.zeros(0)), encode_wav(np.zeros(8000)),
+                                       wav_bytes(np.stack([tone(0.3)] * 2, 1).reshape(-1),
+                                                 channels=2)]))
+    assert answers["translation"].shape == (4,)
+    assert serve(audio=tf.constant([], tf.string))["translation"].shape == (0,)
+
+
+def test_tflite_model_reads_samples_with_the_saved_models_nbest(trained, tmp_path):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    from keras_seq2seq.export import convert_to_tflite
+
+    task, reader, export = trained
+    path = str(tmp_path / "speech.tflite")
+    convert_to_tflite(export, path)
+    interpreter = litert.Interpreter(model_path=path)
+    ops = {detail["op_name"] for detail in interpreter._get_ops_details()}
+    assert not any(op.startswith("Flex") for op in ops), ops
+    wavs, _ = read_digit_strings(task.paths["test"])
+    for data in wavs[:4]:
+        waveform = decode_wav(tf.constant(data)).numpy()[None]
+        interpreter = litert.Interpreter(model_path=path)
+        decode = interpreter.get_signature_runner("decode")
+        got = decode(waveform=waveform)
+        want_ids, want_scores = reader.search({"waveform": tf.constant(waveform),
+                                               "lengths": tf.constant([waveform.shape[1]])})
+        np.testing.assert_array_equal(got["target_ids"], want_ids)
+        np.testing.assert_allclose(got["scores"], want_scores, atol=1e-3)
