@@ -7,6 +7,7 @@ the same step function a given output (forced decoding).
 """
 
 from keras_seq2seq.decoding.generate import (
+    attention_of,
     generate,
     greedy_generate,
     length_batches,
@@ -32,6 +33,7 @@ __all__ = [
     "SamplingSelector",
     "Selector",
     "TopKSelector",
+    "attention_of",
     "beam_search",
     "coverage_penalty",
     "decode",

@@ -111,6 +111,21 @@ def score(model, inputs, target_ids, attention=False):
     return (log_prob, tokens, alignments) if attention else (log_prob, tokens)
 
 
+def attention_of(model, inputs, output_ids):
+    """Where the model attended while writing given outputs (forced decoding).
+
+    Args:
+        output_ids: int32 [batch, max_length], as `generate` gives one beam.
+
+    Returns:
+        `(output_ids [batch, steps], attention float32 [batch, steps, source])`,
+        cut to the longest output (end included).
+    """
+    _, tokens, attention = score(model, inputs, output_ids, attention=True)
+    steps = tf.reduce_max(tokens)
+    return output_ids[:, :steps], attention[:, :steps]
+
+
 def greedy_generate(model, inputs, max_length, **options):
     """Greedy decoding: `(ids [batch, max_length], scores [batch])`."""
     ids, scores = generate(model, inputs, max_length, beam_size=1, **options)

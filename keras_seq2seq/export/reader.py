@@ -4,8 +4,7 @@ import base64
 
 import tensorflow as tf
 
-from keras_seq2seq.decoding import generate
-from keras_seq2seq.decoding import score as score_outputs
+from keras_seq2seq.decoding import attention_of, generate
 from keras_seq2seq.export.text_output import TextOutput
 
 
@@ -127,12 +126,9 @@ class Reader(TextOutput):
         decoding, and its pieces; `alignment_outputs` adds the subclass's."""
         inputs = self.model_inputs(data)
         ids, scores = self.search(inputs)
-        best = ids[:, 0]
-        _, tokens, attention = score_outputs(self.model, inputs, best, attention=True)
-        steps = tf.reduce_max(tokens)
-        best = best[:, :steps]
+        best, attention = attention_of(self.model, inputs, ids[:, 0])
         pieces, _ = self.tokenizer.pieces(best)
-        return self.alignment_outputs(inputs, attention[:, :steps], {
+        return self.alignment_outputs(inputs, attention, {
             "translation": self.decode_text(best), "score": scores[:, 0],
             "target_pieces": pieces})
 

@@ -8,7 +8,7 @@ point, `keras_seq2seq.decoding.generate`.
 
 import tensorflow as tf
 
-from keras_seq2seq.decoding import generate, sample_generate
+from keras_seq2seq.decoding import attention_of, generate, sample_generate
 from keras_seq2seq.decoding import score as score_outputs
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.text_output import TextOutput
@@ -252,16 +252,13 @@ class Translator(TextOutput):
         """
         source_ids = self.encode_text(text)
         ids, scores = self.search(source_ids)
-        best = ids[:, 0]
-        _, tokens, attention = score_outputs(self.model, source_ids, best, attention=True)
-        steps = tf.reduce_max(tokens)
-        best = best[:, :steps]
+        best, attention = attention_of(self.model, source_ids, ids[:, 0])
         source_pieces, source_words = self.tokenizer.pieces(
             source_ids, source=text, max_source_length=self.max_source_length)
         target_pieces, target_words = self.tokenizer.pieces(
             best, source=text, max_source_length=self.max_source_length)
         return {"translation": self.decode_text(best, text), "score": scores[:, 0],
-                "attention": attention[:, :steps], "source_pieces": source_pieces,
+                "attention": attention, "source_pieces": source_pieces,
                 "target_pieces": target_pieces, "source_words": source_words,
                 "target_words": target_words}
 
