@@ -291,3 +291,18 @@ def test_tflite_model_reads_samples_with_the_saved_models_nbest(trained, tmp_pat
                                                "lengths": tf.constant([waveform.shape[1]])})
         np.testing.assert_array_equal(got["target_ids"], want_ids)
         np.testing.assert_allclose(got["scores"], want_scores, atol=1e-3)
+
+
+def test_spec_augment_masks_bands_in_training_only():
+    from keras_seq2seq.layers import SpecAugment
+
+    augment = SpecAugment(frequency_masks=1, frequency_width=5, time_masks=1, time_width=7,
+                          seed=3)
+    features = tf.ones((16, 50, 40))
+    assert augment(features) is features
+    masked = augment(features, training=True).numpy() == 0
+    bins = masked.all(axis=1).sum(axis=1)  # bins zero at every frame
+    frames = masked.all(axis=2).sum(axis=1)  # frames zero in every bin
+    assert bins.max() <= 5 and frames.max() <= 7 and (bins + frames).sum() > 0
+    # Everything masked lies in a masked band.
+    assert (masked == (masked.all(axis=1)[:, None, :] | masked.all(axis=2)[:, :, None])).all()

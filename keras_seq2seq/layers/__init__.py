@@ -9,7 +9,7 @@ from keras_seq2seq.layers.attention import (
     LuongAttention,
     get_attention,
 )
-from keras_seq2seq.layers.audio_frontend import LogMelSpectrogram
+from keras_seq2seq.layers.audio_frontend import LogMelSpectrogram, SpecAugment
 from keras_seq2seq.layers.decoder import AttentionDecoder
 from keras_seq2seq.layers.encoder import RNNEncoder
 from keras_seq2seq.layers.image_encoder import ConvolutionalEncoder
@@ -26,6 +26,7 @@ __all__ = [
     "LogMelSpectrogram",
     "LuongAttention",
     "PyramidalEncoder",
+    "SpecAugment",
     "RNNEncoder",
     "get_attention",
 ]

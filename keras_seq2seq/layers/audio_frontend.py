@@ -102,3 +102,61 @@ class LogMelSpectrogram(keras.layers.Layer):
                       frame_step=self.frame_step, fft_length=self.fft_length,
                       mel_bins=self.mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz)
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class SpecAugment(keras.layers.Layer):
+    """Masks random bands of features in training (Park et al. 2019, without
+    time warping): `frequency_masks` bands of up to `frequency_width` mel
+    bins and `time_masks` bands of up to `time_width` frames per utterance
+    are set to 0 (the features' mean, after per-utterance normalization).
+    Outside training it returns its input.
+
+    Args:
+        frequency_masks, frequency_width: frequency bands per utterance and
+            their largest width, in bins.
+        time_masks, time_width: time bands per utterance and their largest
+            width, in frames.
+        seed: seed of the masks' random generator.
+
+    Call arguments:
+        features: float [batch, frames, bins].
+        training: whether to mask.
+    """
+
+    def __init__(self, frequency_masks=2, frequency_width=8, time_masks=2, time_width=20,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.frequency_masks = int(frequency_masks)
+        self.frequency_width = int(frequency_width)
+        self.time_masks = int(time_masks)
+        self.time_width = int(time_width)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _bands(self, batch, size, count, width):
+        """bool [batch, size]: True inside any of `count` random bands."""
+        size_f = tf.cast(size, tf.float32)
+        widths = keras.random.uniform((batch, count), 0, width + 1, seed=self.seed_generator)
+        widths = tf.minimum(tf.floor(widths), size_f)
+        starts = tf.floor(keras.random.uniform((batch, count), seed=self.seed_generator)
+                          * (size_f - widths + 1))
+        positions = tf.range(size_f)[None, None, :]
+        inside = (positions >= starts[:, :, None]) & (positions < (starts + widths)[:, :, None])
+        return tf.reduce_any(inside, axis=1)
+
+    def call(self, features, training=False):
+        if not training:
+            return features
+        shape = tf.shape(features)
+        masked = (self._bands(shape[0], shape[2], self.frequency_masks,
+                              self.frequency_width)[:, None, :]
+                  | self._bands(shape[0], shape[1], self.time_masks,
+                                self.time_width)[:, :, None])
+        return tf.where(masked, tf.zeros_like(features), features)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(frequency_masks=self.frequency_masks, frequency_width=self.frequency_width,
+                      time_masks=self.time_masks, time_width=self.time_width, seed=self.seed)
+        return config

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_seq2seq.layers import LogMelSpectrogram, PyramidalEncoder
+from keras_seq2seq.layers import LogMelSpectrogram, PyramidalEncoder, SpecAugment
 from keras_seq2seq.models.encoder_attention_decoder import EncoderAttentionDecoder
 
 
@@ -25,6 +25,8 @@ class SpeechToText(EncoderAttentionDecoder):
             (see `LogMelSpectrogram`).
         reductions: the encoder's time reductions, one per layer (see
             `PyramidalEncoder`).
+        spec_augment: mask random frequency and time bands of the features
+            in training (`SpecAugment`, its default sizes).
         attention: default `"location_sensitive"`.
         **kwargs: the decoder's (see `EncoderAttentionDecoder`).
 
@@ -38,8 +40,11 @@ class SpeechToText(EncoderAttentionDecoder):
     """
 
     def __init__(self, vocabulary_size, sample_rate=8000, frame_length=200, frame_step=80,
-                 mel_bins=40, reductions=(2, 2, 2), attention="location_sensitive", **kwargs):
+                 mel_bins=40, reductions=(2, 2, 2), spec_augment=False,
+                 attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
+        self.spec_augment = bool(spec_augment)
+        self.augment = SpecAugment(name="spec_augment") if self.spec_augment else None
         self.frontend = LogMelSpectrogram(sample_rate, frame_length, frame_step,
                                           mel_bins=mel_bins, name="frontend")
         self.encoder = PyramidalEncoder(self.units, reductions=reductions,
@@ -56,6 +61,8 @@ class SpeechToText(EncoderAttentionDecoder):
     def encoder_outputs(self, inputs, training=False):
         """`{"waveform", "lengths"}` -> memory [batch, positions, units], states."""
         features, mask = self.frontend(inputs["waveform"], inputs["lengths"])
+        if self.augment is not None:
+            features = self.augment(features, training=training)
         memory, states, _ = self.encoder(features, mask=mask, training=training)
         return memory, states
 
@@ -72,5 +79,5 @@ class SpeechToText(EncoderAttentionDecoder):
         frontend = self.frontend.get_config()
         config.update(**{key: frontend[key] for key in ("sample_rate", "frame_length",
                                                         "frame_step", "mel_bins")},
-                      reductions=self.encoder.reductions)
+                      reductions=self.encoder.reductions, spec_augment=self.spec_augment)
         return config
