@@ -194,7 +194,7 @@ def test_pipeline_batches_fitted_images_and_shifted_targets(trained):
 def test_task_reports_accuracy_and_error_rate_through_the_reader(trained):
     task, reader, _ = trained
     scores = task.evaluate(reader)
-    assert scores["images"] == 32 and 0.0 <= scores["sequence_accuracy"] <= 1.0
+    assert scores["items"] == 32 and 0.0 <= scores["sequence_accuracy"] <= 1.0
     assert scores["character_error_rate"] >= 0.0
     assert "sequence accuracy" in task.describe(scores)
 
