@@ -55,7 +55,7 @@ def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_p
     names = builtin_names()
     assert {"dates-attention", "multi30k-de-en-attention", "multi30k-en-de-attention",
             "multi30k-de-en-pointer-generator", "convex-hull-5", "convex-hull-10", "tsp-5",
-            "tsp-10", "digit-strings-image"} <= set(names)
+            "tsp-10", "digit-strings-image", "spoken-digit-strings"} <= set(names)
     data = tmp_path / "data"
     data.mkdir()
     for name in ("train", "val", "test_2016_flickr"):
@@ -64,6 +64,7 @@ def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_p
                 f.write("x\n")
     for name in ("digits-images-idx3-ubyte.gz", "digits-labels-idx1-ubyte.gz"):
         (data / name).write_bytes(b"")
+    (data / "recordings").mkdir()
     for name in names:
         recipe = load_recipe(name, data_dir=str(data))
         assert recipe.name == name
@@ -403,3 +404,16 @@ def test_image_recipes_are_checked_before_training(tmp_path, change, message):
 def test_builtin_image_recipe_asks_for_its_data_folder():
     with pytest.raises(RecipeError, match="mnist-digits"):
         load_recipe("digit-strings-image")
+
+
+def test_speech_recipes_need_their_recordings_folder(tmp_path):
+    values = {"name": "x", "task": "speech", "data": {"generate": "spoken_digit_strings"},
+              "tokenizer": {"type": "characters"}, "model": {"class": "speech_to_text"}}
+    with pytest.raises(RecipeError, match="data.recordings, which is missing"):
+        recipe_from_dict(values, base_dir=str(tmp_path))
+    values["data"]["recordings"] = "clips"
+    with pytest.raises(RecipeError, match="data.recordings: .*clips: no such file"):
+        recipe_from_dict(values, base_dir=str(tmp_path))
+    (tmp_path / "clips").mkdir()
+    assert recipe_from_dict(values, base_dir=str(tmp_path)).data["recordings"] == str(
+        tmp_path / "clips")
