@@ -5,7 +5,6 @@ import io
 import os
 import wave
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
