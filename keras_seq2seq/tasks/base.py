@@ -38,8 +38,9 @@ class Task:
         self.model_class = self._model_class()
         self._check_model_options()
         # Values the constructor refuses (an unknown attention, ...) fail
-        # now, before any data is read or tokenizer trained.
-        self._construct(build=False, **self.trial_arguments())
+        # now, before any data is read or tokenizer trained. The unbuilt
+        # model also tells a task what the recipe leaves to defaults.
+        self.trial_model = self._construct(build=False, **self.trial_arguments())
 
     @property
     def name(self):

@@ -114,8 +114,7 @@ class ImageTextTask(ReadingTask):
     def __init__(self, recipe, init_from=None):
         super().__init__(recipe, init_from=init_from)
         # The pixels images are fitted to: the model's (its defaults included).
-        model = self._construct(build=False, **self.trial_arguments())
-        self.image_size = (model.image_height, model.image_width)
+        self.image_size = (self.trial_model.image_height, self.trial_model.image_width)
 
     def compose(self, folder):
         data = self.recipe.data
@@ -149,7 +148,7 @@ class SpeechTextTask(ReadingTask):
 
     def __init__(self, recipe, init_from=None):
         super().__init__(recipe, init_from=init_from)
-        self.sample_rate = self._construct(build=False, **self.trial_arguments()).sample_rate
+        self.sample_rate = self.trial_model.sample_rate
 
     def compose(self, folder):
         data = self.recipe.data
