@@ -261,15 +261,17 @@ def cmd_translate(args):
 
 
 def cmd_read(args):
-    from keras_seq2seq.export.clients import image_attention, read_files
+    from keras_seq2seq.export.clients import read_files, reading_attention
 
     for path, (text, score) in zip(args.files, read_files(args.model, args.files,
                                                           args.batch_size)):
         print(f"{path}\t{text}\t{score:.4f}" if args.scores else f"{path}\t{text}")
     if args.plot_attention and args.files:
-        from keras_seq2seq.plots import plot_image_attention
+        from keras_seq2seq.plots import plot_image_attention, plot_spectrogram_attention
 
-        plot_image_attention(*image_attention(args.model, args.files[0]), args.plot_attention)
+        input_name, *drawn = reading_attention(args.model, args.files[0])
+        plot = {"image": plot_image_attention, "audio": plot_spectrogram_attention}[input_name]
+        plot(*drawn, args.plot_attention)
         print(f"Attention over {args.files[0]} written to {args.plot_attention}", file=sys.stderr)
 
 
@@ -462,7 +464,7 @@ def build_parser():
                    help="print this many hypotheses per input as 'score<TAB>text' "
                         "lines, blocks separated by a blank line")
     p.add_argument("--sampling", action="store_true",
-                   help="sample instead of searching (run folders only)")
+                   help="sample instead of searching (the `sampling` signature)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest tokens")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
@@ -480,14 +482,17 @@ def build_parser():
     p.set_defaults(func=cmd_translate)
 
     p = commands.add_parser(
-        "read", help="read image files into text with an image model: 'FILE<TAB>text' lines")
+        "read", help="read image or sound files into text with an image or speech model: "
+                     "'FILE<TAB>text' lines")
     p.add_argument("--model", required=True,
                    help="an export folder (or one of its versions), or a run folder")
-    p.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG, GIF or BMP files")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="PNG, JPEG, GIF or BMP files (image models), WAV files (speech models)")
     p.add_argument("--scores", action="store_true", help="add each reading's score")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--plot-attention", default=None, metavar="PNG",
-                   help="also draw where the model looked in the first file, token by token")
+                   help="also draw where the model looked (or listened) in the first file, "
+                        "token by token")
     p.set_defaults(func=cmd_read)
 
     p = commands.add_parser(

@@ -17,6 +17,18 @@ def _pyplot():
     return plt
 
 
+def _greedy_inputs(translator, text):
+    """`(inputs, target ids)`: the teacher-forced inputs of the model that
+    give `text`'s greedy translation, and that translation's ids (end included)."""
+    import tensorflow as tf
+
+    source_ids = translator.encode_text(tf.constant([text]))
+    ids, _ = translator.search(source_ids, beam_size=1)
+    target = [int(i) for i in ids[0, 0].numpy() if i != 0]
+    decoder_inputs = tf.constant([[translator.model.start_id] + target[:-1]], tf.int32)
+    return {"source_ids": source_ids, "decoder_input_ids": decoder_inputs}, target
+
+
 def attention_matrix(translator, text):
     """The attention of the best translation of one sentence.
 
@@ -29,13 +41,10 @@ def attention_matrix(translator, text):
     """
     import tensorflow as tf
 
-    source_ids = translator.encode_text(tf.constant([text]))
-    ids, _ = translator.search(source_ids, beam_size=1)
-    target = [int(i) for i in ids[0, 0].numpy() if i != 0]
+    inputs, target = _greedy_inputs(translator, text)
+    source_ids = inputs["source_ids"]
     model = translator.model
-    decoder_inputs = tf.constant([[model.start_id] + target[:-1]], tf.int32)
-    _, alignments = model({"source_ids": source_ids, "decoder_input_ids": decoder_inputs},
-                          return_attention=True)
+    _, alignments = model(inputs, return_attention=True)
     if alignments is None:
         raise ValueError("this model has no attention to plot")
 
@@ -74,6 +83,40 @@ def plot_attention(translator, text, path):
     return target
 
 
+def plot_copying(translator, text, path):
+    """Draws what a pointer-generator copied and what it generated (PNG).
+
+    The attention over the source for each token of `text`'s (greedy)
+    output, as `plot_attention`, and beside each output token its
+    generation probability p_gen: near 1, written from the vocabulary; near
+    0, copied from where the attention points.
+
+    Returns `(output pieces, p_gen per piece)`.
+    """
+    source, target, weights = attention_matrix(translator, text)
+    inputs, _ = _greedy_inputs(translator, text)
+    p_gen = translator.model.generation_probabilities(inputs).numpy()[0, : len(target)]
+    plt = _pyplot()
+    fig, (ax, bar) = plt.subplots(
+        1, 2, gridspec_kw={"width_ratios": [max(4, len(source)), 1.5]},
+        figsize=(max(6, 0.22 * len(source) + 3), max(3, 0.35 * len(target) + 1.5)))
+    ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(source)), source, rotation=80, fontsize=7)
+    ax.set_yticks(range(len(target)), target, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_title("attention")
+    bar.imshow(p_gen[:, None], cmap="coolwarm", aspect="auto", vmin=0.0, vmax=1.0)
+    for row, value in enumerate(p_gen):
+        bar.text(0, row, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    bar.set_xticks([])
+    bar.set_yticks([])
+    bar.set_title("p_gen")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return target, p_gen.tolist()
+
+
 def plot_image_attention(pixels, attention, pieces, path):
     """Draws where an image model looked while writing each token (PNG).
 
@@ -101,6 +144,37 @@ def plot_image_attention(pixels, attention, pieces, path):
         ax.set_ylabel(piece.replace("\u2581", "_") or "?", rotation=0, labelpad=14, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_spectrogram_attention(features, attention, pieces, path):
+    """Draws where a speech model listened while writing each token (PNG).
+
+    Top: the log-mel spectrogram the model heard (time left to right, low
+    frequencies at the bottom). Below it, on the same time axis: one row
+    per token, its attention over the encoder's positions, each position
+    stretched over the frames it summarizes.
+
+    Args:
+        features: float [frames, mel_bins], the normalized log-mel features.
+        attention: float [tokens, positions], each token's weights.
+        pieces: the tokens' names, as str.
+    """
+    plt = _pyplot()
+    frames = features.shape[0]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(max(5, frames / 40), 2 + 0.3 * len(pieces)),
+        gridspec_kw={"height_ratios": [2, max(1, 0.25 * len(pieces))]})
+    top.imshow(features.T, origin="lower", aspect="auto", cmap="magma",
+               extent=(0, frames, 0, features.shape[1]))
+    top.set_ylabel("mel bin")
+    bottom.imshow(attention, aspect="auto", cmap="Reds", vmin=0.0, interpolation="nearest",
+                  extent=(0, frames, len(pieces), 0))
+    bottom.set_yticks([i + 0.5 for i in range(len(pieces))],
+                      [p.replace("\u2581", "_") or "?" for p in pieces], fontsize=9)
+    bottom.set_xlabel("frame")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

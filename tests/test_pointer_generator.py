@@ -119,6 +119,21 @@ def test_final_distribution_is_normalised_and_copies_onto_extended_ids():
     assert (probs[0, :, 14:] < 1e-9).all() and (probs[1, :, 12:] < 1e-9).all()
 
 
+def test_generation_probabilities_are_the_switch_that_mixes_the_two_distributions():
+    model = _small_model()
+    inputs = {"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}
+    p_gen = model.generation_probabilities(inputs).numpy()
+    assert p_gen.shape == (2, 4) and ((p_gen > 0) & (p_gen < 1)).all()
+    # An id only the source holds (extended id 13 in row 0) has probability
+    # (1 - p_gen) times its attention: with p_gen, the copy part sums to 1 - p_gen.
+    probs = np.exp(model(inputs).numpy())
+    generated = probs[0, :, :12].sum(-1)
+    copied_only = probs[0, :, 12:].sum(-1)
+    assert (generated >= p_gen[0] - 1e-5).all()
+    np.testing.assert_allclose(generated + copied_only, 1.0, rtol=1e-5)
+    assert (copied_only <= 1 - p_gen[0] + 1e-5).all()
+
+
 def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
     model = _small_model(attention="coverage")
     teacher = model({"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}).numpy()

@@ -55,7 +55,8 @@ def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_p
     names = builtin_names()
     assert {"dates-attention", "multi30k-de-en-attention", "multi30k-en-de-attention",
             "multi30k-de-en-pointer-generator", "convex-hull-5", "convex-hull-10", "tsp-5",
-            "tsp-10", "digit-strings-image", "spoken-digit-strings"} <= set(names)
+            "tsp-10", "digit-strings-image", "spoken-digit-strings", "samsum-pointer-generator",
+            "samsum-attention", "dailydialog-response"} <= set(names)
     data = tmp_path / "data"
     data.mkdir()
     for name in ("train", "val", "test_2016_flickr"):
@@ -65,6 +66,10 @@ def test_every_builtin_recipe_loads_and_show_prints_a_file_that_loads_back(tmp_p
     for name in ("digits-images-idx3-ubyte.gz", "digits-labels-idx1-ubyte.gz"):
         (data / name).write_bytes(b"")
     (data / "recordings").mkdir()
+    for name in ("train.csv.gz", "validation.csv.gz", "test.csv.gz",
+                 "dialogues_train.txt.gz", "dialogues_validation.txt.gz",
+                 "dialogues_test.txt.gz"):
+        (data / name).write_bytes(b"")
     for name in names:
         recipe = load_recipe(name, data_dir=str(data))
         assert recipe.name == name
@@ -218,8 +223,24 @@ def test_record_readers_read_tsv_csv_and_jsonl_plain_or_gzipped(tmp_path):
         assert [(s, t) for _, s, t in iter_records(str(path), fmt, source, target)] == pairs
 
 
+def test_multi_line_cells_keep_their_line_breaks_as_a_mark(tmp_path):
+    from keras_seq2seq.data.records import write_parallel_files
+
+    path = tmp_path / "dialogues.csv"
+    path.write_text('id,dialogue,summary\n1,"Ann: hi\r\nBob: hello\nAnn: bye\n",Ann greets Bob.\n'
+                    '2,"Tom: late, sorry",Tom is late.\n', encoding="utf-8")
+    spec = {"file": str(path), "format": "csv", "source": "dialogue", "target": "summary"}
+    source, target = write_parallel_files(spec, str(tmp_path / "out"), "train")
+    assert open(source, encoding="utf-8").read().splitlines() == [
+        "Ann: hi ⏎ Bob: hello ⏎ Ann: bye", "Tom: late, sorry"]
+    assert open(target, encoding="utf-8").read().splitlines() == ["Ann greets Bob.",
+                                                                  "Tom is late."]
+
+
 @pytest.mark.parametrize("fmt, text, source, target, message", [
-    ("tsv", "a\tb\nc\n", 0, 1, "row 2: 1 column(s)"),
+    ("tsv", "a\tb\nc\n", 0, 1, "row 2 (ending on line 2): 1 column(s)"),
+    ("csv", 'id,dialogue,summary\n1,"A: hi\nB: yo",greeting\n2,"A: x\nB: y"\n', "dialogue",
+     "summary", "row 3 (ending on line 5): 2 column(s)"),
     ("csv", "de,en\nx,y\n", "de", "fr", "row 1 (header): no column 'fr'"),
     ("csv", 'de,en\n"x,y\n', "de", "en", "malformed"),
     ("jsonl", '{"de": "x", "en": "y"}\n{"de": "x"\n', "de", "en", "line 2: not a JSON object"),
@@ -233,6 +254,23 @@ def test_a_bad_record_names_the_file_and_row(tmp_path, fmt, text, source, target
     with pytest.raises(DataError, match=re.escape(message)) as error:
         list(iter_records(str(path), fmt, source, target))
     assert str(path) in str(error.value)
+
+
+def test_bad_records_can_be_skipped_and_counted(tmp_path):
+    from keras_seq2seq.data import DataError
+
+    path = tmp_path / "dialogues.csv"
+    path.write_text('id,dialogue,summary\n1,"A: hi\nB: yo",greeting\n2,"A: x\nB: y"\n'
+                    '3,"A: bye",farewell\n', encoding="utf-8")
+    skipped = []
+    records = list(iter_records(str(path), "csv", "dialogue", "summary", skipped))
+    assert [(s, t) for _, s, t in records] == [("A: hi\nB: yo", "greeting"),
+                                                ("A: bye", "farewell")]
+    assert len(skipped) == 1 and "row 3 (ending on line 5)" in skipped[0]
+    # A quote never closed leaves nothing to resynchronise on: always an error.
+    path.write_text('id,dialogue,summary\n1,"A: hi\nB: yo,greeting\n', encoding="utf-8")
+    with pytest.raises(DataError, match="malformed"):
+        list(iter_records(str(path), "csv", "dialogue", "summary", []))
 
 
 # -- training on your own files ---------------------------------------------------------
@@ -417,3 +455,19 @@ def test_speech_recipes_need_their_recordings_folder(tmp_path):
     (tmp_path / "clips").mkdir()
     assert recipe_from_dict(values, base_dir=str(tmp_path)).data["recordings"] == str(
         tmp_path / "clips")
+
+
+def test_conversations_become_context_response_pairs(tmp_path):
+    from keras_seq2seq.data.records import split_records
+
+    path = tmp_path / "dialogues.txt"
+    path.write_text("Hi . __eou__ Hello ! __eou__ How are you ? __eou__ Fine . __eou__\n"
+                    "Only one turn __eou__\n", encoding="utf-8")
+    spec = {"file": str(path), "format": "turns", "separator": "__eou__", "context_turns": 2}
+    assert [(s, t) for _, s, t in split_records(spec)] == [
+        ("Hi .", "Hello !"), ("Hi .\nHello !", "How are you ?"),
+        ("Hello !\nHow are you ?", "Fine .")]
+    recipe = {"name": "chat", "task": "text",
+              "data": {"train": dict(spec, context_turns=0), "val": spec}}
+    with pytest.raises(RecipeError, match=r"data\.train\.context_turns: must be at least 1"):
+        recipe_from_dict(recipe)

@@ -1,3 +1,4 @@
+import numpy as np
 import tensorflow as tf
 
 from keras_seq2seq.text import EOS_ID, PAD_ID, SubwordTokenizer
@@ -71,3 +72,22 @@ def test_vocabulary_in_use_lists_the_specials_and_every_id_the_lines_give(tokeni
     # Bytes that are not UTF-8 count as they tokenize in training (U+FFFD).
     assert vocabulary_in_use(tokenizer, [b"Zwei \xff Hunde"]) == sorted(
         {0, 1, 2, 3, *tokenizer.tokenize(tf.constant([b"Zwei \xff Hunde"])).flat_values.numpy()})
+
+
+def test_line_breaks_are_a_token_of_their_own_and_come_back(tokenizer):
+    from keras_seq2seq.text import LINE_BREAK, WordTokenizer
+    from keras_seq2seq.text.words import split_words
+
+    dialogue = "Ann: Where are you?\nBob: at home\r\nAnn: ok"
+    assert _decode(tokenizer, [dialogue]) == [dialogue.replace("\r\n", "\n")]
+    words = [w.decode() for w in split_words(tf.constant([dialogue]))[0].numpy()]
+    assert words.count(LINE_BREAK) == 2 and "\n" not in "".join(words)
+    # A line file holds the mark itself: it reads as the same ids.
+    marked = "Ann: Where are you? ⏎ Bob: at home ⏎ Ann: ok"
+    np.testing.assert_array_equal(tokenizer.encode(tf.constant([dialogue]), 64),
+                                  tokenizer.encode(tf.constant([marked]), 64))
+    words_tokenizer = WordTokenizer(["Ann", ":", "Bob", "ok", LINE_BREAK])
+    ids = words_tokenizer.encode(tf.constant([dialogue]), 64)
+    assert ids.numpy()[0].tolist().count(words_tokenizer.words.index(LINE_BREAK) + 4) == 2
+    decoded = words_tokenizer.decode(ids, source=tf.constant([dialogue])).numpy()[0].decode()
+    assert decoded == dialogue.replace("\r\n", "\n")

@@ -55,6 +55,7 @@ def parallel_text_dataset(
     on_bad_line="fail",
     max_line_chars=1000,
     extended_ids=False,
+    truncate_source=False,
 ):
     """Batches of `({"source_ids", "decoder_input_ids"}, target_ids)`.
 
@@ -66,6 +67,9 @@ def parallel_text_dataset(
         batch_size: sentences per batch.
         max_source_length, max_target_length: pairs with more tokens (counting
             EOS) are dropped from training.
+        truncate_source: cut longer sources to `max_source_length` tokens
+            (EOS included) instead of dropping them, as the export reads
+            them (summarization: See et al. cut articles at 400 tokens).
         shuffle_buffer: size of the shuffle buffer, in sentence pairs.
         shuffle: shuffle pairs (for training).
         repeat: repeat forever.
@@ -106,6 +110,9 @@ def parallel_text_dataset(
     # Tokenizing a thousand lines per op call is much faster than one by one.
     examples = pairs.batch(1024).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
     examples = examples.unbatch()
+    if truncate_source:
+        examples = examples.map(
+            lambda s, d, t: (tf.concat([s[:-1][: max_source_length - 1], [EOS_ID]], 0), d, t))
     examples = examples.filter(
         lambda s, d, t: (tf.size(s) <= max_source_length)
         & (tf.size(t) <= max_target_length)
@@ -128,8 +135,30 @@ def parallel_text_dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def length_report(source_path, target_path, tokenizer, max_source_length, max_target_length,
+                  max_line_chars=1000):
+    """How many usable pairs of the files exceed the token limits, counted
+    as `parallel_text_dataset` tokenizes them (EOS included): `{"pairs",
+    "long_sources", "long_targets", "long_pairs"}`; streamed, one pass."""
+    pairs = tf.data.Dataset.zip(
+        (text_line_dataset(source_path), text_line_dataset(target_path))
+    ).filter(lambda s, t: _usable_line(s, max_line_chars) & _usable_line(t, max_line_chars))
+
+    def over(sources, targets):
+        source_long = tokenizer.tokenize(sources).row_lengths() + 1 > max_source_length
+        target_long = tokenizer.tokenize(targets).row_lengths() + 1 > max_target_length
+        return tf.stack([tf.size(source_long, tf.int64),
+                         tf.math.count_nonzero(source_long),
+                         tf.math.count_nonzero(target_long),
+                         tf.math.count_nonzero(source_long | target_long)])
+
+    counts = pairs.batch(1024).map(over, num_parallel_calls=tf.data.AUTOTUNE).reduce(
+        tf.zeros([4], tf.int64), lambda total, batch: total + batch).numpy()
+    return dict(zip(("pairs", "long_sources", "long_targets", "long_pairs"), map(int, counts)))
+
+
 def records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_size=64,
-                    max_target_length=100, shuffle=False, seed=None):
+                    max_target_length=100, shuffle=False, seed=None, size_boundaries=None):
     """Batches of `(model inputs + {"decoder_input_ids"}, target_ids)` of
     encoded files (images, recordings) and their texts, for `fit`.
 
@@ -141,6 +170,11 @@ def records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_s
             same graph function the export runs on a client's bytes).
         max_target_length: texts with more tokens (EOS included) are cut there.
         shuffle: shuffle examples (for training), with `seed`.
+        size_boundaries: if given, batch records of similar byte sizes
+            together (`bucket_by_sequence_length` with these boundaries), for
+            files whose size is their length (PCM WAV: padding every
+            recording of a batch to its longest would waste about 40% of a
+            step on spoken digit strings).
     """
     examples = tf.data.Dataset.zip(tf.data.TFRecordDataset(records_path),
                                    text_line_dataset(targets_path))
@@ -155,5 +189,11 @@ def records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_s
         decoder_inputs = tf.concat([starts, tf.where(previous == EOS_ID, 0, previous)], axis=1)
         return dict(model_inputs(data), decoder_input_ids=decoder_inputs), labels
 
-    return examples.batch(batch_size).map(prepare, num_parallel_calls=tf.data.AUTOTUNE) \
-        .prefetch(tf.data.AUTOTUNE)
+    if size_boundaries:
+        batches = examples.bucket_by_sequence_length(
+            element_length_func=lambda data, target: tf.strings.length(data),
+            bucket_boundaries=list(size_boundaries),
+            bucket_batch_sizes=[batch_size] * (len(size_boundaries) + 1))
+    else:
+        batches = examples.batch(batch_size)
+    return batches.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

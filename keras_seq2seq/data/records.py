@@ -1,13 +1,20 @@
-"""Record files (TSV columns, CSV columns, JSONL fields) -> parallel line files.
+"""Record files (TSV columns, CSV columns, JSONL fields, conversations) ->
+parallel line files.
 
 The training pipeline streams pairs of line files (`data.pipeline`); a recipe
-may instead name one file with two fields per record. `write_parallel_files`
-streams such a file once and writes its two fields as a pair of plain files,
-checking every record on the way: a missing column or field, a malformed
-row, or undecodable bytes raise `DataError` naming the file and the row.
+may instead name one file with two fields per record, or a file of
+conversations (`format: turns`, one conversation a line, turns separated by
+`separator`, as DailyDialog's `__eou__`), of which each turn after the first
+is a target and up to `context_turns` turns before it, one a line, its
+source. `write_parallel_files` streams such a file once and writes the pairs
+as two plain files, checking every record on the way: a missing column or
+field, a malformed row, or undecodable bytes raise `DataError` naming the
+file and the row.
 
-A field's own line breaks (a CSV cell may hold several lines) become spaces,
-since one record is one line of each output file.
+A field's own line breaks (a CSV cell may hold several lines, a dialogue
+one turn a line) are written as `text.LINE_BREAK` (⏎), since one record is
+one line of each output file; the tokenizers read "\n" in an export's input
+as the same token.
 """
 
 import csv
@@ -16,8 +23,10 @@ import json
 import os
 
 from keras_seq2seq.data.text_files import DataError, open_binary
+from keras_seq2seq.text.line_breaks import mark_line_breaks
 
 FORMATS = ("tsv", "csv", "jsonl")
+DIALOGUE_FORMAT = "turns"
 
 
 def _text_lines(path):
@@ -31,7 +40,7 @@ def _text_lines(path):
                                 f"byte {e.start})") from None
 
 
-def iter_records(path, format, source, target):
+def iter_records(path, format, source, target, skipped=None):
     """Yields `(row number, source text, target text)` of a record file.
 
     Args:
@@ -40,14 +49,27 @@ def iter_records(path, format, source, target):
         source, target: the fields: column numbers (0-based) or header names
             for TSV and CSV (a name makes the first row the header), keys for
             JSONL.
+        skipped: None to raise `DataError` at the first bad record (a row
+            without the columns, a line that is no JSON object or lacks a
+            field); or a list that each skipped record's error message is
+            appended to. A file the CSV reader cannot follow (a quote never
+            closed) and a missing header column always raise.
     """
     if format not in FORMATS:
         raise DataError(f"{path}: unknown record format {format!r} (one of {', '.join(FORMATS)})")
-    if format == "jsonl":
-        yield from _jsonl_records(path, source, target)
-    else:
-        yield from _delimited_records(path, "\t" if format == "tsv" else ",", source, target)
+    records = (_jsonl_records(path, source, target) if format == "jsonl" else
+               _delimited_records(path, "\t" if format == "tsv" else ",", source, target))
+    for record in records:
+        if isinstance(record, DataError):
+            if skipped is None:
+                raise record
+            skipped.append(str(record))
+        else:
+            yield record
 
+
+# The readers yield a bad record's DataError in its place, for iter_records
+# to raise or count.
 
 def _jsonl_records(path, source, target):
     for number, line in _text_lines(path):
@@ -56,16 +78,17 @@ def _jsonl_records(path, source, target):
         try:
             record = json.loads(line)
         except ValueError as e:
-            raise DataError(f"{path}, line {number}: not a JSON object ({e})") from None
+            yield DataError(f"{path}, line {number}: not a JSON object ({e})")
+            continue
         if not isinstance(record, dict):
-            raise DataError(f"{path}, line {number}: not a JSON object")
-        fields = []
-        for key in (source, target):
-            if str(key) not in record:
-                raise DataError(f"{path}, line {number}: no field {key!r} "
-                                f"(fields: {', '.join(map(str, record))})")
-            fields.append(str(record[str(key)]))
-        yield number, fields[0], fields[1]
+            yield DataError(f"{path}, line {number}: not a JSON object")
+            continue
+        missing = [key for key in (source, target) if str(key) not in record]
+        if missing:
+            yield DataError(f"{path}, line {number}: no field {missing[0]!r} "
+                            f"(fields: {', '.join(map(str, record))})")
+            continue
+        yield number, str(record[str(source)]), str(record[str(target)])
 
 
 def _delimited_records(path, delimiter, source, target):
@@ -93,16 +116,43 @@ def _delimited_records(path, delimiter, source, target):
             if not row:
                 continue
             if max(columns) >= len(row):
-                raise DataError(f"{path}, row {row_number}: {len(row)} column(s), but the "
-                                f"recipe reads column {max(columns)} (0-based)")
+                yield DataError(f"{path}, row {row_number} (ending on line {reader.line_num}): "
+                                f"{len(row)} column(s), but the recipe reads column "
+                                f"{max(columns)} (0-based)")
+                continue
             yield row_number, row[columns[0]], row[columns[1]]
     except csv.Error as e:
-        raise DataError(f"{path}, row {row_number + 1}: malformed ({e})") from None
+        raise DataError(f"{path}, row {row_number + 1} (from line {reader.line_num}): "
+                        f"malformed ({e})") from None
 
 
-def write_parallel_files(path, format, source, target, folder, stem):
-    """Writes a record file's two fields as `folder/stem.source` and
-    `folder/stem.target`, one record a line; returns the two paths.
+def iter_dialogue_pairs(path, separator="__eou__", context_turns=3):
+    """Yields `(line number, context, response)` of a file of conversations,
+    one a line, turns separated by `separator`: every turn after the first
+    is a response, the up to `context_turns` turns before it its context,
+    one turn a line. Blank turns are dropped."""
+    if context_turns < 1:
+        raise DataError(f"{path}: context_turns must be at least 1, got {context_turns}")
+    for number, line in _text_lines(path):
+        turns = [t.strip() for t in line.split(separator)]
+        turns = [t for t in turns if t]
+        for i in range(1, len(turns)):
+            yield number, "\n".join(turns[max(0, i - context_turns): i]), turns[i]
+
+
+def split_records(spec, skipped=None):
+    """The `(row, source, target)` records of a recipe's file split: `spec`
+    is `{file, format, source, target}`, or `{file, format: turns,
+    separator, context_turns}`. `skipped`: as in `iter_records`."""
+    if spec["format"] == DIALOGUE_FORMAT:
+        return iter_dialogue_pairs(spec["file"], spec["separator"], spec["context_turns"])
+    return iter_records(spec["file"], spec["format"], spec["source"], spec["target"], skipped)
+
+
+def write_parallel_files(spec, folder, stem, skipped=None):
+    """Writes the records of a file split (`split_records(spec)`) as
+    `folder/stem.source` and `folder/stem.target`, one record a line;
+    returns the two paths.
 
     The files are written under temporary names and renamed when complete,
     so an interrupted run never leaves half a file behind; existing ones
@@ -115,12 +165,12 @@ def write_parallel_files(path, format, source, target, folder, stem):
     count = 0
     with io.open(paths[0] + ".part", "w", encoding="utf-8") as src, \
             io.open(paths[1] + ".part", "w", encoding="utf-8") as tgt:
-        for _, source_text, target_text in iter_records(path, format, source, target):
-            src.write(" ".join(source_text.split("\n")).replace("\r", " ") + "\n")
-            tgt.write(" ".join(target_text.split("\n")).replace("\r", " ") + "\n")
+        for _, source_text, target_text in split_records(spec, skipped):
+            src.write(mark_line_breaks(source_text.strip()) + "\n")
+            tgt.write(mark_line_breaks(target_text.strip()) + "\n")
             count += 1
     if count == 0:
-        raise DataError(f"{path}: no records")
+        raise DataError(f"{spec['file']}: no records")
     for p in paths:
         os.replace(p + ".part", p)
     return paths

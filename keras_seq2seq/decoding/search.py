@@ -144,6 +144,8 @@ class SamplingSelector(Selector):
         top_p: sample among the smallest set of tokens whose probability
             reaches top_p (nucleus sampling; 1.0: all).
         seed: a pair of ints; the same seed gives the same samples.
+
+    Each may be a Python number or a scalar tensor (a signature's input).
     """
 
     considers_all_tokens = True
@@ -152,22 +154,29 @@ class SamplingSelector(Selector):
         self.temperature = temperature
         self.top_k = top_k
         self.top_p = top_p
-        self.seed = tf.constant(seed, tf.int32)
+        self.seed = tf.convert_to_tensor(seed, tf.int32)
 
     def __call__(self, scores, k, step, log_probs):
         if k != 1:
             raise ValueError("sampling keeps one hypothesis per row (beam_size=1)")
         logits = log_probs / self.temperature
-        if self.top_k:
-            kth = tf.math.top_k(logits, k=self.top_k).values[:, -1:]
+        if not _is_python_zero(self.top_k):
+            width = tf.shape(logits)[-1]
+            keep = tf.clip_by_value(tf.cast(self.top_k, tf.int32), 1, width)
+            kth = tf.math.top_k(logits, k=keep).values[:, -1:]
+            # top_k 0 (all tokens) compares with the smallest logit: no change.
+            kth = tf.where(tf.cast(self.top_k, tf.int32) > 0, kth,
+                           tf.reduce_min(logits, axis=-1, keepdims=True))
             logits = tf.where(logits < kth, NEG_INF, logits)
-        if self.top_p < 1.0:
+        if not (isinstance(self.top_p, (int, float)) and self.top_p >= 1.0):
             sorted_logits = tf.sort(logits, direction="DESCENDING")
             cumulative = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
             # The smallest logit still inside the nucleus.
             threshold = tf.reduce_min(
                 tf.where(cumulative < self.top_p, sorted_logits, -NEG_INF), axis=-1, keepdims=True
             )
+            # top_p 1 keeps every token, also those a rounded cumulative sum reaches 1 before.
+            threshold = tf.where(tf.cast(self.top_p, tf.float32) >= 1.0, NEG_INF, threshold)
             logits = tf.where(logits < threshold, NEG_INF, logits)
         return tf.random.stateless_categorical(
             logits, 1, self.seed + tf.stack([step, 0]), dtype=tf.int32)

@@ -43,17 +43,17 @@ def text_searcher(model_path, beam=None, alpha=None, beta=None, max_length=None,
         model_path: an export (searched through `beam_search_options`, as TF
             Serving would) or a run folder (its `Translator`, in this process).
         beam, alpha, beta, max_length: search settings (default: the model's).
-        sampling: `(temperature, top_k, top_p, seed)` to sample instead
-            (run folders only; no prefixes).
+        sampling: `(temperature, top_k, top_p, seed)` to sample instead,
+            through the `sampling` signature (no prefixes).
         xla: compile the run folder's search with XLA.
 
     The searcher's `prefixes`, one str per line ("" for none), are target
     prefixes every hypothesis of that line starts with.
     """
-    if is_run_folder(model_path):
-        return _run_searcher(model_path, beam, alpha, beta, max_length, sampling, xla)
     if sampling:
-        raise UserError("sampling needs a run folder (--model runs/NAME), not an export")
+        return _sampler(_exported_or_run(model_path, "sampling"), *sampling)
+    if is_run_folder(model_path):
+        return _run_searcher(model_path, beam, alpha, beta, max_length, xla)
     signatures, settings = _load_signatures(model_path)
     signature = _signature(signatures, "beam_search_options", model_path)
 
@@ -71,16 +71,25 @@ def text_searcher(model_path, beam=None, alpha=None, beta=None, max_length=None,
     return search
 
 
-def _run_searcher(path, beam, alpha, beta, max_length, sampling, xla):
+def _sampler(sampling, temperature, top_k, top_p, seed):
+    """A searcher (see `text_searcher`) drawing one output a line through a
+    `sampling` signature."""
+
+    def search(lines, prefixes=None):
+        if prefixes:
+            raise UserError("target prefixes work with beam search, not with sampling")
+        out = sampling(text=tf.constant(lines), temperature=tf.constant(temperature, tf.float32),
+                       top_k=tf.constant(top_k, tf.int32), top_p=tf.constant(top_p, tf.float32),
+                       seed=tf.constant([seed, 0], tf.int32))
+        return out["translation"].numpy()[:, None], out["score"].numpy()[:, None]
+
+    return search
+
+
+def _run_searcher(path, beam, alpha, beta, max_length, xla):
     translator = RunFolder(path).load(jit_compile=xla)
 
     def search(lines, prefixes=None):
-        if sampling:
-            if prefixes:
-                raise UserError("target prefixes work with beam search, not with sampling")
-            temperature, top_k, top_p, seed = sampling
-            texts = translator.sample(lines, temperature, top_k, top_p, (seed, 0)).numpy()
-            return texts[:, None], np.full(texts.shape + (1,), np.nan)
         text = tf.constant(lines)
         prefix_ids = None
         if prefixes:
@@ -186,22 +195,36 @@ def perplexity_of(model_path, source_path, reference_path):
     return perplexity(translator.model, pairs)
 
 
+def _reader_function(model_path, name):
+    """`(function, input name)`: the signature `name` of an image or speech
+    model's export, or the same function of a run folder's `Reader`, and the
+    name of the encoded-file input it takes ("image", "audio")."""
+    if is_run_folder(model_path):
+        reader = RunFolder(model_path).load()
+        return reader.signatures()[name], reader.input_name
+    signatures, settings = _load_signatures(model_path)
+    if "input_name" not in settings:
+        raise UserError(f"{model_path} does not say which input it reads (no input_name in its "
+                        "settings): export it again with this version")
+    return _signature(signatures, name, model_path), settings["input_name"]
+
+
 def read_files(model_path, paths, batch_size=32):
-    """`[(text, score)]` an image model reads from each file (its bytes sent
-    as a client sends them), through `serving_default` of an export or of a
-    run folder's `ImageReader`. A file the model refuses (not an image, too
-    large) raises `UserError` naming it and the reason."""
-    signature = _exported_or_run(model_path, "serving_default")
+    """`[(text, score)]` an image or speech model reads from each file (its
+    bytes sent as a client sends them), through `serving_default` of an
+    export or of a run folder's `Reader`. A file the model refuses (not an
+    image or WAV file, too large) raises `UserError` naming it and the reason."""
+    signature, input_name = _reader_function(model_path, "serving_default")
     results = []
     for i in range(0, len(paths), batch_size):
         batch = paths[i: i + batch_size]
         try:
-            out = signature(image=tf.constant([_read_bytes(p) for p in batch]))
+            out = signature(**{input_name: tf.constant([_read_bytes(p) for p in batch])})
         except tf.errors.InvalidArgumentError:
             # Which file? Each alone, to name it.
             for path in batch:
                 try:
-                    signature(image=tf.constant([_read_bytes(path)]))
+                    signature(**{input_name: tf.constant([_read_bytes(path)])})
                 except tf.errors.InvalidArgumentError as e:
                     raise UserError(f"{path}: refused: {_reason(e)}") from None
             raise
@@ -210,15 +233,25 @@ def read_files(model_path, paths, batch_size=32):
     return results
 
 
-def image_attention(model_path, path):
-    """`(pixels [height, width], attention [tokens, rows, cols], pieces)` of
-    the model's reading of one image file (the `alignments` signature)."""
+# What each kind of reader's `alignments` gives to draw the attention over.
+_READ_VIEWS = {
+    "image": lambda out: out["pixels"].numpy()[0, :, :, 0],   # [height, width]
+    "audio": lambda out: out["features"].numpy()[0],          # [frames, mel_bins]
+}
+
+
+def reading_attention(model_path, path):
+    """`(input name, view, attention, pieces)` of the model's reading of one
+    file (its `alignments` signature): for an image, the fitted pixels
+    [height, width] and attention [tokens, rows, cols]; for a recording, its
+    log-mel features [frames, mel_bins] and attention [tokens, positions]."""
+    function, input_name = _reader_function(model_path, "alignments")
     try:
-        out = _exported_or_run(model_path, "alignments")(image=tf.constant([_read_bytes(path)]))
+        out = function(**{input_name: tf.constant([_read_bytes(path)])})
     except tf.errors.InvalidArgumentError as e:
         raise UserError(f"{path}: refused: {_reason(e)}") from None
     pieces = [p.decode("utf-8") or "</s>" for p in out["target_pieces"].numpy()[0]]
-    return out["pixels"].numpy()[0, :, :, 0], out["attention"].numpy()[0], pieces
+    return input_name, _READ_VIEWS[input_name](out), out["attention"].numpy()[0], pieces
 
 
 def _read_bytes(path):

@@ -57,6 +57,7 @@ class Reader(TextOutput):
         """What `settings` tells clients about the model's search and outputs."""
         return {
             "model": self.model.__class__.__name__,
+            "input_name": self.input_name,
             "model_config": self.model.get_config(),
             "tokenizer": self.tokenizer.__class__.__name__,
             "vocabulary_size": self.tokenizer.vocab_size,

@@ -43,6 +43,9 @@ class Translator(TextOutput):
         beta: GNMT coverage penalty of the fixed-width signatures; must be 0
             for a model without coverage (`model.has_coverage`), and
             `beam_search_options` then refuses a non-zero `beta`.
+        no_repeat_ngram_size: every search forbids repeating an n-gram of
+            this size within an output (3: trigram blocking, as
+            summarization uses it; 0: off).
         check_texts: sources `check_inputs` gives `verify_export` (with an
             empty and an emoji input added).
         jit_compile: compile the search with XLA (about 2x faster at batch 1
@@ -58,7 +61,8 @@ class Translator(TextOutput):
     """
 
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
-                 beam_size=5, alpha=0.6, beta=0.0, check_texts=(), jit_compile=False, name=None):
+                 beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
+                 jit_compile=False, name=None):
         super().__init__(model, tokenizer, name=name)
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
@@ -67,6 +71,7 @@ class Translator(TextOutput):
         self.beam_size = int(beam_size)
         self.alpha = float(alpha)
         self.beta = float(beta)
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         self.check_texts = [str(t) for t in check_texts][:8]
         self.jit_compile = bool(jit_compile)
         # The signatures call one traced search (a function call in their
@@ -112,13 +117,14 @@ class Translator(TextOutput):
             "beam_size": self.beam_size,
             "alpha": self.alpha,
             "beta": self.beta,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "jit_compile": self.jit_compile,
         }
 
     def run_settings(self):
         return {k: getattr(self, k) for k in (
             "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
-            "check_texts", "jit_compile")}
+            "no_repeat_ngram_size", "check_texts", "jit_compile")}
 
     # -- ids in, ids out: the core every signature shares -------------------
 
@@ -139,6 +145,7 @@ class Translator(TextOutput):
             length_cap=max_length,
             active_beams=active_beams,
             prefix_ids=prefix_ids,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
         )
 
     def encode_text(self, text):
@@ -270,16 +277,32 @@ class Translator(TextOutput):
             "translate_ids": self.translate_ids,
             "beam_search_options": self.beam_search_options,
             "score": self.score,
+            "sampling": self.sampling,
             **({"alignments": self.alignments} if self.model.has_attention else {}),
         }
 
-    def sample(self, text, temperature=1.0, top_k=0, top_p=1.0, seed=(0, 0)):
-        """Sampled translations (not a signature): strings [B] -> strings [B]."""
-        text = tf.constant(text)
-        ids, _ = sample_generate(self.model, self.encode_text(text),
-                                 self.max_target_length, temperature=temperature,
-                                 top_k=top_k, top_p=top_p, seed=seed)
-        return self.decode_text(ids, text)
+    @tf.function(autograph=False, input_signature=[
+        TEXT,
+        tf.TensorSpec([], tf.float32, name="temperature"),
+        tf.TensorSpec([], tf.int32, name="top_k"),
+        tf.TensorSpec([], tf.float32, name="top_p"),
+        tf.TensorSpec([2], tf.int32, name="seed"),
+    ])
+    def sampling(self, text, temperature, top_k, top_p, seed):
+        """`text` [B] -> `translation` string [B], `score` float32 [B]: one
+        output drawn token by token (varied responses, where a search gives
+        the most likely, often blandest, one).
+
+        `temperature` divides the log-probabilities; `top_k` keeps the k
+        most probable tokens (0: all); `top_p` the smallest set whose
+        probability reaches it (nucleus sampling; 1: all). The same `seed`
+        gives the same outputs. `score` is the output's log-probability
+        under the model (before filtering).
+        """
+        ids, scores = sample_generate(self.model, self.encode_text(text), self.max_target_length,
+                                      temperature=tf.maximum(temperature, 1e-3), top_k=top_k,
+                                      top_p=top_p, seed=seed)
+        return {"translation": self.decode_text(ids, text), "score": scores}
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
 

@@ -6,9 +6,13 @@ from keras_seq2seq.metrics.text import (
     corpus_bleu,
     corpus_chrf,
     corpus_rouge,
+    distinct_ngrams,
+    novel_ngram_rate,
     perplexity,
     repeated_ngram_rate,
     score_text,
+    split_sentences,
+    summary_statistics,
 )
 
 __all__ = [
@@ -17,10 +21,14 @@ __all__ = [
     "corpus_bleu",
     "corpus_chrf",
     "corpus_rouge",
+    "distinct_ngrams",
     "error_rate",
     "exact_match",
+    "novel_ngram_rate",
     "perplexity",
     "repeated_ngram_rate",
     "score_text",
+    "split_sentences",
+    "summary_statistics",
     "tsp_metrics",
 ]

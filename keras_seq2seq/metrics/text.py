@@ -10,12 +10,20 @@ here. All are tested against the reference tools (sacrebleu, rouge-score):
   n-gram order.
 - `corpus_chrf`: sacrebleu's default chrF (character 6-grams, beta 2,
   whitespace ignored, statistics summed over the corpus).
-- `corpus_rouge`: keras-hub's `RougeN` / `RougeL` (rouge-score's tokenizer,
-  F1 averaged over sentences), as fractions in [0, 1] like rouge-score's.
+- `corpus_rouge`: ROUGE-1, -2 and -L from keras-hub's `RougeN` / `RougeL`
+  (which run rouge-score per text; F1 averaged over texts, Porter stemming
+  on by default, as summarization papers report it), and ROUGE-Lsum, which
+  keras-hub lacks, from rouge-score itself over the texts split into
+  sentences (`split_sentences`); fractions in [0, 1] like rouge-score's.
+
+Beside ROUGE, `summary_statistics` says how a summary was made: the share of
+its n-grams not in the source (a copy model can buy ROUGE by copying), its
+repeated trigrams and its length.
 """
 
 import collections
 import math
+import re
 
 import numpy as np
 
@@ -84,18 +92,69 @@ def corpus_chrf(hypotheses, references, char_order=6, beta=2.0):
     return 100.0 * (1 + factor) * precision * recall / (factor * precision + recall)
 
 
-def corpus_rouge(hypotheses, references):
-    """ROUGE-1, ROUGE-2 and ROUGE-L F1 averaged over sentences, in [0, 1]."""
+def split_sentences(text):
+    """`text` with one sentence a line, as rouge-score's ROUGE-Lsum wants it:
+    a break after ".", "!" or "?" followed by a space, and at line breaks.
+    (Papers split with NLTK's punkt, whose model is a download; on SAMSum's
+    summaries, mostly one or two plain sentences, the two agree.)"""
+    return "\n".join(s for s in re.split(r"(?<=[.!?])\s+|\n", text.strip()) if s)
+
+
+def corpus_rouge(hypotheses, references, use_stemmer=True):
+    """ROUGE-1, -2, -L and -Lsum F1 averaged over texts, in [0, 1]."""
     import keras_hub
+    from rouge_score import rouge_scorer
 
     hypotheses, references = _check(hypotheses, references)
     scores = {}
-    for name, metric in (("rouge1", keras_hub.metrics.RougeN(1)),
-                         ("rouge2", keras_hub.metrics.RougeN(2)),
-                         ("rougeL", keras_hub.metrics.RougeL())):
+    for name, metric in (("rouge1", keras_hub.metrics.RougeN(1, use_stemmer=use_stemmer)),
+                         ("rouge2", keras_hub.metrics.RougeN(2, use_stemmer=use_stemmer)),
+                         ("rougeL", keras_hub.metrics.RougeL(use_stemmer=use_stemmer))):
         metric.update_state(references, hypotheses)
         scores[name] = float(metric.result()["f1_score"])
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=use_stemmer)
+    scores["rougeLsum"] = float(np.mean([
+        scorer.score(split_sentences(r), split_sentences(h))["rougeLsum"].fmeasure
+        for h, r in zip(hypotheses, references)]))
     return scores
+
+
+def novel_ngram_rate(summaries, sources, n=2):
+    """The share of the n-grams of `summaries` that their own source lacks
+    (rouge-score's tokens: lowercased runs of letters and digits)."""
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    tokenize = DefaultTokenizer(use_stemmer=False).tokenize
+    total = novel = 0
+    for summary, source in zip(summaries, sources):
+        source_words = tokenize(source)
+        source_grams = {tuple(source_words[i: i + n]) for i in range(len(source_words) - n + 1)}
+        words = tokenize(summary)
+        for i in range(len(words) - n + 1):
+            novel += tuple(words[i: i + n]) not in source_grams
+            total += 1
+    return novel / total if total else 0.0
+
+
+def distinct_ngrams(texts, n=1):
+    """Distinct-n (Li et al. 2016): the number of different n-grams over all
+    `texts` divided by their total (whitespace-separated words); the
+    diversity of a model's responses."""
+    grams = [tuple(words[i: i + n]) for words in (t.split() for t in texts)
+             for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def summary_statistics(summaries, sources):
+    """How summaries were made: novel unigram and bigram rates (against each
+    summary's source), repeated trigram rate, and mean length in words."""
+    summaries, sources = list(summaries), list(sources)
+    return {
+        "novel_unigrams": novel_ngram_rate(summaries, sources, 1),
+        "novel_bigrams": novel_ngram_rate(summaries, sources, 2),
+        "repeated_trigrams": repeated_ngram_rate(summaries, 3),
+        "mean_words": float(np.mean([len(s.split()) for s in summaries])) if summaries else 0.0,
+    }
 
 
 def perplexity(model, dataset):

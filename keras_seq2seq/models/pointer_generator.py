@@ -108,8 +108,7 @@ class PointerGenerator(AttentionSeq2Seq):
     def _final_log_probs(self, outputs, embedded, alignments, source_ids):
         """log P over the extended vocabulary, [..., vocabulary + source]."""
         logits = ops.where(self._is_unknown, -1e9, self.logits(outputs))
-        switch = self.generation_switch(
-            ops.concatenate([ops.cast(outputs, "float32"), ops.cast(embedded, "float32")], -1))
+        switch = self._switch(outputs, embedded)
         extra = ops.shape(source_ids)[1]
         generated = switch * ops.softmax(logits, axis=-1)
         padding = [[0, 0]] * (len(generated.shape) - 1) + [[0, extra]]
@@ -117,6 +116,18 @@ class PointerGenerator(AttentionSeq2Seq):
         copied = (1.0 - switch) * copy_distribution(
             alignments, source_ids, self.vocabulary_size + extra)
         return ops.log(ops.maximum(generated + copied, _FLOOR))
+
+    def _switch(self, outputs, embedded):
+        """p_gen [..., 1] from the attentional vectors and input embeddings."""
+        return self.generation_switch(
+            ops.concatenate([ops.cast(outputs, "float32"), ops.cast(embedded, "float32")], -1))
+
+    def generation_probabilities(self, inputs):
+        """p_gen [batch, target] of teacher-forced `inputs` (as `call` takes
+        them): how far each output token was generated from the vocabulary
+        (1) rather than copied from the source (0)."""
+        outputs, embedded, _, _ = self._teacher_forced(inputs, training=False)
+        return ops.squeeze(self._switch(outputs, embedded), -1)
 
     def step(self, token_ids, state, context):
         """One decoder step: `(log_probs [batch, vocabulary + source], state)`."""

@@ -11,6 +11,7 @@ from keras_seq2seq.data import (
     text_line_dataset,
     write_dates_dataset,
 )
+from keras_seq2seq.data.pipeline import length_report
 from keras_seq2seq.data.records import write_parallel_files
 from keras_seq2seq.distribute import shard_batches
 from keras_seq2seq.errors import RecipeError
@@ -36,7 +37,7 @@ class TextTask(Task):
     (SentencePiece's char model), or words (`WordTokenizer`, extended ids for
     copying). The model is any text `SequenceModel` of `models.MODELS`; the
     exportable a `Translator`; the metric exact match, BLEU or chrF (by
-    sacrebleu's definition) on the test split (the validation split if the
+    sacrebleu's definition), or ROUGE (rouge-score's, stemmed) on the test split (the validation split if the
     recipe has none).
     """
 
@@ -44,12 +45,14 @@ class TextTask(Task):
 
     def prepare(self, work_dir, on_bad_line="fail", strategy=None):
         self.strategy = strategy
-        self.paths = self._data_files(work_dir)
+        self.paths = self._data_files(work_dir, on_bad_line)
         max_chars = self.recipe.data["max_line_chars"]
         reports = {split: check_parallel_files(*paths, on_bad_line=on_bad_line,
                                                max_line_chars=max_chars)
                    for split, paths in self.paths.items()}
-        self.skipped = {}
+        self.skipped = {f"{split} records": (
+            f"Skipping {len(errors)} bad {split} records of {self.recipe.data[split]['file']} "
+            f"(the first: {errors[0]})") for split, errors in self.bad_records.items() if errors}
         for split, report in reports.items():
             skipped = report["pairs"] - report["usable"]
             if skipped:
@@ -62,10 +65,32 @@ class TextTask(Task):
             self.tokenizer = load_tokenizer(self.init_from.path)
         else:
             self.tokenizer = self._build_tokenizer(work_dir)
+        self.length_note = self._length_note()
         return self
 
     def notes(self):
-        return list(self.skipped.values())
+        return list(self.skipped.values()) + ([self.length_note] if self.length_note else [])
+
+    def _length_note(self):
+        """What the token limits do to the training pairs, counted (never silent)."""
+        training = self.recipe.training
+        limits = (training["max_source_length"], training["max_target_length"])
+        report = length_report(*self.paths["train"], self.tokenizer, *limits,
+                               max_line_chars=self.recipe.data["max_line_chars"])
+        sources = f"{report['long_sources']} sources over {limits[0]} tokens"
+        targets = f"{report['long_targets']} targets over {limits[1]}"
+        if training["truncate_source"]:
+            notes = []
+            if report["long_sources"]:
+                notes.append(f"Truncating {sources} (of {report['pairs']} train pairs)")
+            if report["long_targets"]:
+                notes.append(f"dropping {report['long_targets']} of {report['pairs']} train "
+                             f"pairs: {targets}")
+            return "; ".join(notes)
+        if report["long_pairs"]:
+            return (f"Dropping {report['long_pairs']} of {report['pairs']} train pairs over the "
+                    f"length limits: {sources}, {targets}")
+        return ""
 
     @property
     def held_out(self):
@@ -87,6 +112,7 @@ class TextTask(Task):
                 check_files=False,
                 max_line_chars=self.recipe.data["max_line_chars"],
                 extended_ids=self.model_class.copies_source,
+                truncate_source=training["truncate_source"],
             ), self.strategy)
 
         return batches("train", shuffle=True), batches("val", shuffle=False)
@@ -107,12 +133,19 @@ class TextTask(Task):
         return Translator(
             model, self.tokenizer, training["max_source_length"], training["max_target_length"],
             beam_size=decoding["beam_size"], alpha=decoding["alpha"], beta=decoding["beta"],
+            no_repeat_ngram_size=decoding["no_repeat_ngram_size"],
             check_texts=list(itertools.islice(iter_lines(self.paths[self.held_out][0]), 8)),
         )
 
+    # Responses are also sampled for the "response" metric: nucleus sampling
+    # (Holtzman et al. 2020) at this top_p, with a fixed seed.
+    response_top_p = 0.9
+
     def evaluate(self, exportable):
-        """Exact match (greedy) or BLEU and chrF (beam search) on the held-out split."""
-        from keras_seq2seq.metrics import exact_match, score_text
+        """On the held-out split: exact match (greedy); BLEU and chrF, or
+        ROUGE and summary statistics (beam search); or, for responses,
+        BLEU-1/2 and distinct-1/2 of beam search and of sampling."""
+        from keras_seq2seq.metrics import corpus_rouge, exact_match, score_text, summary_statistics
 
         source, target = self.paths[self.held_out]
         references = list(iter_lines(target))
@@ -122,6 +155,17 @@ class TextTask(Task):
             return {"split": self.held_out, "search": "greedy",
                     "exact_match": exact_match(hypotheses, references)}
         hypotheses = translate_file(exportable, source, beam=True)
+        if metric == "response":
+            sampled = translate_file(exportable, source, top_p=self.response_top_p)
+            return {"split": self.held_out, "search": f"beam {exportable.beam_size}",
+                    "sampling": f"top_p {self.response_top_p}, seed 0",
+                    **response_scores(hypotheses, references, "beam"),
+                    **response_scores(sampled, references, "sampled")}
+        if metric == "rouge":
+            # As summarization papers report them: F1 x 100, stemmed.
+            scores = {name: 100 * value for name, value in corpus_rouge(hypotheses, references).items()}
+            scores.update(summary_statistics(hypotheses, iter_lines(source)))
+            return {"split": self.held_out, "search": f"beam {exportable.beam_size}", **scores}
         scores = score_text(hypotheses, references, ("bleu", "chrf"))
         return {"split": self.held_out, "search": f"beam {exportable.beam_size}",
                 "bleu": scores["bleu"], "chrf": scores["chrf"]}
@@ -130,14 +174,29 @@ class TextTask(Task):
         where = f"{scores['split']} ({self.paths[scores['split']][0]}, {scores['search']})"
         if "exact_match" in scores:
             return f"Held-out exact match, {where}: {scores['exact_match']:.2%}"
+        if "rouge1" in scores:
+            return (f"{where}: ROUGE-1 {scores['rouge1']:.2f}, ROUGE-2 {scores['rouge2']:.2f}, "
+                    f"ROUGE-L {scores['rougeL']:.2f}, ROUGE-Lsum {scores['rougeLsum']:.2f} "
+                    f"(rouge-score, stemmed); novel bigrams {scores['novel_bigrams']:.1%}, "
+                    f"repeated trigrams {scores['repeated_trigrams']:.1%}, "
+                    f"{scores['mean_words']:.1f} words")
+        if "distinct2_beam" in scores:
+            return "; ".join(
+                f"{name} ({how}): BLEU-1 {scores['bleu1_' + key]:.2f}, BLEU-2 "
+                f"{scores['bleu2_' + key]:.2f} (sacrebleu's exponential smoothing), distinct-1 "
+                f"{scores['distinct1_' + key]:.3f}, distinct-2 {scores['distinct2_' + key]:.3f}"
+                for name, how, key in ((where, "beam search", "beam"),
+                                       ("sampled", scores["sampling"], "sampled")))
         return f"{where}: BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f}"
 
     # -- data and tokenizer ------------------------------------------------
 
-    def _data_files(self, work_dir):
-        """`{split: (source file, target file)}` of line files."""
+    def _data_files(self, work_dir, on_bad_line="fail"):
+        """`{split: (source file, target file)}` of line files; record files'
+        bad records (skipped with `on_bad_line="skip"`) in `self.bad_records`."""
         data = self.recipe.data
         folder = os.path.join(work_dir, "data")
+        self.bad_records = {}
         if data["generate"] == "dates":
             return write_dates_dataset(folder, train=data["train_size"] or 20_000, seed=0)
         paths = {}
@@ -146,8 +205,8 @@ class TextTask(Task):
             if not spec:
                 continue
             if "file" in spec:
-                paths[split] = write_parallel_files(spec["file"], spec["format"], spec["source"],
-                                                    spec["target"], folder, split)
+                self.bad_records[split] = [] if on_bad_line == "skip" else None
+                paths[split] = write_parallel_files(spec, folder, split, self.bad_records[split])
             else:
                 paths[split] = (spec["source"], spec["target"])
         if data["augment"] == "invented_names":
@@ -213,10 +272,28 @@ def _with_invented_names(train_paths, folder):
     return augmented
 
 
-def translate_file(translator, source_path, batch_size=256, beam=False):
-    """Translations of every line of `source_path` (greedy, or the export's
-    beam search), as a list of str."""
-    search = translator.serving_default if beam else translator.greedy
+def response_scores(responses, references, key):
+    """BLEU-1, BLEU-2 (sacrebleu's definition: corpus statistics, exponential
+    smoothing) and distinct-1, -2 of `responses`, named `NAME_key`."""
+    from keras_seq2seq.metrics import corpus_bleu, distinct_ngrams
+
+    return {f"bleu1_{key}": corpus_bleu(responses, references, max_order=1),
+            f"bleu2_{key}": corpus_bleu(responses, references, max_order=2),
+            f"distinct1_{key}": distinct_ngrams(responses, 1),
+            f"distinct2_{key}": distinct_ngrams(responses, 2)}
+
+
+def translate_file(translator, source_path, batch_size=256, beam=False, top_p=None):
+    """Translations of every line of `source_path`, as a list of str: greedy,
+    the export's beam search, or (`top_p`) one sample each, seed 0."""
+    import tensorflow as tf
+
+    def sample(text):
+        return translator.sampling(text, tf.constant(1.0), tf.constant(0),
+                                   tf.constant(top_p, tf.float32), tf.constant([0, 0]))
+
+    search = (sample if top_p is not None else
+              translator.serving_default if beam else translator.greedy)
     return translate_texts(search, list(iter_lines(source_path)), batch_size)
 
 

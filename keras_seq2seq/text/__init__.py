@@ -1,6 +1,7 @@
 """Tokenization that runs inside the TensorFlow graph: SentencePiece subwords,
 and words with per-sentence extended ids for copying."""
 
+from keras_seq2seq.text.line_breaks import LINE_BREAK
 from keras_seq2seq.text.sentencepiece import (
     BOS_ID,
     EOS_ID,
@@ -28,6 +29,7 @@ def load_tokenizer(directory):
 __all__ = [
     "BOS_ID",
     "EOS_ID",
+    "LINE_BREAK",
     "PAD_ID",
     "UNK_ID",
     "SubwordTokenizer",

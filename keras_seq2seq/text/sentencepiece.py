@@ -19,6 +19,8 @@ import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_seq2seq.text.line_breaks import mark_line_breaks_in_graph, restore_line_breaks_in_graph
+
 # Fixed special ids shared by every tokenizer and model in the package. Padding
 # is 0 so that Keras masks (`mask_zero`) and `ids != 0` agree.
 PAD_ID = 0
@@ -171,9 +173,10 @@ class SubwordTokenizer(tf.Module):
         """`strings` [batch] -> `tf.RaggedTensor` of int32 ids, no specials.
 
         SentencePiece reads each byte that is not valid UTF-8 as U+FFFD, so
-        such input decodes back with U+FFFD in its place.
+        such input decodes back with U+FFFD in its place. A line break is
+        read as `LINE_BREAK` (⏎).
         """
-        return self._call("tokenize", strings)
+        return self._call("tokenize", mark_line_breaks_in_graph(strings))
 
     def tokenize_pair(self, sources, targets, extended=False):
         """Ragged ids of parallel sentences (subwords need no extended ids)."""
@@ -200,13 +203,15 @@ class SubwordTokenizer(tf.Module):
     def decode(self, ids, source=None, max_source_length=None):
         """int32 ids [batch, time] -> strings [batch].
 
-        Everything from the first EOS on is dropped, as are PAD, BOS and EOS.
-        `source` is ignored (subwords have no extended ids, see `WordTokenizer`).
+        Everything from the first EOS on is dropped, as are PAD, BOS and EOS;
+        `LINE_BREAK` becomes a line break. `source` is ignored (subwords have
+        no extended ids, see `WordTokenizer`).
         """
         ids = tf.convert_to_tensor(ids, tf.int32)
         before_eos = tf.math.cumsum(tf.cast(ids == EOS_ID, tf.int32), axis=-1) == 0
         keep = before_eos & (ids != PAD_ID) & (ids != BOS_ID)
-        return self._call("detokenize", tf.ragged.boolean_mask(ids, keep))
+        return restore_line_breaks_in_graph(
+            self._call("detokenize", tf.ragged.boolean_mask(ids, keep)))
 
     def id_to_piece(self, ids):
         return self._call("id_to_string", ids)

@@ -9,7 +9,7 @@ ids back into text needs the source words, which `decode` recomputes from
 the source string.
 
 Words are runs of letters and digits, and every other non-space character
-is a word of its own. Detokenization is lossless up to whitespace: a piece
+is a word of its own; a line break is the word `LINE_BREAK` (⏎). Detokenization is lossless up to whitespace: a piece
 that touched its neighbour in the input carries a joiner mark on that side
 ("man's." -> `man ￭'￭ s ￭.`), as OpenNMT's tokenizer writes it, and
 `decode` removes the spaces the marks point at.
@@ -20,6 +20,10 @@ import collections
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_seq2seq.text.line_breaks import (
+    mark_line_breaks_in_graph,
+    restore_line_breaks_in_graph,
+)
 from keras_seq2seq.text.sentencepiece import BOS_ID, EOS_ID, PAD_ID, UNK_ID, is_special
 
 JOINER = "\uffed"  # ￭
@@ -29,7 +33,7 @@ _WORD = r"\p{L}\p{N}"
 
 def split_words(strings):
     """`strings` [batch] -> `tf.RaggedTensor` of word strings, joiners marked."""
-    strings = tf.strings.regex_replace(strings, JOINER, "")
+    strings = mark_line_breaks_in_graph(tf.strings.regex_replace(strings, JOINER, ""))
     pieces, begins, ends = tf_text.regex_split_with_offsets(
         strings, rf"\s+|[^{_WORD}\s]", rf"[^{_WORD}\s]")
     flat = pieces.flat_values
@@ -50,7 +54,7 @@ def join_words(words):
     """Ragged word strings [batch, (words)] -> detokenized strings [batch]."""
     text = tf.strings.reduce_join(words, axis=-1, separator=" ")
     text = tf.strings.regex_replace(text, " " + JOINER + "|" + JOINER + " ", "")
-    return tf.strings.regex_replace(text, JOINER, "")
+    return restore_line_breaks_in_graph(tf.strings.regex_replace(text, JOINER, ""))
 
 
 def build_word_vocabulary(sentences, max_size, min_count=1, batch_size=4096):

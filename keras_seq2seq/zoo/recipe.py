@@ -66,6 +66,15 @@ _FILE_SPLIT = {
     "source": ((str, int), REQUIRED),
     "target": ((str, int), REQUIRED),
 }
+# Or a file of conversations, one a line: each turn after the first is a
+# target, the `context_turns` turns before it (one a line) its source.
+_DIALOGUE_SPLIT = {
+    "file": (str, REQUIRED),
+    "format": (Choice("turns"), REQUIRED),
+    "separator": (str, "__eou__"),
+    "context_turns": (int, 3),
+}
+
 _PAIR_SPLIT = {
     "source": (str, REQUIRED),
     "target": (str, REQUIRED),
@@ -91,6 +100,8 @@ SCHEMA = {
         # A folder of spoken digit clips, {digit}_{speaker}_{index}.wav.
         "recordings": (Optional(str), None),
         "max_digits": (int, 8),
+        # Speech: training clips play at speeds in [1 - d, 1 + d] (0: as recorded).
+        "speed_perturbation": (Number(), 0.0),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -119,15 +130,22 @@ SCHEMA = {
         # Keep the last N epochs' weights; the run's model is their average.
         "average_last": (int, 0),
         "max_source_length": (int, 100),
+        # Cut longer sources to max_source_length (counted and reported)
+        # instead of dropping the pair; the export always cuts.
+        "truncate_source": (bool, False),
         "max_target_length": (int, 100),
     },
     "decoding": {
         "beam_size": (int, 5),
         "alpha": (Number(), 0.6),
         "beta": (Number(), 0.0),
+        # Forbid repeating any n-gram of this size in an output (0: off).
+        "no_repeat_ngram_size": (int, 0),
         "max_points": (int, 50),
     },
-    "metric": (Optional(Choice("exact_match", "bleu", "chrf", "convex_hull", "tsp")), None),
+    "metric": (Optional(Choice("exact_match", "bleu", "chrf", "rouge", "response",
+                               "convex_hull", "tsp")),
+               None),
     "measured": (dict, {}),
 }
 
@@ -356,8 +374,10 @@ def _check_value(value, kind, path, source, lines):
     if kind == "split":
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: a split is {{source: FILE, target: FILE}} or "
-                              "{file: FILE, format: tsv|csv|jsonl, source: FIELD, target: FIELD}")
-        schema = _FILE_SPLIT if "file" in value or "format" in value else _PAIR_SPLIT
+                              "{file: FILE, format: tsv|csv|jsonl, source: FIELD, target: FIELD} "
+                              "or {file: FILE, format: turns, separator: STR, context_turns: N}")
+        schema = (_DIALOGUE_SPLIT if value.get("format") == "turns" else
+                  _FILE_SPLIT if "file" in value or "format" in value else _PAIR_SPLIT)
         return _check_section(value, schema, path, source, lines)
     if isinstance(kind, Choice):
         if value not in kind.options:
@@ -397,12 +417,21 @@ def _check_combinations(values, source, lines):
                 fail(("data",), f"{generate} are composed from data.{key}, which is missing")
         if not 1 <= data["max_digits"] <= 32:
             fail(("data", "max_digits"), f"must be in [1, 32], got {data['max_digits']}")
+        if data["speed_perturbation"] and values["task"] != "speech":
+            fail(("data", "speed_perturbation"), "only speech clips play at other speeds")
+        if not 0 <= data["speed_perturbation"] < 0.5:
+            fail(("data", "speed_perturbation"),
+                 f"must be in [0, 0.5), got {data['speed_perturbation']}")
     elif data["generate"] not in (None, "dates"):
         fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
     elif not data["generate"]:
         for split in ("train", "val"):
             if not data[split]:
                 fail(("data",), f"a text task reads files: data.{split} is missing")
+    for split in ("train", "val", "test"):
+        spec = data[split]
+        if spec and spec.get("format") == "turns" and spec["context_turns"] < 1:
+            fail(("data", split, "context_turns"), f"must be at least 1, got {spec['context_turns']}")
     if tokenizer["type"] == "characters" and tokenizer["vocabulary_size"] is not None:
         fail(("tokenizer", "vocabulary_size"), "a characters tokenizer's vocabulary is the "
              "characters of the training data: leave vocabulary_size out")
