@@ -41,6 +41,16 @@ def machine():
     return f"{cpu}, {os.cpu_count()} CPU cores, no GPU"
 
 
+def train_or_load(task, work_dir, max_minutes, skip_training):
+    """`(exportable, training minutes)`: the task trained in `work_dir` within
+    `max_minutes`, or, with `skip_training`, the run already there (minutes None)."""
+    if skip_training:
+        task.prepare(work_dir)
+        return RunFolder(work_dir).load(), None
+    result = train(task, work_dir, max_minutes=max_minutes, verbose=2)
+    return result.exportable, result.minutes
+
+
 def read_all(signature, name, items, batch_size):
     """Texts the signature reads from `items` in batches, and items/s."""
     import tensorflow as tf
@@ -71,13 +81,7 @@ def main():
     recipe = load_recipe(args.recipe, data_dir=args.data)
     work_dir = args.work_dir or os.path.join("runs", recipe.name)
     task = task_for(recipe)
-    minutes = None
-    if args.skip_training:
-        task.prepare(work_dir)
-        exportable = RunFolder(work_dir).load()
-    else:
-        result = train(task, work_dir, max_minutes=args.max_minutes, verbose=2)
-        exportable, minutes = result.exportable, result.minutes
+    exportable, minutes = train_or_load(task, work_dir, args.max_minutes, args.skip_training)
     export = export_saved_model(exportable, os.path.join(work_dir, "bench-export"), check=True)
 
     signature = tf.saved_model.load(export).signatures["serving_default"]

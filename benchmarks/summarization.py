@@ -1,0 +1,134 @@
+"""Summarizing SAMSum dialogues: ROUGE and how the summaries were made,
+through the exported SavedModel, for each SAMSum recipe at one budget.
+
+For each recipe: trains it (as `keras-seq2seq train --recipe NAME --data
+DIR --max-minutes M` does; or takes the run in its work folder with
+`--skip-training`); tunes the length penalty `alpha` (and, for a model with
+coverage, the coverage penalty `beta`) on the validation dialogues, never
+the test ones; exports with the chosen values; loads the export in this
+process with `tf.saved_model.load` and summarizes the 819 test dialogues
+through `serving_default` in file order, 32 a request. Prints one JSON line
+per recipe: ROUGE-1/2/L/Lsum F1 x 100 (rouge-score, Porter stemming; Lsum
+over sentences split by `metrics.split_sentences`), novel unigram and bigram
+rates, repeated trigram rate, mean summary words, training minutes and
+dialogues/s.
+
+    python benchmarks/summarization.py --data ../shared/data/samsum --max-minutes 30
+"""
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.images_and_speech import machine, train_or_load  # noqa: E402
+from keras_seq2seq.data import iter_lines  # noqa: E402
+from keras_seq2seq.export import Translator, export_saved_model  # noqa: E402
+from keras_seq2seq.metrics import corpus_rouge, summary_statistics  # noqa: E402
+from keras_seq2seq.tasks import task_for  # noqa: E402
+from keras_seq2seq.tasks.text import translate_texts  # noqa: E402
+from keras_seq2seq.zoo import load_recipe  # noqa: E402
+
+RECIPES = ("samsum-pointer-generator", "samsum-attention")
+
+
+def rouge_x100(hypotheses, references):
+    return {k: 100 * v for k, v in corpus_rouge(hypotheses, references).items()}
+
+
+def tune_on_validation(translator, sources, references, alphas, betas):
+    """`(alpha, beta, table)`: the penalties whose beam search scores the
+    best mean of ROUGE-1, -2 and -L on the validation split."""
+    import tensorflow as tf
+
+    table = []
+    for alpha, beta in itertools.product(alphas, betas if translator.model.has_coverage else [0.0]):
+        def search(text):
+            out = translator.beam_search_options(
+                text=text, beam_size=tf.constant(translator.beam_size),
+                alpha=tf.constant(alpha, tf.float32), beta=tf.constant(beta, tf.float32),
+                max_length=tf.constant(translator.max_target_length),
+                target_prefix=tf.fill(tf.shape(text), ""))
+            return {"translation": out["translations"][:, 0]}
+
+        scores = rouge_x100(translate_texts(search, sources, 64), references)
+        table.append({"alpha": alpha, "beta": beta,
+                      **{k: round(v, 2) for k, v in scores.items()}})
+        print(json.dumps({"validation": table[-1]}), file=sys.stderr, flush=True)
+    best = max(table, key=lambda row: row["rouge1"] + row["rouge2"] + row["rougeL"])
+    return best["alpha"], best["beta"], table
+
+
+def summarize_all(signature, sources, batch_size):
+    """Summaries of `sources` in file order, and dialogues/s."""
+    import tensorflow as tf
+
+    summaries = []
+    start = time.perf_counter()
+    for i in range(0, len(sources), batch_size):
+        out = signature(text=tf.constant(sources[i: i + batch_size]))["translation"]
+        summaries += [t.decode("utf-8") for t in out.numpy()]
+    return summaries, len(sources) / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the SAMSum folder")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    parser.add_argument("--max-minutes", type=float, default=30.0)
+    parser.add_argument("--work-root", default="runs", help="run folders go in ROOT/NAME")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="measure the runs already in the work folders")
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.6, 1.0, 1.5])
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 2.0])
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    for name in args.recipes:
+        recipe = load_recipe(name, data_dir=args.data)
+        work_dir = os.path.join(args.work_root, recipe.name)
+        task = task_for(recipe)
+        translator, minutes = train_or_load(task, work_dir, args.max_minutes, args.skip_training)
+
+        val_sources, val_references = (list(iter_lines(p)) for p in task.paths["val"])
+        alpha, beta, table = tune_on_validation(translator, val_sources, val_references,
+                                                args.alphas, args.betas)
+        tuned = Translator(translator.model, translator.tokenizer,
+                           **dict(translator.run_settings(), alpha=alpha, beta=beta))
+        export = export_saved_model(tuned, os.path.join(work_dir, "bench-export"), check=True)
+
+        signature = tf.saved_model.load(export).signatures["serving_default"]
+        sources, references = (list(iter_lines(p)) for p in task.paths["test"])
+        summarize_all(signature, sources[:32], 32)  # traces once, outside the timing
+        summaries, per_s = summarize_all(signature, sources, 32)
+        scores = rouge_x100(summaries, references)
+        statistics = summary_statistics(summaries, sources)
+        print(json.dumps({
+            "recipe": recipe.name,
+            "test_dialogues": len(sources),
+            **{k: round(v, 2) for k, v in scores.items()},
+            "rouge": "rouge-score 0.1.2, F1 x 100, Porter stemmer; Lsum on split_sentences",
+            **{k: round(v, 4) for k, v in statistics.items()},
+            "reference_mean_words": round(sum(len(r.split()) for r in references)
+                                          / len(references), 2),
+            "training_minutes": round(minutes, 1) if minutes is not None else None,
+            "dialogues_per_s_batch_32": round(per_s, 1),
+            "search": (f"beam {tuned.beam_size}, alpha {alpha}, beta {beta}, "
+                       f"no repeated {tuned.no_repeat_ngram_size}-grams"),
+            "tuned_on": "validation: " + json.dumps(table),
+            "through": "SavedModel serving_default, test file order, 32 a request",
+            "export": export,
+            "machine": machine(),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
