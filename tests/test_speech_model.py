@@ -222,14 +222,37 @@ def test_composed_targets_are_spaced_digits_and_batches_shift_them(trained):
     task, _, _ = trained
     wavs, texts = read_digit_strings(task.paths["train"])
     assert all(1 <= len(t.split()) <= 3 and t.replace(" ", "").isdigit() for t in texts)
-    inputs, labels = next(iter(speech_text_dataset(
-        task.paths["train"], targets_path(task.paths["train"]), task.tokenizer, batch_size=4,
-        max_target_length=10)))
-    waveforms, lengths = waveforms_from_bytes(tf.constant(wavs[:4]))
-    np.testing.assert_allclose(inputs["waveform"], waveforms)
-    np.testing.assert_array_equal(inputs["lengths"], lengths)
-    assert (inputs["decoder_input_ids"].numpy()[:, 0] == BOS_ID).all()
-    np.testing.assert_array_equal(labels, task.tokenizer.encode(tf.constant(texts[:4]), 10))
+    by_length = {}
+    for wav, text in zip(wavs, texts):
+        by_length.setdefault(len(wav), set()).add(text)
+    batches = list(speech_text_dataset(task.paths["train"], targets_path(task.paths["train"]),
+                                       task.tokenizer, batch_size=4, max_target_length=10))
+    assert sum(len(labels) for _, labels in batches) == len(wavs)
+    for inputs, labels in batches:
+        sizes = 44 + 2 * inputs["lengths"].numpy()
+        # Bucketed: a batch's recordings lie within the same half second (8,000 bytes).
+        assert len(set(sizes // 8000)) == 1
+        assert (inputs["decoder_input_ids"].numpy()[:, 0] == BOS_ID).all()
+        for size, row in zip(sizes, labels.numpy()):
+            candidates = task.tokenizer.encode(tf.constant(sorted(by_length[size])), 10).numpy()
+            assert any(np.array_equal(np.trim_zeros(row, "b"), np.trim_zeros(c, "b"))
+                       for c in candidates)
+
+
+def test_speed_perturbation_changes_training_clips_only(tmp_path):
+    from keras_seq2seq.data.spoken_digits import change_speed, write_spoken_digit_strings
+
+    clip = tone(0.5)
+    assert len(change_speed(clip, 1.25)) == pytest.approx(len(clip) / 1.25, abs=1)
+    np.testing.assert_allclose(change_speed(clip, 1.0), clip[:-1], atol=1e-6)
+    folder = write_clips(tmp_path / "clips")
+    sizes = {"train": 20, "val": 5, "test": 5}
+    plain = write_spoken_digit_strings(str(tmp_path / "plain"), folder, sizes, max_digits=3)
+    fast = write_spoken_digit_strings(str(tmp_path / "fast"), folder, sizes, max_digits=3,
+                                      speed_perturbation=0.2)
+    for split in ("val", "test"):
+        assert read_digit_strings(plain[split]) == read_digit_strings(fast[split])
+    assert read_digit_strings(plain["train"]) != read_digit_strings(fast["train"])
 
 
 def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
@@ -305,3 +328,28 @@ def test_spec_augment_masks_bands_in_training_only():
     assert bins.max() <= 5 and frames.max() <= 7 and (bins + frames).sum() > 0
     # Everything masked lies in a masked band.
     assert (masked == (masked.all(axis=1)[:, None, :] | masked.all(axis=2)[:, :, None])).all()
+
+
+def test_read_command_reads_wav_files_and_draws_the_spectrogram_attention(trained, tmp_path,
+                                                                          capsys):
+    from PIL import Image
+
+    from keras_seq2seq import cli
+
+    task, reader, export = trained
+    wavs, _ = read_digit_strings(task.paths["test"])
+    files = []
+    for i, wav in enumerate(wavs[:2]):
+        files.append(str(tmp_path / f"{i}.wav"))
+        with open(files[-1], "wb") as f:
+            f.write(wav)
+    picture = str(tmp_path / "attention.png")
+    assert cli.main(["read", "--model", export, *files, "--plot-attention", picture]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = reader.serving_default(tf.constant(wavs[:2]))["translation"].numpy()
+    assert lines == [f"{path}\t{text.decode()}" for path, text in zip(files, expected)]
+    assert Image.open(picture).size[0] > 100
+    not_wav = tmp_path / "notes.wav"
+    not_wav.write_bytes(b"not a recording")
+    assert cli.main(["read", "--model", export, str(not_wav)]) == 2
+    assert f"{not_wav}: refused" in capsys.readouterr().err

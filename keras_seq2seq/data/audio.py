@@ -108,5 +108,9 @@ def speech_text_dataset(records_path, targets_path, tokenizer, batch_size=32,
         waveform, lengths = waveforms_from_bytes(data, sample_rate)
         return {"waveform": waveform, "lengths": lengths}
 
+    # Batches of recordings within half a second of each other's length
+    # (16-bit mono WAV: 2 bytes a sample after the header).
+    half_second = sample_rate
+    boundaries = range(half_second, 2 * sample_rate * MAX_AUDIO_SECONDS, half_second)
     return records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_size,
-                           max_target_length, shuffle, seed)
+                           max_target_length, shuffle, seed, size_boundaries=boundaries)

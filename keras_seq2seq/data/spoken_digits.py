@@ -8,6 +8,9 @@ strings are composed only from its own clips: 1 to `max_digits` digits,
 each clip at a random gain, with random pauses (and leading and trailing
 silence) and a little Gaussian noise, written as a 16-bit WAV file, the
 bytes a client sends. Targets are the digits with spaces ("4 0 7").
+Training clips may also be played at a random speed (speed perturbation,
+Ko et al. 2015): a new tempo and pitch for each use of a clip, so that
+2,100 recordings stand for more voices.
 """
 
 import os
@@ -42,8 +45,19 @@ def read_clips(folder, split):
     return clips, digits
 
 
-def compose_utterance(clips, digits, rng, max_digits=7):
+def change_speed(samples, speed):
+    """`samples` played `speed` times as fast (tempo and pitch both change):
+    linear interpolation at steps of `speed` samples."""
+    positions = np.arange(0.0, len(samples) - 1, speed)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0):
     """One recording of a random string of 1 to `max_digits` of the clips.
+
+    `speed_perturbation` d plays each clip at a speed drawn uniformly from
+    [1 - d, 1 + d] (0: as recorded; the random draws of other utterances
+    are then unchanged).
 
     Returns `(wav bytes, "4 0 7")`.
     """
@@ -56,6 +70,8 @@ def compose_utterance(clips, digits, rng, max_digits=7):
     parts = [silence(0.05, 0.3)]
     for i in chosen:
         clip = clips[i] * rng.uniform(0.5, 1.5)
+        if speed_perturbation:
+            clip = change_speed(clip, rng.uniform(1 - speed_perturbation, 1 + speed_perturbation))
         parts += [clip / max(1.0, float(np.abs(clip).max()) / 0.99), silence(0.03, 0.35)]
     parts[-1] = silence(0.05, 0.3)
     audio = np.concatenate(parts)
@@ -63,7 +79,8 @@ def compose_utterance(clips, digits, rng, max_digits=7):
     return encode_wav(audio), " ".join(str(digits[i]) for i in chosen)
 
 
-def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0):
+def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
+                               speed_perturbation=0.0):
     """Composes each split's utterances from its own clips, once, into `folder`.
 
     Args:
@@ -71,6 +88,8 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0):
         sizes: `{split: number of utterances}` for "train", "val", "test".
         seed: the composition seed of the training utterances (validation
             and test ones have fixed seeds of their own).
+        speed_perturbation: for training utterances only (see
+            `compose_utterance`); validation and test clips play as recorded.
 
     Returns:
         `{split: path}` of `SPLIT.tfrecord` files, one WAV file a record,
@@ -81,7 +100,8 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0):
     def compose(split, count):
         clips, digits = read_clips(recordings, split)
         rng = np.random.default_rng({"train": 1000 + seed, "val": 2000, "test": 3000}[split])
-        pairs = [compose_utterance(clips, digits, rng, max_digits) for _ in range(count)]
+        speed = speed_perturbation if split == "train" else 0.0
+        pairs = [compose_utterance(clips, digits, rng, max_digits, speed) for _ in range(count)]
         return [p for p, _ in pairs], [t for _, t in pairs]
 
     return write_records(folder, sizes, compose)

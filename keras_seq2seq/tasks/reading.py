@@ -154,7 +154,8 @@ class SpeechTextTask(ReadingTask):
         data = self.recipe.data
         return write_spoken_digit_strings(folder, data["recordings"], self.sizes,
                                           max_digits=data["max_digits"],
-                                          seed=self.recipe.training["seed"])
+                                          seed=self.recipe.training["seed"],
+                                          speed_perturbation=data["speed_perturbation"])
 
     def dataset(self, split, shuffle):
         training = self.recipe.training
