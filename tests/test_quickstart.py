@@ -177,3 +177,23 @@ def test_plot_attention_and_training_curves(quickstart_run, tmp_path):
     assert (logs / "curves.png").read_bytes()[:4] == b"\x89PNG"
     history = json.loads((logs / "curves.json").read_text())
     assert set(history["loss"]) == {"1", "2"} and "val_loss" in history
+
+
+def test_sampling_signature_with_top_k_1_is_greedy_and_a_seed_repeats(quickstart_run):
+    import tensorflow as tf
+
+    from keras_seq2seq.export.saved_model import resolve_export
+
+    loaded = tf.saved_model.load(resolve_export(str(quickstart_run / "exports" / "quickstart")))
+    text = tf.constant(["3rd of March 1999", "12/25/07", "July 4, 1776", ""])
+
+    def sample(top_k, top_p, seed):
+        return loaded.signatures["sampling"](
+            text=text, temperature=tf.constant(1.0), top_k=tf.constant(top_k),
+            top_p=tf.constant(top_p), seed=tf.constant(seed))
+
+    greedy = loaded.signatures["greedy"](text=text)["translation"].numpy().tolist()
+    assert sample(1, 1.0, [3, 0])["translation"].numpy().tolist() == greedy
+    first, again = sample(0, 0.9, [5, 0]), sample(0, 0.9, [5, 0])
+    assert first["translation"].numpy().tolist() == again["translation"].numpy().tolist()
+    assert (first["score"].numpy() <= 0).all()

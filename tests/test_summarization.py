@@ -132,3 +132,43 @@ def test_copying_is_drawn_with_the_generation_probability(summary_run, tmp_path)
     generated = [p for piece, p in zip(pieces, p_gen) if piece == "will"]
     assert len(copied) == 2 and generated and max(copied) < 0.5 < generated[0], \
         list(zip(pieces, p_gen))
+
+
+# -- responses: conversations in, the next turn out ------------------------------------
+
+
+def test_conversations_train_a_response_model_scored_by_beam_search_and_sampling(tmp_path):
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.training import train
+    from keras_seq2seq.zoo import recipe_from_dict
+
+    rng = random.Random(1)
+    files = {}
+    for split, count in (("train", 300), ("val", 30), ("test", 30)):
+        lines = []
+        for _ in range(count):
+            name, place = rng.choice(NAMES), rng.choice(PLACES)
+            lines.append(f" Hi , I am {name} . __eou__ Hello {name} ! __eou__ "
+                         f"Where is the {place} ? __eou__ The {place} is near . __eou__")
+        files[split] = tmp_path / f"dialogues_{split}.txt"
+        files[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = recipe_from_dict({
+        "name": "tiny-responses", "task": "text",
+        "data": {split: {"file": str(path), "format": "turns", "context_turns": 2}
+                 for split, path in files.items()},
+        "tokenizer": {"type": "sentencepiece", "vocabulary_size": 120},
+        "model": {"class": "attention_seq2seq", "units": 32, "embedding_dim": 16},
+        "training": {"batch_size": 32, "epochs": 2, "learning_rate": 0.01,
+                     "max_target_length": 16},
+        "decoding": {"beam_size": 3},
+        "metric": "response",
+    })
+    task = task_for(recipe)
+    result = train(task, str(tmp_path / "run"), verbose=0)
+    sources = open(task.paths["test"][0], encoding="utf-8").read().splitlines()
+    assert len(sources) == 90 and "⏎" in sources[1]  # 3 responses a conversation
+    scores = task.evaluate(result.exportable)
+    for key in ("beam", "sampled"):
+        assert 0 <= scores[f"bleu1_{key}"] <= 100 and 0 <= scores[f"bleu2_{key}"] <= 100
+        assert 0 < scores[f"distinct1_{key}"] <= 1 and 0 < scores[f"distinct2_{key}"] <= 1
+    assert "sampled (top_p 0.9, seed 0)" in task.describe(scores)
