@@ -47,6 +47,9 @@ SIGNATURES = {
     "beam_search": ({"text": (tf.string, [None])},
                     {"translations": (tf.string, [None, None]), "scores": (tf.float32, [None, None])}),
     "greedy": ({"text": (tf.string, [None])}, {"translation": (tf.string, [None])}),
+    "sampling": ({"text": (tf.string, [None]), "temperature": (tf.float32, []),
+                  "top_k": (tf.int32, []), "top_p": (tf.float32, []), "seed": (tf.int32, [2])},
+                 {"translation": (tf.string, [None]), "score": (tf.float32, [None])}),
     "translate_ids": ({"source_ids": (tf.int32, [None, None])},
                       {"target_ids": (tf.int32, [None, None, None]), "scores": (tf.float32, [None, None])}),
     "beam_search_options": (
