@@ -106,12 +106,23 @@ def _exported_or_run(model_path, name):
     """The signature `name` of an export, or the same function of a run folder's
     `Translator` (called with the same keyword arguments)."""
     if is_run_folder(model_path):
-        functions = RunFolder(model_path).load().signatures()
-        if name not in functions:
+        exportable = RunFolder(model_path).load()
+        if name not in exportable.signatures():
             raise UserError(f"{model_path}'s model has no {name!r} function")
-        return functions[name]
+        return _holding(exportable, name)
     signatures, _ = _load_signatures(model_path)
     return _signature(signatures, name, model_path)
+
+
+def _holding(exportable, name):
+    """The exportable's function `name`, keeping the exportable alive: its
+    tf.function methods hold their object only weakly, and a run folder's
+    exportable has no other owner once loaded."""
+
+    def function(**inputs):
+        return exportable.signatures()[name](**inputs)
+
+    return function
 
 
 def n_best(search, lines, batch_size, prefixes=None):
@@ -201,7 +212,7 @@ def _reader_function(model_path, name):
     name of the encoded-file input it takes ("image", "audio")."""
     if is_run_folder(model_path):
         reader = RunFolder(model_path).load()
-        return reader.signatures()[name], reader.input_name
+        return _holding(reader, name), reader.input_name
     signatures, settings = _load_signatures(model_path)
     if "input_name" not in settings:
         raise UserError(f"{model_path} does not say which input it reads (no input_name in its "
