@@ -17,18 +17,6 @@ def _pyplot():
     return plt
 
 
-def _greedy_inputs(translator, text):
-    """`(inputs, target ids)`: the teacher-forced inputs of the model that
-    give `text`'s greedy translation, and that translation's ids (end included)."""
-    import tensorflow as tf
-
-    source_ids = translator.encode_text(tf.constant([text]))
-    ids, _ = translator.search(source_ids, beam_size=1)
-    target = [int(i) for i in ids[0, 0].numpy() if i != 0]
-    decoder_inputs = tf.constant([[translator.model.start_id] + target[:-1]], tf.int32)
-    return {"source_ids": source_ids, "decoder_input_ids": decoder_inputs}, target
-
-
 def attention_matrix(translator, text):
     """The attention of the best translation of one sentence.
 
@@ -39,11 +27,20 @@ def attention_matrix(translator, text):
         `(source_pieces, target_pieces, weights [target, source])`, pieces
         as str (EOS shown as "</s>").
     """
+    return _greedy_attention(translator, text)[1:]
+
+
+def _greedy_attention(translator, text):
+    """`(inputs, source_pieces, target_pieces, weights)`: `attention_matrix`'s
+    figures, after the teacher-forced model inputs that give them."""
     import tensorflow as tf
 
-    inputs, target = _greedy_inputs(translator, text)
-    source_ids = inputs["source_ids"]
+    source_ids = translator.encode_text(tf.constant([text]))
+    ids, _ = translator.search(source_ids, beam_size=1)
+    target = [int(i) for i in ids[0, 0].numpy() if i != 0]
     model = translator.model
+    inputs = {"source_ids": source_ids,
+              "decoder_input_ids": tf.constant([[model.start_id] + target[:-1]], tf.int32)}
     _, alignments = model(inputs, return_attention=True)
     if alignments is None:
         raise ValueError("this model has no attention to plot")
@@ -59,7 +56,7 @@ def attention_matrix(translator, text):
 
     source = [int(i) for i in source_ids[0].numpy() if i != 0]
     weights = alignments[0].numpy()[: len(target), : len(source)]
-    return pieces(source), pieces(target), weights
+    return inputs, pieces(source), pieces(target), weights
 
 
 def plot_attention(translator, text, path):
@@ -93,8 +90,7 @@ def plot_copying(translator, text, path):
 
     Returns `(output pieces, p_gen per piece)`.
     """
-    source, target, weights = attention_matrix(translator, text)
-    inputs, _ = _greedy_inputs(translator, text)
+    inputs, source, target, weights = _greedy_attention(translator, text)
     p_gen = translator.model.generation_probabilities(inputs).numpy()[0, : len(target)]
     plt = _pyplot()
     fig, (ax, bar) = plt.subplots(

@@ -36,6 +36,13 @@ def _usable_line(line, max_line_chars):
     )
 
 
+def _usable_pairs(source_path, target_path, max_line_chars):
+    """The two files' line pairs, streamed, without those `_usable_line` refuses."""
+    pairs = tf.data.Dataset.zip((text_line_dataset(source_path), text_line_dataset(target_path)))
+    return pairs.filter(
+        lambda s, t: _usable_line(s, max_line_chars) & _usable_line(t, max_line_chars))
+
+
 def _bucket_boundaries(max_length, width=4):
     return list(range(width, max_length + 1, width))
 
@@ -85,12 +92,7 @@ def parallel_text_dataset(
     """
     if check_files:
         check_parallel_files(source_path, target_path, on_bad_line, max_line_chars)
-    pairs = tf.data.Dataset.zip(
-        (text_line_dataset(source_path), text_line_dataset(target_path))
-    )
-    pairs = pairs.filter(
-        lambda s, t: _usable_line(s, max_line_chars) & _usable_line(t, max_line_chars)
-    )
+    pairs = _usable_pairs(source_path, target_path, max_line_chars)
     if shuffle:
         pairs = pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -140,9 +142,7 @@ def length_report(source_path, target_path, tokenizer, max_source_length, max_ta
     """How many usable pairs of the files exceed the token limits, counted
     as `parallel_text_dataset` tokenizes them (EOS included): `{"pairs",
     "long_sources", "long_targets", "long_pairs"}`; streamed, one pass."""
-    pairs = tf.data.Dataset.zip(
-        (text_line_dataset(source_path), text_line_dataset(target_path))
-    ).filter(lambda s, t: _usable_line(s, max_line_chars) & _usable_line(t, max_line_chars))
+    pairs = _usable_pairs(source_path, target_path, max_line_chars)
 
     def over(sources, targets):
         source_long = tokenizer.tokenize(sources).row_lengths() + 1 > max_source_length
