@@ -241,7 +241,7 @@ def test_coverage_penalty_changes_ranking_scores(tiny_model):
 def markov_step(table):
     table = tf.constant(table, tf.float32)
 
-    def step(tokens, state):
+    def step(tokens, state, context):
         return tf.nn.log_softmax(tf.gather(table, tokens)), state
 
     return step
@@ -378,3 +378,62 @@ def test_translate_in_length_batches_batches_by_length_and_keeps_the_order():
 
     assert translate_in_length_batches(translate_batch, lines, 2) == [s.upper() for s in lines]
     assert seen == [["a", "x"], ["a b", "a b c"], ["a b c d", "a b c d e f"]]
+
+
+@pytest.fixture(scope="module")
+def ragged_model():
+    """A random model whose sentences finish at different steps."""
+    keras.utils.set_random_seed(3)
+    model = AttentionSeq2Seq(VOCAB, embedding_dim=8, units=8, attention="bahdanau")
+    model.build()
+    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
+    return model
+
+
+RAGGED_SOURCES = np.array([[4, 5, 4, 5, 4, EOS_ID], [5, EOS_ID, 0, 0, 0, 0], [4, 4, EOS_ID, 0, 0, 0],
+                           [EOS_ID, 0, 0, 0, 0, 0], [5, 5, 5, 4, EOS_ID, 0]], "int32")
+
+
+@pytest.mark.parametrize("options", [
+    dict(beam_size=3),
+    dict(beam_size=3, alpha=0.6, beta=0.4, no_repeat_ngram_size=2),
+    dict(beam_size=4, active_beams=2, min_length=2),
+    dict(beam_size=2, prefix_ids=np.array([[4, 0], [0, 0], [5, 4], [0, 0], [4, 0]], "int32")),
+])
+def test_retiring_finished_sentences_changes_no_output(ragged_model, options):
+    def search(retire):
+        return generate(ragged_model, RAGGED_SOURCES, max_length=14, retire_finished=retire, **options)
+
+    traced = tf.function(lambda: search(True))
+    (want, want_scores), (got, got_scores), (traced_ids, traced_scores) = (
+        search(False), search(True), traced())
+    # Sentences retire at different steps: each when its longest hypothesis ends.
+    retired_at = (want.numpy() != PAD_ID).sum(-1).max(-1)
+    assert len(set(retired_at)) > 1
+    for ids, scores in ((got, got_scores), (traced_ids, traced_scores)):
+        np.testing.assert_array_equal(ids.numpy(), want.numpy())
+        np.testing.assert_allclose(scores.numpy(), want_scores.numpy(), rtol=1e-5)
+
+
+def test_a_retired_sentence_costs_no_more_steps():
+    # A step that counts the rows it is called on: both hypotheses of the
+    # first sentence end by its second step ("</s>", "5 </s>"), the second
+    # sentence's only at the buffer's end ("4 4 4 ...").
+    table = np.full((8, 8), -5.0, "float32")
+    table[:, PAD_ID] = -30.0
+    table[BOS_ID, EOS_ID] = 5.0
+    table[BOS_ID, 5] = 4.0
+    table[5, EOS_ID] = 5.0
+    table[4, 4] = 5.0
+    calls = []
+
+    def step(tokens, state, context):
+        calls.append(int(tf.shape(tokens)[0]))
+        return tf.nn.log_softmax(tf.gather(tf.constant(table), tokens)), state
+
+    for retire in (True, False):
+        calls.clear()
+        ids, _ = beam_search(step, tf.zeros([2]), tf.constant([BOS_ID, 4]), EOS_ID, 6,
+                             beam_size=2, retire_finished=retire)
+        assert _unpad(ids.numpy()[0, 0]) == [EOS_ID]
+        assert calls == ([4, 4, 2, 2, 2, 2] if retire else [4] * 6)

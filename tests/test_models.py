@@ -141,7 +141,7 @@ def test_greedy_search_stops_at_end_and_length_limit():
     # A step function that emits 4, 5, then EOS, whatever the input.
     script = tf.constant([4, 5, EOS_ID, 4, 4, 4, 4, 4])
 
-    def step(tokens, t):
+    def step(tokens, t, context):
         log_probs = tf.math.log(tf.one_hot(tf.gather(script, t), vocab) * 0.9 + 0.1 / vocab)
         return log_probs, t + 1
 

@@ -8,7 +8,7 @@ so text models and pointer networks decode through the same lines.
 import tensorflow as tf
 
 from keras_seq2seq.decoding.scoring import force_decode
-from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, decode, tile_beams
+from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, decode
 
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
@@ -45,7 +45,6 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     ...                        max_length=24, beam_size=5, alpha=0.6)
     """
     context, state = model.encode(inputs)
-    beam_context = tile_beams(context, beam_size)
     limits = model.length_limits(inputs, max_length)
     if length_cap is not None:
         limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
@@ -64,12 +63,13 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if prefix_ids is not None:
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     ids, scores = decode(
-        lambda ids, state: model.step(ids, state, beam_context),
+        model.step,
         state,
         start_ids=tf.fill([tf.shape(limits)[0]], model.start_id),
         end_id=model.end_id,
         max_length=max_length,
         beam_size=beam_size,
+        context=context,
         length_limits=limits,
         beta=beta,
         prefix_ids=prefix_ids,

@@ -3,9 +3,10 @@ greedy search and sampling.
 
 Every search takes a step function
 
-    step_fn(token_ids [batch * beam], state) -> (log_probs [batch * beam, vocab], state)
+    step_fn(token_ids [rows], state, context) -> (log_probs [rows, vocab], state)
 
-where `state` is any nest of [batch * beam, ...] tensors. The loop keeps `beam`
+where `state` and `context` are nests of [rows, ...] tensors, a row a
+hypothesis: batch * beam rows, fewer as sentences finish. The loop keeps `beam`
 hypotheses per row. Each step scores the candidate (hypothesis, next token)
 pairs (each hypothesis' own `beam` best tokens when searching, every token
 when sampling), lets a *selector* pick the `beam` survivors (top-k for beam
@@ -16,8 +17,12 @@ updates. There is no TensorArray, so the loop traces into SavedModels and
 converts to TFLite builtin ops.
 
 A hypothesis that emits `end_id` is finished: from then on it may only emit
-padding at no cost, so it keeps competing, unchanged, with the live ones. The
-loop ends when every hypothesis of every row has finished, or at `max_length`.
+padding at no cost, so it keeps competing, unchanged, with the live ones. A
+sentence whose hypotheses have all finished can change no more: it retires,
+its results written to the output buffers, and the next steps run on the
+other sentences' rows only (the state and context cut to them), so a batch
+costs what its live sentences cost. The loop ends when every sentence has
+finished, or at `max_length`.
 
 Scores are summed log-probabilities; with `alpha` the ranking divides them by
 the GNMT length penalty ((5 + length) / 6) ** alpha, and with `beta` it adds
@@ -182,6 +187,24 @@ class SamplingSelector(Selector):
             logits, 1, self.seed + tf.stack([step, 0]), dtype=tf.int32)
 
 
+def _rows_of(sentences, k):
+    """int32 [sentences * k]: the rows of the beams of `sentences` [n]."""
+    return tf.reshape(sentences[:, None] * k + tf.range(k)[None, :], [-1])
+
+
+def _write_rows(out, live, rows):
+    """`out` (dict of [rows, ...]) with the rows that `live["row"]` names
+    replaced by `live`'s."""
+    matches = tf.equal(tf.range(rows)[:, None], live["row"][None, :])  # [rows, live]
+    present = tf.reduce_any(matches, axis=1)
+    # At most one match a row; rows with none read position 0 and keep `out`.
+    position = tf.reduce_sum(tf.cast(matches, tf.int32) * tf.range(tf.shape(matches)[1])[None, :],
+                             axis=1)
+    return {key: tf.where(tf.reshape(present, [-1] + [1] * (value.shape.rank - 1)),
+                          tf.gather(live[key], position), value)
+            for key, value in out.items()}
+
+
 def decode(
     step_fn,
     initial_state,
@@ -189,6 +212,7 @@ def decode(
     end_id,
     max_length,
     beam_size=1,
+    context=(),
     length_limits=None,
     alpha=0.0,
     beta=0.0,
@@ -199,16 +223,21 @@ def decode(
     active_beams=None,
     coverage_fn=None,
     prefix_ids=None,
+    retire_finished=True,
 ):
     """The decoding loop (see the module docstring).
 
     Args:
-        step_fn: `(token_ids, state) -> (log_probs, state)` over batch * beam rows.
+        step_fn: `(token_ids, state, context) -> (log_probs, state)` over
+            the rows (batch * beam hypotheses, fewer once sentences retire).
         initial_state: nest of [batch, ...] tensors; tiled to the beams here.
         start_ids: int32 [batch], the first input token of each row (BOS).
         end_id: the token that finishes a hypothesis.
         max_length: static length of the output buffer (Python int).
         beam_size: hypotheses kept per row (static Python int).
+        context: nest of [batch, ...] tensors the step reads and never
+            changes (the encoder's memory): tiled to the beams here, and cut
+            with the state when sentences retire.
         length_limits: optional int32 [batch]: hypotheses of row i end (with
             `end_id`) after at most `length_limits[i]` tokens.
         alpha: GNMT length penalty weight (0: none). May be a tensor.
@@ -221,7 +250,8 @@ def decode(
         active_beams: optional int32 scalar <= beam_size, chosen at run time:
             only the first `active_beams` survivors of each step are kept
             (the others are dropped), which is beam search of that width in
-            a buffer of `beam_size`. Scores of dropped beams are -1e9.
+            a buffer of `beam_size`. Dropped beams come last, padding at
+            a score of -1e9.
         coverage_fn: `state -> coverage` float32 [batch * beam, source], the
             attention summed so far (`SequenceModel.coverage`), for `beta`.
         prefix_ids: optional int32 [batch, prefix] (0-padded): every
@@ -231,6 +261,12 @@ def decode(
             log-probabilities count in the scores, and a row's length limit
             is raised to its prefix length + 1 (still at most `max_length`,
             which truncates a longer prefix). A row of padding: no prefix.
+        retire_finished: a sentence whose hypotheses have all finished
+            leaves the loop: its results are written out and the step runs
+            on the other sentences only. Searches give the same hypotheses
+            and scores either way (a finished sentence can no longer
+            change); sampling draws differ, as a row's random stream follows
+            its place in the batch. False keeps every row to the end.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
@@ -246,34 +282,35 @@ def decode(
     if length_limits is None:
         length_limits = tf.fill([batch], max_length)
     length_limits = tf.cast(length_limits, tf.int32)
+    # Per-hypothesis tensors of the sentences still decoding ("live"): they
+    # shrink together as sentences retire. "row" is each one's row in the
+    # full [batch * beam] results.
+    live = {"row": tf.range(rows)}
     if prefix_ids is not None:
         prefix_ids = tf.convert_to_tensor(prefix_ids, tf.int32)
         prefix_lengths = tf.reduce_sum(tf.cast(prefix_ids != PAD_ID, tf.int32), axis=1)
         length_limits = tf.maximum(length_limits, prefix_lengths + 1)
         # The buffer's width, so that reading column t never runs off the end.
-        beam_prefix = tile_beams(tf.pad(prefix_ids, [[0, 0], [0, max_length]])[:, :max_length], k)
-    row_limits = tf.repeat(tf.minimum(length_limits, max_length), k)
+        live["prefix"] = tile_beams(tf.pad(prefix_ids, [[0, 0], [0, max_length]])[:, :max_length], k)
+    live["limit"] = tf.repeat(tf.minimum(length_limits, max_length), k)
     state = tile_beams(initial_state, k)
+    context = tile_beams(context, k)
     # Penalties given as Python zeros are left out of the graph altogether.
     use_length_penalty = not _is_python_zero(alpha)
     use_coverage = not _is_python_zero(beta)
     if use_coverage and (coverage_fn is None or source_mask is None):
         # A penalty that cannot apply is an error, not a silent no-op.
         raise ValueError("a coverage penalty (beta) needs coverage_fn and source_mask")
-    beam_source_mask = tile_beams(source_mask, k) if use_coverage else None
+    if use_coverage:
+        live["source_mask"] = tile_beams(source_mask, k)
     alpha = tf.cast(alpha, tf.float32)
     beta = tf.cast(beta, tf.float32)
     positions = tf.range(max_length)
-    # Only the first beam of each row is live at the start, so that the first
-    # step's top-k picks k different tokens rather than k copies of one.
-    initial_scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
-    batch_offsets = tf.repeat(tf.range(batch) * k, k)
-    beam_index = tf.tile(tf.range(k), [batch])
     if active_beams is None:
         active_beams = k
-    dropped = beam_index >= tf.cast(active_beams, tf.int32)
+    samples = selector.considers_all_tokens
 
-    def ranking(cumulative, lengths, coverage):
+    def ranking(cumulative, lengths, coverage, beam_source_mask):
         score = cumulative
         if use_length_penalty:
             score = score / length_penalty(lengths, alpha)
@@ -281,13 +318,14 @@ def decode(
             score += coverage_penalty(coverage, beam_source_mask, beta)
         return score
 
-    def cond(t, tokens, state, ids, cumulative, lengths, finished, coverage):
-        return (t < max_length) & tf.logical_not(tf.reduce_all(finished))
+    def cond(t, live, state, context, out):
+        return (t < max_length) & tf.logical_not(tf.reduce_all(live["finished"]))
 
-    samples = selector.considers_all_tokens
-
-    def body(t, tokens, state, ids, cumulative, lengths, finished, coverage):
-        log_probs, state = step_fn(tokens, state)
+    def body(t, live, state, context, out):
+        tokens, ids, cumulative, lengths, finished, coverage = (
+            live[key] for key in ("tokens", "ids", "cumulative", "lengths", "finished", "coverage"))
+        n = tf.shape(tokens)[0] // k  # sentences still decoding
+        log_probs, state = step_fn(tokens, state, context)
         vocab = tf.shape(log_probs)[-1]
         eos = tf.one_hot(end_id, vocab, on_value=True, off_value=False)[None, :]
         unbanned = log_probs
@@ -307,7 +345,7 @@ def decode(
             # (at NEG_INF) take the prefix too, rather than the live beam's
             # banned tokens: every hypothesis starts with the prefix, even
             # when the prefix fills the buffer.
-            forced = beam_prefix[:, t]
+            forced = live["prefix"][:, t]
             is_forced = tf.one_hot(forced, vocab, on_value=True, off_value=False)
             log_probs = tf.where((forced != PAD_ID)[:, None],
                                  tf.where(is_forced, unbanned, 2 * NEG_INF), log_probs)
@@ -331,7 +369,7 @@ def decode(
         first = tf.equal(tf.range(width), 0)[None, :]
         # At its length limit a hypothesis can only end; once ended it only
         # continues with padding, at no cost.
-        at_limit = (t + 1 >= row_limits)[:, None]
+        at_limit = (t + 1 >= live["limit"])[:, None]
         candidate_scores = tf.where(at_limit, tf.where(first, eos_score, NEG_INF), candidate_scores)
         candidate_ids = tf.where(at_limit, tf.where(first, end_id, PAD_ID), candidate_ids)
         candidate_scores = tf.where(finished[:, None], tf.where(first, 0.0, NEG_INF), candidate_scores)
@@ -345,46 +383,82 @@ def decode(
         if use_length_penalty:
             rank = rank / length_penalty(candidate_lengths, alpha)
         if use_coverage:
-            rank += coverage_penalty(coverage, beam_source_mask, beta)[:, None]
-        flat_rank = tf.reshape(rank, [batch, k * width])
+            rank += coverage_penalty(coverage, live["source_mask"], beta)[:, None]
+        flat_rank = tf.reshape(rank, [n, k * width])
         chosen = selector(flat_rank, k, t, candidate_scores)
-        origin = tf.reshape(chosen // width, [rows]) + batch_offsets
-        picked = tf.stack([origin, tf.reshape(chosen % width, [rows])], axis=1)
+        origin = tf.reshape(chosen // width + tf.range(n)[:, None] * k, [-1])
+        picked = tf.stack([origin, tf.reshape(chosen % width, [-1])], axis=1)
         next_ids = tf.gather_nd(candidate_ids, picked)
-
-        state = tf.nest.map_structure(lambda s: tf.gather(s, origin), state)
-        ids = tf.gather(ids, origin)
-        ids += tf.cast(tf.equal(positions, t), tf.int32)[None, :] * next_ids[:, None]
-        cumulative = tf.gather_nd(candidates, picked)
+        # Beams past `active_beams` are dropped: finished at once, at -1e9.
+        dropped = tf.tile(tf.range(k) >= tf.cast(active_beams, tf.int32), [n])
         was_finished = tf.gather(finished, origin)
-        lengths = tf.where(was_finished, tf.gather(lengths, origin), t + 1)
-        finished = was_finished | tf.equal(next_ids, end_id) | dropped
-        cumulative = tf.where(dropped, NEG_INF, cumulative)
-        if use_coverage:
-            coverage = tf.gather(coverage, origin)
-        return t + 1, next_ids, state, ids, cumulative, lengths, finished, coverage
+        live = dict(
+            live,
+            tokens=next_ids,
+            ids=tf.gather(ids, origin)
+            + tf.cast(tf.equal(positions, t), tf.int32)[None, :] * next_ids[:, None],
+            cumulative=tf.where(dropped, NEG_INF, tf.gather_nd(candidates, picked)),
+            lengths=tf.where(was_finished, tf.gather(lengths, origin), t + 1),
+            finished=was_finished | tf.equal(next_ids, end_id) | dropped,
+            coverage=tf.gather(coverage, origin) if use_coverage else coverage,
+        )
+
+        def retire():
+            # Write every live row out (the retiring ones for the last time)
+            # and keep the sentences not done.
+            written = _write_rows(out, live, rows)
+            undone = tf.reshape(tf.where(~done)[:, 0], [-1])
+            kept = _rows_of(tf.cast(undone, tf.int32), k)
+            cut = {key: tf.gather(value, kept) for key, value in live.items()}
+            return (cut, tf.gather(origin, kept),
+                    tf.nest.map_structure(lambda c: tf.gather(c, kept), context), written)
+
+        if retire_finished:
+            done = tf.reduce_all(tf.reshape(live["finished"], [n, k]), axis=1)
+            # The last sentences leave through `cond`: the loop never runs
+            # on (or shapes) empty tensors, which TFLite cannot prepare.
+            live, origin, context, out = tf.cond(
+                tf.reduce_any(done) & tf.logical_not(tf.reduce_all(done)),
+                retire, lambda: (live, origin, context, out))
+        state = tf.nest.map_structure(lambda s: tf.gather(s, origin), state)
+        return t + 1, live, state, context, out
 
     coverage0 = (
         tf.zeros_like(coverage_fn(state)) if use_coverage else tf.zeros([rows, 1], tf.float32)
     )
-    _, _, state, ids, cumulative, lengths, finished, coverage = tf.while_loop(
-        cond,
-        body,
-        (
-            tf.constant(0),
-            tf.repeat(start_ids, k),
-            state,
-            tf.zeros([rows, max_length], tf.int32),
-            initial_scores,
-            tf.zeros([rows], tf.int32),
-            tf.zeros([rows], tf.bool),
-            coverage0,
-        ),
+    # Only the first beam of each row is live at the start, so that the first
+    # step's top-k picks k different tokens rather than k copies of one.
+    initial_scores = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0), [batch])
+    live.update(
+        tokens=tf.repeat(start_ids, k),
+        ids=tf.zeros([rows, max_length], tf.int32),
+        cumulative=initial_scores,
+        lengths=tf.zeros([rows], tf.int32),
+        finished=tf.zeros([rows], tf.bool),
+        coverage=coverage0,
     )
-    scores = ranking(cumulative, lengths, coverage)
+    out = {key: tf.zeros_like(live[key]) for key in ("ids", "cumulative", "lengths", "coverage")}
+    beam_source_mask = live.get("source_mask")
+
+    def shrinking(x):
+        return tf.TensorShape([None]).concatenate(x.shape[1:])
+
+    loop_vars = (tf.constant(0), live, state, context, out)
+    _, live, _, _, out = tf.while_loop(
+        cond, body, loop_vars,
+        shape_invariants=(tf.TensorShape([]), *(tf.nest.map_structure(shrinking, v)
+                                               for v in loop_vars[1:4]),
+                          tf.nest.map_structure(lambda x: x.shape, out)),
+    )
+    # Sentences still decoding at max_length.
+    out = _write_rows(out, live, rows)
+    scores = ranking(out["cumulative"], out["lengths"], out["coverage"], beam_source_mask)
     scores = tf.reshape(scores, [batch, k])
     order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
-    ids = tf.gather(tf.reshape(ids, [batch, k, max_length]), order, batch_dims=1)
+    ids = tf.gather(tf.reshape(out["ids"], [batch, k, max_length]), order, batch_dims=1)
+    # Dropped beams (sorted last, at -1e9) hold whatever the last steps put
+    # there: padding instead.
+    ids = tf.where((tf.range(k) < tf.cast(active_beams, tf.int32))[None, :, None], ids, 0)
     return ids, tf.gather(scores, order, batch_dims=1)
 
 
