@@ -74,6 +74,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained text run folder")
     parser.add_argument("--source", required=True, help="source lines, one a sentence")
+    parser.add_argument("--limit", type=int, default=None, help="the first N lines only")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--single", type=int, default=200,
                         help="lines decoded one at a time")
@@ -83,7 +84,7 @@ def main():
     import numpy as np
 
     translator = load_run(args.run)
-    lines = list(iter_lines(args.source))
+    lines = list(iter_lines(args.source))[: args.limit]
     orders = {
         "file_order": [lines[i: i + args.batch_size] for i in range(0, len(lines), args.batch_size)],
         "length_sorted": [[lines[i] for i in batch] for batch in length_batches(lines, args.batch_size)],
@@ -109,7 +110,7 @@ def main():
             "finished_step_share": round(finished_step_share(best["keep"][0]), 3),
         }
     print(json.dumps({
-        "run": args.run, "source": args.source, "beam_size": translator.beam_size,
+        "run": args.run, "source": args.source, "lines": len(lines), "beam_size": translator.beam_size,
         "alpha": translator.alpha, "batch_size": args.batch_size, **result,
         "same_outputs": True, "machine": machine(),
     }), flush=True)

@@ -197,3 +197,26 @@ def test_sampling_signature_with_top_k_1_is_greedy_and_a_seed_repeats(quickstart
     first, again = sample(0, 0.9, [5, 0]), sample(0, 0.9, [5, 0])
     assert first["translation"].numpy().tolist() == again["translation"].numpy().tolist()
     assert (first["score"].numpy() <= 0).all()
+
+
+def test_retiring_finished_sentences_keeps_a_trained_models_nbest(quickstart_run):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_seq2seq.data import generate_date_pairs
+    from keras_seq2seq.decoding import generate
+    from keras_seq2seq.export import load_run
+
+    translator = load_run(str(quickstart_run / "runs" / "quickstart"))
+    sources = [s for s, _ in generate_date_pairs(48, seed=11)] + ["", "12", "x" * 40]
+    source_ids = translator.encode_text(tf.constant(sources))
+
+    def search(retire):
+        return generate(translator.model, source_ids, translator.max_target_length,
+                        beam_size=5, alpha=0.6, retire_finished=retire)
+
+    (want, want_scores), (got, got_scores) = search(False), search(True)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_allclose(got_scores.numpy(), want_scores.numpy(), rtol=1e-5)
+    # Sentences did finish at different steps (each when its longest hypothesis ended).
+    assert len(set((want.numpy() != 0).sum(-1).max(-1))) > 1
