@@ -321,7 +321,7 @@ def decode(
     def cond(t, live, state, context, out):
         return (t < max_length) & tf.logical_not(tf.reduce_all(live["finished"]))
 
-    def body(t, live, state, context, out, retire):
+    def body(t, live, state, context, out):
         tokens, ids, cumulative, lengths, finished, coverage = (
             live[key] for key in ("tokens", "ids", "cumulative", "lengths", "finished", "coverage"))
         n = tf.shape(tokens)[0] // k  # sentences still decoding
@@ -403,18 +403,18 @@ def decode(
             coverage=tf.gather(coverage, origin) if use_coverage else coverage,
         )
 
-        def leave():
-            # Write every live row out (the retiring ones for the last time)
-            # and keep the sentences not done.
-            written = _write_rows(out, live, rows)
-            undone = tf.reshape(tf.where(~done)[:, 0], [-1])
-            kept = _rows_of(tf.cast(undone, tf.int32), k)
-            cut = {key: tf.gather(value, kept) for key, value in live.items()}
-            return (cut, tf.gather(origin, kept),
-                    tf.nest.map_structure(lambda c: tf.gather(c, kept), context), written)
-
-        if retire:
+        if retire_finished:
             done = tf.reduce_all(tf.reshape(live["finished"], [n, k]), axis=1)
+
+            def leave():
+                # Write every live row out (the leaving ones for the last
+                # time) and keep the sentences not done.
+                written = _write_rows(out, live, rows)
+                kept = _rows_of(tf.cast(tf.reshape(tf.where(~done)[:, 0], [-1]), tf.int32), k)
+                return ({key: tf.gather(value, kept) for key, value in live.items()},
+                        tf.gather(origin, kept),
+                        tf.nest.map_structure(lambda c: tf.gather(c, kept), context), written)
+
             # The last sentences leave through `cond`: the loop never runs
             # on (or shapes) empty tensors, which TFLite cannot prepare.
             live, origin, context, out = tf.cond(
@@ -444,26 +444,22 @@ def decode(
         return tf.TensorShape([None]).concatenate(x.shape[1:])
 
     loop_vars = (tf.constant(0), live, state, context, out)
-    shape_invariants = (tf.TensorShape([]),
-                        *(tf.nest.map_structure(shrinking, v) for v in loop_vars[1:4]),
-                        tf.nest.map_structure(lambda x: x.shape, out))
-
-    def search(retire):
-        _, final, _, _, written = tf.while_loop(
-            cond, lambda *v: body(*v, retire=retire), loop_vars, shape_invariants=shape_invariants)
-        # Sentences still decoding at max_length.
-        written = _write_rows(written, final, rows)
-        scores = ranking(written["cumulative"], written["lengths"], written["coverage"],
-                         beam_source_mask)
-        scores = tf.reshape(scores, [batch, k])
-        order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
-        ids = tf.gather(tf.reshape(written["ids"], [batch, k, max_length]), order, batch_dims=1)
-        # Dropped beams (sorted last, at -1e9) hold whatever the last steps put
-        # there: padding instead.
-        ids = tf.where((tf.range(k) < tf.cast(active_beams, tf.int32))[None, :, None], ids, 0)
-        return ids, tf.gather(scores, order, batch_dims=1)
-
-    return search(retire_finished)
+    _, live, _, _, out = tf.while_loop(
+        cond, body, loop_vars,
+        shape_invariants=(tf.TensorShape([]),
+                          *(tf.nest.map_structure(shrinking, v) for v in loop_vars[1:4]),
+                          tf.nest.map_structure(lambda x: x.shape, out)),
+    )
+    # Sentences still decoding at max_length.
+    out = _write_rows(out, live, rows)
+    scores = ranking(out["cumulative"], out["lengths"], out["coverage"], beam_source_mask)
+    scores = tf.reshape(scores, [batch, k])
+    order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+    ids = tf.gather(tf.reshape(out["ids"], [batch, k, max_length]), order, batch_dims=1)
+    # Dropped beams (sorted last, at -1e9) hold whatever the last steps put
+    # there: padding instead.
+    ids = tf.where((tf.range(k) < tf.cast(active_beams, tf.int32))[None, :, None], ids, 0)
+    return ids, tf.gather(scores, order, batch_dims=1)
 
 
 def beam_search(step_fn, initial_state, start_ids, end_id, max_length, beam_size, **options):
