@@ -446,9 +446,10 @@ def decode(
     loop_vars = (tf.constant(0), live, state, context, out)
     _, live, _, _, out = tf.while_loop(
         cond, body, loop_vars,
+        # The output buffers keep their size, but may lose a static batch
+        # size to the branch that writes them.
         shape_invariants=(tf.TensorShape([]),
-                          *(tf.nest.map_structure(shrinking, v) for v in loop_vars[1:4]),
-                          tf.nest.map_structure(lambda x: x.shape, out)),
+                          *(tf.nest.map_structure(shrinking, v) for v in loop_vars[1:])),
     )
     # Sentences still decoding at max_length.
     out = _write_rows(out, live, rows)
