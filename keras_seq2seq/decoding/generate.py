@@ -32,7 +32,7 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             gives them), 0-padded: each row's outputs start with its prefix
             (see `decode`).
         **options: `decode` options (alpha, min_length,
-            no_repeat_ngram_size, selector, active_beams).
+            no_repeat_ngram_size, selector, active_beams, retire_finished).
 
     Returns:
         `(ids [batch, beam, max_length], scores [batch, beam])`, best first;
