@@ -26,8 +26,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from benchmarks.images_and_speech import machine  # noqa: E402
+from benchmarks.train_multi30k import request_batches  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
-from keras_seq2seq.decoding import generate, length_batches  # noqa: E402
+from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.export import load_run  # noqa: E402
 from keras_seq2seq.text import PAD_ID  # noqa: E402
 
@@ -86,8 +87,8 @@ def main():
     translator = load_run(args.run)
     lines = list(iter_lines(args.source))[: args.limit]
     orders = {
-        "file_order": [lines[i: i + args.batch_size] for i in range(0, len(lines), args.batch_size)],
-        "length_sorted": [[lines[i] for i in batch] for batch in length_batches(lines, args.batch_size)],
+        "file_order": request_batches(lines, args.batch_size, sort=False),
+        "length_sorted": request_batches(lines, args.batch_size, sort=True),
         "one_at_a_time": [[line] for line in lines[: args.single]],
     }
     searches = {"retire": traced_search(translator, True), "keep": traced_search(translator, False)}

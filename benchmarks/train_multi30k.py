@@ -71,13 +71,18 @@ def target_tokens_per_epoch(recipe, paths, tokenizer):
     return tokens, batches
 
 
-def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
-    """Sentences per second through `signature`: in batches of similar
+def request_batches(lines, batch_size, sort):
+    """`lines` in requests of `batch_size` (lists of lines): of similar
     length as `keras-seq2seq translate` (and onmt_translate) make them, or
-    with `sort=False` in file order, as a server receives requests."""
-    order = (length_batches(lines, batch_size) if sort else
-             [range(i, min(i + batch_size, len(lines))) for i in range(0, len(lines), batch_size)])
-    batches = [tf.constant([lines[i] for i in batch]) for batch in order]
+    with `sort=False` in file order, as a server receives them."""
+    if sort:
+        return [[lines[i] for i in batch] for batch in length_batches(lines, batch_size)]
+    return [lines[i: i + batch_size] for i in range(0, len(lines), batch_size)]
+
+
+def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
+    """Sentences per second through `signature`, in `request_batches`."""
+    batches = [tf.constant(batch) for batch in request_batches(lines, batch_size, sort)]
     signature(text=batches[0])  # warm-up
     done, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
