@@ -1,12 +1,15 @@
-"""Training-step speed of the Multi30k attention recipe, without the noise of a whole run.
+"""Training-step speed of a text recipe, without the noise of a whole run.
 
     python benchmarks/train_step_speed.py --data ../shared/data/multi30k --batches 200
+    python benchmarks/train_step_speed.py --recipe samsum-pointer-generator \
+        --data ../shared/data/samsum --batches 40
 
 Takes the first `--batches` batches of the recipe's real training pipeline
-(shuffled, bucketed, SentencePiece 8k trained on the training files, cached
-in `--work-dir`), holds them in memory, and times `model.fit` over them after
-a warm-up, so that neither the input pipeline nor tracing is counted. The
-model has the recipe's side vocabularies unless `--whole-vocabulary`. Prints
+(`Task.datasets`: shuffled, bucketed, the tokenizer trained on the training
+files, cached in `--work-dir`), holds them in memory, and times `model.fit`
+over them after a warm-up, so that neither the input pipeline nor tracing is
+counted. A Multi30k model has the recipe's side vocabularies unless
+`--whole-vocabulary`. Prints
 one JSON line: non-padding target tokens per second, steps per second, the
 share of target and source positions that are real tokens, and the machine.
 """
@@ -25,7 +28,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_seq2seq.data import parallel_text_dataset  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
@@ -33,7 +35,8 @@ from keras_seq2seq.zoo import load_recipe  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the multi30k folder")
+    parser.add_argument("--recipe", default="multi30k-de-en-attention")
+    parser.add_argument("--data", required=True, help="the recipe's data folder")
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
     parser.add_argument("--float32", action="store_true", help="no mixed precision")
@@ -41,16 +44,13 @@ def main():
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
     args = parser.parse_args()
 
-    recipe = load_recipe("multi30k-de-en-attention", data_dir=args.data)
+    recipe = load_recipe(args.recipe, data_dir=args.data)
     if args.whole_vocabulary:
         recipe = recipe.replace(tokenizer={"side_vocabularies": False})
     training = recipe.training
     keras.utils.set_random_seed(training["seed"])
-    task = task_for(recipe).prepare(args.work_dir)
-    pipeline = parallel_text_dataset(
-        *task.paths["train"], task.tokenizer, batch_size=training["batch_size"],
-        max_source_length=training["max_source_length"],
-        max_target_length=training["max_target_length"], seed=training["seed"], check_files=False)
+    task = task_for(recipe).prepare(args.work_dir, strategy=tf.distribute.get_strategy())
+    pipeline, _ = task.datasets()
     batches = list(pipeline.take(args.batches))
 
     def real_share(tensors):
@@ -73,6 +73,7 @@ def main():
         "real_target_positions": round(real_share(targets), 3),
         "real_source_positions": round(real_share([x["source_ids"] for x, _ in batches]), 3),
         "batches": len(batches),
+        "recipe": args.recipe,
         "output_vocabulary": model.target_size,
         "dtype_policy": keras.config.dtype_policy().name,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",

@@ -66,6 +66,18 @@ def test_unknown_words_get_per_sentence_extended_ids():
     assert _strings(tokenizer.decode(tf.constant(english)))[0] == "<unk> sees <unk>."
 
 
+def test_extended_ids_count_from_zero_in_each_sentence_of_a_batch():
+    tokenizer = WordTokenizer(["sieht"])
+    text = tf.constant(["", "Rex sieht Max Rex", "sieht", "Max Max Rex Al", ""])
+    source, target = tokenizer.tokenize_pair(text, tf.constant(["Rex", "Max Rex Al", "Max", "Al", "Rex"]))
+    v = tokenizer.vocab_size
+    assert source.to_list() == [[], [v, 4, v + 1, v], [4], [v, v, v + 1, v + 2], []]
+    assert target.to_list() == [[UNK_ID], [v + 1, v, UNK_ID], [UNK_ID], [v + 2], [UNK_ID]]
+    decoded = _strings(tokenizer.decode(tf.constant([[v + 1] * 3] * 5), source=text))
+    assert decoded == ["<unk> <unk> <unk>", "Max Max Max", "<unk> <unk> <unk>", "Rex Rex Rex",
+                       "<unk> <unk> <unk>"]
+
+
 def test_target_words_copied_from_the_source_share_its_extended_ids():
     tokenizer = WordTokenizer(["sieht", "sees"])
     source, target = tokenizer.tokenize_pair(
