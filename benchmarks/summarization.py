@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks.images_and_speech import machine, train_or_load  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
-from keras_seq2seq.export import Translator, export_saved_model  # noqa: E402
+from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import corpus_rouge, repeated_ngram_rate, summary_statistics  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.tasks.text import translate_texts  # noqa: E402
@@ -108,8 +108,7 @@ def main():
         val_sources, val_references = (list(iter_lines(p)) for p in task.paths["val"])
         alpha, beta, table = tune_on_validation(translator, val_sources, val_references,
                                                 args.alphas, args.betas)
-        tuned = Translator(translator.model, translator.tokenizer,
-                           **dict(translator.run_settings(), alpha=alpha, beta=beta))
+        tuned = translator.with_settings(alpha=alpha, beta=beta)
         export = export_saved_model(tuned, os.path.join(work_dir, "bench-export"), check=True)
 
         signature = tf.saved_model.load(export).signatures["serving_default"]
@@ -120,8 +119,7 @@ def main():
         statistics = summary_statistics(summaries, sources)
         # The model's own repetition, which trigram blocking hides: the
         # same search without it (coverage is meant to make it rare).
-        unblocked = Translator(tuned.model, tuned.tokenizer,
-                               **dict(tuned.run_settings(), no_repeat_ngram_size=0))
+        unblocked = tuned.with_settings(no_repeat_ngram_size=0)
         repeats = repeated_ngram_rate(translate_texts(unblocked.serving_default, sources, 32), 3)
         print(json.dumps({
             "recipe": recipe.name,

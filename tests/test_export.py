@@ -111,7 +111,9 @@ def test_signatures_agree_with_each_other(loaded, translator):
 
 def test_beam_search_options_width_is_real_beam_search(translator):
     """Width 2 in a buffer of 4 gives what a width-2 export gives."""
-    narrow = Translator(translator.model, translator.tokenizer, 32, 20, beam_size=2, alpha=0.6)
+    narrow = translator.with_settings(beam_size=2)
+    assert narrow.run_settings() == dict(translator.run_settings(), beam_size=2)
+    assert narrow.model is translator.model and translator.beam_size == BEAM
     text = tf.constant(["the 21st of June 1987", "Mar 3, 1999"])
     want = narrow.beam_search(text)
     got = translator.beam_search_options(text, tf.constant(2), tf.constant(0.6),

@@ -30,6 +30,11 @@ class TextOutput(Exportable):
         """The same exportable with a new tokenizer object (same model proto)."""
         return self.__class__(self.model, self.tokenizer.fresh(), **self.run_settings())
 
+    def with_settings(self, **changes):
+        """The same model and tokenizer with some `run_settings` changed
+        (`alpha=1.0`): how a search setting is tuned before exporting."""
+        return self.__class__(self.model, self.tokenizer, **dict(self.run_settings(), **changes))
+
     def for_export(self):
         """The module to save: this one with a tokenizer created now.
 
