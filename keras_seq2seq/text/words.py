@@ -154,13 +154,13 @@ class WordTokenizer(tf.Module):
         ids = self._word_to_id.lookup(flat)
         is_unknown = tf.equal(ids, UNK_ID)
         unknown_rows = tf.boolean_mask(rows, is_unknown)
+        unknown_flat = tf.boolean_mask(flat, is_unknown)
         # `tf.unique` numbers (row, word) keys in order of first occurrence,
-        # row after row, in time linear in the words; comparing every word
+        # row after row, in time linear in the words. Comparing every word
         # with every other word of its row (a [B, S, S] string equality)
-        # had cost 1.3 CPU-seconds a batch of SAMSum dialogues, more than
-        # the training step itself.
-        keys = tf.strings.join([tf.strings.as_string(unknown_rows),
-                                tf.boolean_mask(flat, is_unknown)], separator=" ")
+        # had made the SAMSum pipeline cost more CPU than the training step
+        # (benchmarks/train_step_speed.py prints the pipeline's share).
+        keys = tf.strings.join([tf.strings.as_string(unknown_rows), unknown_flat], separator=" ")
         distinct, index = tf.unique(keys, out_idx=tf.int32)
         count = tf.size(distinct)
         distinct_rows = tf.math.unsorted_segment_min(unknown_rows, index, count)
@@ -170,7 +170,7 @@ class WordTokenizer(tf.Module):
         ids = tf.tensor_scatter_nd_update(
             ids, tf.where(is_unknown), self.vocab_size + tf.gather(rank, index))
         unknown_words = tf.RaggedTensor.from_value_rowids(
-            tf.gather(tf.boolean_mask(flat, is_unknown),
+            tf.gather(unknown_flat,
                       tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, count)),
             distinct_rows, nrows=words.nrows(out_type=tf.int32))
         return words.with_flat_values(ids), unknown_words.to_tensor("")
