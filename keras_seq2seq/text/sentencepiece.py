@@ -100,6 +100,21 @@ def is_special(ids):
     return (ids == PAD_ID) | (ids == BOS_ID) | (ids == EOS_ID)
 
 
+def padded_ids(ids, max_length, add_eos=True):
+    """Ragged int32 ids [batch, (time)] -> dense [batch, time], 0-padded:
+    cut to `max_length` tokens (EOS included, and always kept, with
+    `add_eos`); `time` is the longest row (at least 1)."""
+    if add_eos:
+        ids = ids[:, : max_length - 1]
+        eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int32))
+        ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
+    else:
+        ids = ids[:, :max_length]
+    dense = ids.to_tensor(default_value=PAD_ID)
+    # An empty batch still needs a time axis of at least one.
+    return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+
+
 class SubwordTokenizer(tf.Module):
     """Strings to ids and back, in the graph.
 
@@ -189,16 +204,7 @@ class SubwordTokenizer(tf.Module):
         which is always kept so that the encoder sees where the input ends.
         `time` is the longest sequence in the batch (at least 1).
         """
-        ids = self.tokenize(strings)
-        if add_eos:
-            ids = ids[:, : max_length - 1]
-            eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int32))
-            ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
-        else:
-            ids = ids[:, :max_length]
-        dense = ids.to_tensor(default_value=PAD_ID)
-        # An empty batch still needs a time axis of at least one.
-        return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(dense)[1])]])
+        return padded_ids(self.tokenize(strings), max_length, add_eos)
 
     def decode(self, ids, source=None, max_source_length=None):
         """int32 ids [batch, time] -> strings [batch].

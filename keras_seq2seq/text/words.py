@@ -24,7 +24,14 @@ from keras_seq2seq.text.line_breaks import (
     mark_line_breaks_in_graph,
     restore_line_breaks_in_graph,
 )
-from keras_seq2seq.text.sentencepiece import BOS_ID, EOS_ID, PAD_ID, UNK_ID, is_special
+from keras_seq2seq.text.sentencepiece import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    is_special,
+    padded_ids,
+)
 
 JOINER = "\uffed"  # ￭
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -163,16 +170,15 @@ class WordTokenizer(tf.Module):
         keys = tf.strings.join([tf.strings.as_string(unknown_rows), unknown_flat], separator=" ")
         distinct, index = tf.unique(keys, out_idx=tf.int32)
         count = tf.size(distinct)
-        distinct_rows = tf.math.unsorted_segment_min(unknown_rows, index, count)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, count)
+        distinct_rows = tf.gather(unknown_rows, first)
         # Rows come in order, so a row's first distinct word follows all of
         # the earlier rows'.
         rank = tf.range(count) - tf.searchsorted(distinct_rows, distinct_rows, side="left")
         ids = tf.tensor_scatter_nd_update(
             ids, tf.where(is_unknown), self.vocab_size + tf.gather(rank, index))
         unknown_words = tf.RaggedTensor.from_value_rowids(
-            tf.gather(unknown_flat,
-                      tf.math.unsorted_segment_min(tf.range(tf.size(index)), index, count)),
-            distinct_rows, nrows=words.nrows(out_type=tf.int32))
+            tf.gather(unknown_flat, first), distinct_rows, nrows=words.nrows(out_type=tf.int32))
         return words.with_flat_values(ids), unknown_words.to_tensor("")
 
     def _source_words(self, strings, max_length):
@@ -209,12 +215,9 @@ class WordTokenizer(tf.Module):
 
         Truncated to `max_length` ids including the EOS; `time` is at least 1.
         """
+        # Cut before numbering the unknown words, as `decode` recomputes them.
         ids, _ = self._extended(self._source_words(strings, max_length if add_eos else max_length + 1))
-        if add_eos:
-            eos = tf.fill([ids.nrows(), 1], tf.constant(EOS_ID, tf.int32))
-            ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
-        ids = ids.to_tensor(PAD_ID)
-        return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+        return padded_ids(ids, max_length, add_eos)
 
     # -- ids to strings -----------------------------------------------------
 
