@@ -54,17 +54,22 @@ def train_or_load(task, work_dir, max_minutes, skip_training):
     return result.exportable, result.minutes
 
 
-def tune_on_validation(task, exportable, alphas):
-    """`(exportable, table)`: the exportable with the length penalty whose
-    beam search reads the validation split best, and each one's scores."""
+def choose_on_validation(exportable, candidates, score, rank):
+    """`(exportable, table)`: `exportable` with the settings among
+    `candidates` (dicts such as `{"alpha": 0.5}`) whose validation scores
+    rank highest, and a row of settings and scores per candidate.
+    `score(exportable)` decodes the validation split and returns its scores
+    (a dict); `rank(row)` is the value to maximise. With one candidate
+    nothing is decoded and the table is empty. Never tune on test."""
+    if len(candidates) == 1:
+        return exportable.with_settings(**candidates[0]), []
     table = []
-    for alpha in alphas:
-        scores = task.evaluate(exportable.with_settings(alpha=alpha), split="val")
-        table.append({"alpha": alpha, "sequence_accuracy": round(scores["sequence_accuracy"], 4),
-                      "character_error_rate": round(scores["character_error_rate"], 4)})
+    for settings in candidates:
+        scores = score(exportable.with_settings(**settings))
+        table.append({**settings, **{k: round(v, 4) for k, v in scores.items()}})
         print(json.dumps({"validation": table[-1]}), file=sys.stderr, flush=True)
-    best = max(table, key=lambda row: (row["sequence_accuracy"], -row["character_error_rate"]))
-    return exportable.with_settings(alpha=best["alpha"]), table
+    best = max(table, key=rank)
+    return exportable.with_settings(**{k: best[k] for k in candidates[0]}), table
 
 
 def read_all(signature, name, items, batch_size):
@@ -102,7 +107,13 @@ def main():
     exportable, minutes = train_or_load(task, work_dir, args.max_minutes, args.skip_training)
     table = []
     if args.alphas:
-        exportable, table = tune_on_validation(task, exportable, args.alphas)
+        def score(candidate):
+            scores = task.evaluate(candidate, split="val")
+            return {k: scores[k] for k in ("sequence_accuracy", "character_error_rate")}
+
+        exportable, table = choose_on_validation(
+            exportable, [{"alpha": alpha} for alpha in args.alphas], score,
+            rank=lambda row: (row["sequence_accuracy"], -row["character_error_rate"]))
     export = export_saved_model(exportable, os.path.join(work_dir, "bench-export"), check=True)
 
     signature = tf.saved_model.load(export).signatures["serving_default"]

@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_multi30k import train_and_score  # noqa: E402
+from train_multi30k import add_precision_arguments, train_and_score  # noqa: E402
 
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.data.names import name_probes  # noqa: E402
@@ -53,7 +53,7 @@ def main():
     parser.add_argument("--max-minutes", type=float, required=True,
                         help="training budget of each model")
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-pointer-generator"))
-    parser.add_argument("--mixed-precision", action="store_true")
+    add_precision_arguments(parser)
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help="comma-separated; the default trains both")
     args = parser.parse_args()

@@ -1,16 +1,22 @@
 """keras-seq2seq and OpenNMT-py on Multi30k De->En, one after the other, in one run.
 
     python benchmarks/side_by_side.py --data ../shared/data/multi30k \\
-        --peers ../shared/peers --max-minutes 20 --mixed-precision
+        --peers ../shared/peers --max-minutes 20
 
-Trains `multi30k-de-en-attention` for the budget and scores its export as
-`train_multi30k.py` does; then trains OpenNMT-py 3.5.1's RNN of the same
-sizes with the scripts in `--peers` (their own virtual environment under
-/tmp/peers, set up here if missing), for as many steps as the budget allows
-at OpenNMT-py's measured rate (`--onmt-steps-per-minute`), and scores it with
-those scripts (sacrebleu on test_2016_flickr, beam 5; decode speed from
-`onmt_translate -report_time`). Prints one JSON line: the figures of both and
-keras-seq2seq's ratios to OpenNMT-py's.
+Trains OpenNMT-py 3.5.1's RNN with the scripts in `--peers` (their own
+virtual environment under /tmp/peers, set up here if missing) and
+`multi30k-de-en-attention` with the recipe's settings
+(`--[no-]mixed-precision` overrides its precision), each for the same wall-clock
+budget: OpenNMT-py trains by steps, so a probe of 500 steps measures its rate
+here first and its steps are the budget at that rate (rounded to its 500-step
+checkpoints). Both are scored on test_2016_flickr with beam 5: BLEU and chrF
+by sacrebleu, ours through the exported SavedModel as `train_multi30k.py`
+does, theirs with the peers' scripts. Decode speed at batch 32 is measured
+twice, on batches of similar length (as both command lines batch a file) and
+on the file's lines in order (as a server receives requests; OpenNMT-py
+through `onmt_translate_in_file_order.py`), and at batch 1; OpenNMT-py's
+from `onmt_translate -report_time` (model loading excluded). Prints one JSON
+line: the figures of both and keras-seq2seq's ratios to OpenNMT-py's.
 """
 
 import argparse
@@ -24,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from train_multi30k import train_and_score  # noqa: E402
+from train_multi30k import add_precision_arguments, train_and_score  # noqa: E402
 
 PEERS_ROOT = "/tmp/peers"
 
@@ -33,23 +39,59 @@ def _run(script, *args, peers):
     subprocess.run(["bash", os.path.join(peers, script), *map(str, args)], check=True)
 
 
-def opennmt_py(peers, steps, name="side-by-side"):
-    """Trains and scores OpenNMT-py; returns the figures train_and_score returns."""
+PROBE_STEPS = 500  # OpenNMT-py's checkpoint interval in the peers' script
+
+
+def _wall_seconds(run_dir, name):
+    with open(os.path.join(run_dir, f"{name}.wall")) as f:
+        return f.read()
+
+
+def _sentences_per_s(log):
+    """From an `onmt_translate -report_time` log: 1000 / average ms per sentence."""
+    with open(log) as f:
+        milliseconds = float(re.search(r"Average translation time \(ms\): ([\d.]+)",
+                                       f.read()).group(1))
+    return round(1000.0 / milliseconds, 2)
+
+
+def opennmt_py(peers, minutes, name="side-by-side"):
+    """Trains OpenNMT-py for about `minutes` and scores it; returns figures
+    keyed as train_and_score's."""
     if not os.path.exists(os.path.join(PEERS_ROOT, "onmt-py", "bin", "onmt_train")):
         _run("setup_onmt_py.sh", peers=peers)
     if not os.path.exists(os.path.join(PEERS_ROOT, "data", "sp", "spm8k.model")):
         _run("prepare_data.sh", peers=peers)
     run_dir = os.path.join(PEERS_ROOT, "onmt-py-run")
+    _run("run_onmt_py_train.sh", "probe", PROBE_STEPS, peers=peers)
+    probe_seconds = float(re.search(r"wall_seconds=(\d+)",
+                                    _wall_seconds(run_dir, "probe")).group(1))
+    steps = max(1, round(minutes * 60 / probe_seconds)) * PROBE_STEPS
+    print(json.dumps({"opennmt_py_probe": {"steps": PROBE_STEPS, "seconds": probe_seconds,
+                                           "steps_for_budget": steps}}),
+          file=sys.stderr, flush=True)
     start = time.monotonic()
     _run("run_onmt_py_train.sh", name, steps, peers=peers)
-    minutes = (time.monotonic() - start) / 60
+    trained_minutes = (time.monotonic() - start) / 60
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    with open(os.path.join(run_dir, f"{name}.wall")) as f:
-        wall = f.read()
-    tokens_per_s = float(re.search(r"mean_tgt_tok_s=([\d.]+)", wall).group(1))
+    tokens_per_s = float(re.search(r"mean_tgt_tok_s=([\d.]+)",
+                                   _wall_seconds(run_dir, name)).group(1))
     evaluation = os.path.join(run_dir, f"eval_{name}")
-    _run("run_onmt_py_eval.sh", os.path.join(run_dir, f"{name}_step_{steps}.pt"), evaluation,
-         peers=peers)
+    checkpoint = os.path.join(run_dir, f"{name}_step_{steps}.pt")
+    _run("run_onmt_py_eval.sh", checkpoint, evaluation, peers=peers)
+    file_order_log = os.path.join(evaluation, "beam5_b32_file_order.log")
+    with open(file_order_log, "w") as log:
+        subprocess.run(
+            [os.path.join(PEERS_ROOT, "onmt-py", "bin", "python"),
+             os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "onmt_translate_in_file_order.py"),
+             "-model", checkpoint, "-src", os.path.join(PEERS_ROOT, "data", "sp",
+                                                        "test_2016_flickr.de"),
+             "-output", os.path.join(evaluation, "beam5_b32_file_order.pieces"),
+             "-beam_size", "5", "-batch_size", "32", "-batch_type", "sents",
+             "-max_length", "100", "-report_time"],
+            stdout=log, stderr=subprocess.STDOUT, check=True,
+            env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"))
     with open(os.path.join(evaluation, "speed.txt")) as f:
         speed = {line.split()[0]: float(re.search(r"sent_per_s=([\d.]+)", line).group(1))
                  for line in f if line.strip()}
@@ -62,10 +104,11 @@ def opennmt_py(peers, steps, name="side-by-side"):
         "chrf": beam["chrf"],
         "train_target_tokens_per_s": round(tokens_per_s),
         "peak_rss_mb": round(peak_rss_mb, 1),
-        "minutes": round(minutes, 2),
+        "minutes": round(trained_minutes, 2),
         "steps": steps,
         "decode_sentences_per_s": {
             "beam5_batch32": speed["beam5_b32"],
+            "beam5_batch32_file_order": _sentences_per_s(file_order_log),
             "beam5_batch1": speed["beam5_b1"],
         },
     }
@@ -77,17 +120,15 @@ def main():
     parser.add_argument("--peers", required=True, help="the shared peers folder (its scripts)")
     parser.add_argument("--max-minutes", type=float, required=True)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-side-by-side"))
-    parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--onmt-steps-per-minute", type=float, default=5500 / 17.9,
-                        help="OpenNMT-py's training rate here (peers/RESULTS.md: 5,500 steps "
-                        "in 17.9 minutes, validations included)")
+    add_precision_arguments(parser)
     args = parser.parse_args()
 
+    # OpenNMT-py first: its rate decides nothing of ours, and a failure in
+    # its scripts shows before our training spends the budget.
+    theirs = opennmt_py(os.path.abspath(args.peers), args.max_minutes)
+    print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
     ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
                                  args.work_dir, args.mixed_precision)
-    print(json.dumps({"progress": ours}), file=sys.stderr, flush=True)
-    steps = int(args.max_minutes * args.onmt_steps_per_minute) // 500 * 500
-    theirs = opennmt_py(os.path.abspath(args.peers), steps)
 
     def ratio(key, sub=None):
         a, b = (ours[key], theirs[key]) if sub is None else (ours[key][sub], theirs[key][sub])
@@ -100,6 +141,8 @@ def main():
             "bleu": ratio("bleu"),
             "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
             "decode_beam5_batch32": ratio("decode_sentences_per_s", "beam5_batch32"),
+            "decode_beam5_batch32_file_order": ratio("decode_sentences_per_s",
+                                                     "beam5_batch32_file_order"),
             "decode_beam5_batch1": ratio("decode_sentences_per_s", "beam5_batch1"),
         },
     }), flush=True)

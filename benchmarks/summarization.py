@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.images_and_speech import machine, train_or_load  # noqa: E402
+from benchmarks.images_and_speech import choose_on_validation, machine, train_or_load  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import corpus_rouge, repeated_ngram_rate, summary_statistics  # noqa: E402
@@ -43,33 +43,6 @@ RECIPES = ("samsum-pointer-generator", "samsum-attention")
 
 def rouge_x100(hypotheses, references):
     return {k: 100 * v for k, v in corpus_rouge(hypotheses, references).items()}
-
-
-def tune_on_validation(translator, sources, references, alphas, betas):
-    """`(alpha, beta, table)`: the penalties whose beam search scores the
-    best mean of ROUGE-1, -2 and -L on the validation split (with one
-    choice, that one, and an empty table: nothing is decoded)."""
-    import tensorflow as tf
-
-    choices = list(itertools.product(alphas, betas if translator.model.has_coverage else [0.0]))
-    if len(choices) == 1:
-        return (*choices[0], [])
-    table = []
-    for alpha, beta in choices:
-        def search(text):
-            out = translator.beam_search_options(
-                text=text, beam_size=tf.constant(translator.beam_size),
-                alpha=tf.constant(alpha, tf.float32), beta=tf.constant(beta, tf.float32),
-                max_length=tf.constant(translator.max_target_length),
-                target_prefix=tf.fill(tf.shape(text), ""))
-            return {"translation": out["translations"][:, 0]}
-
-        scores = rouge_x100(translate_texts(search, sources, 64), references)
-        table.append({"alpha": alpha, "beta": beta,
-                      **{k: round(v, 2) for k, v in scores.items()}})
-        print(json.dumps({"validation": table[-1]}), file=sys.stderr, flush=True)
-    best = max(table, key=lambda row: row["rouge1"] + row["rouge2"] + row["rougeL"])
-    return best["alpha"], best["beta"], table
 
 
 def summarize_all(signature, sources, batch_size):
@@ -106,9 +79,13 @@ def main():
         translator, minutes = train_or_load(task, work_dir, args.max_minutes, args.skip_training)
 
         val_sources, val_references = (list(iter_lines(p)) for p in task.paths["val"])
-        alpha, beta, table = tune_on_validation(translator, val_sources, val_references,
-                                                args.alphas, args.betas)
-        tuned = translator.with_settings(alpha=alpha, beta=beta)
+        betas = args.betas if translator.model.has_coverage else [0.0]
+        tuned, table = choose_on_validation(
+            translator,
+            [{"alpha": a, "beta": b} for a, b in itertools.product(args.alphas, betas)],
+            lambda candidate: rouge_x100(
+                translate_texts(candidate.serving_default, val_sources, 64), val_references),
+            rank=lambda row: row["rouge1"] + row["rouge2"] + row["rougeL"])
         export = export_saved_model(tuned, os.path.join(work_dir, "bench-export"), check=True)
 
         signature = tf.saved_model.load(export).signatures["serving_default"]
@@ -132,7 +109,7 @@ def main():
                                           / len(references), 2),
             "training_minutes": round(minutes, 1) if minutes is not None else None,
             "dialogues_per_s_batch_32": round(per_s, 1),
-            "search": (f"beam {tuned.beam_size}, alpha {alpha}, beta {beta}, "
+            "search": (f"beam {tuned.beam_size}, alpha {tuned.alpha}, beta {tuned.beta}, "
                        f"no repeated {tuned.no_repeat_ngram_size}-grams"),
             "tuned_on": "validation: " + json.dumps(table),
             "through": "SavedModel serving_default, test file order, 32 a request",

@@ -94,9 +94,19 @@ def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
     return done / (time.monotonic() - start)
 
 
-def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=False,
+def add_precision_arguments(parser):
+    """`--[no-]mixed-precision`, as the command line's: override the recipe's
+    `training.mixed_precision` (neither keeps it)."""
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                        default=None, help="train in mixed precision, or not; default: "
+                        "as the recipe says")
+
+
+def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
                     epochs=None):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
+    `mixed_precision`: True or False overrides the recipe's
+    `training.mixed_precision` (None keeps it); exports are float32 either way.
     `epochs`: the learning-rate schedule's length, if not the recipe's.
 
     Returns `(figures, served, paths)`: the figures of the JSON line, the
@@ -105,7 +115,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=Fa
     import sacrebleu
 
     recipe = load_recipe(recipe_name, data_dir=data)
-    training = {"mixed_precision": True} if mixed_precision else {}
+    training = {} if mixed_precision is None else {"mixed_precision": mixed_precision}
     if epochs:
         training["epochs"] = epochs
     recipe = recipe.replace(training=training)
@@ -143,7 +153,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=Fa
             "beam5_batch32_file_order": round(decode_speed(served, sources, 32, sort=False), 1),
             "beam5_batch1": round(decode_speed(served, sources, 1), 1),
         },
-        "mixed_precision": mixed_precision,
+        "mixed_precision": recipe.training["mixed_precision"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
     }
     return figures, served, paths
@@ -155,7 +165,7 @@ def main():
     parser.add_argument("--max-minutes", type=float, required=True)
     parser.add_argument("--recipe", default="multi30k-de-en-attention")
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-multi30k"))
-    parser.add_argument("--mixed-precision", action="store_true")
+    add_precision_arguments(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")

@@ -89,12 +89,12 @@ def _train_options(args):
 
 
 def _with_command_line_settings(recipe, args):
-    """The recipe with --epochs and --mixed-precision applied."""
+    """The recipe with --epochs and --[no-]mixed-precision applied."""
     training = {}
     if args.epochs:
         training["epochs"] = args.epochs
-    if args.mixed_precision:
-        training["mixed_precision"] = True
+    if args.mixed_precision is not None:
+        training["mixed_precision"] = args.mixed_precision
     return recipe.replace(training=training) if training else recipe
 
 
@@ -372,9 +372,11 @@ def build_parser():
                        help="a blank, non-UTF-8 or over-long (the recipe's max_line_chars, "
                             "default 1,000) line pair: stop with its file and line number "
                             "(fail, the default) or drop it and report the count (skip)")
-        p.add_argument("--mixed-precision", action="store_true",
-                       help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU), as the "
-                            "recipe's training.mixed_precision; exports stay float32")
+        p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                       default=None,
+                       help="train in mixed_bfloat16 (CPU) or mixed_float16 (GPU), or "
+                            "not (--no-mixed-precision), whatever the recipe's "
+                            "training.mixed_precision says; exports stay float32")
         p.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"],
                        default="default",
                        help="tf.distribute strategy: one device, all local GPUs (mirrored), "

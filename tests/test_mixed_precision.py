@@ -52,3 +52,14 @@ def test_quickstart_with_mixed_precision_exports_float32(tmp_path):
     settings = json.load(open(tmp_path / "exports" / "quickstart" / "1" / "assets.extra"
                               / "settings.json"))
     assert settings["model_config"]["dtype"]["config"]["name"] == "float32"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], True), (["--mixed-precision"], True), (["--no-mixed-precision"], False)])
+def test_command_line_keeps_or_overrides_the_recipes_precision(flags, expected):
+    from keras_seq2seq import cli
+    from keras_seq2seq.zoo import load_recipe
+
+    recipe = load_recipe("dates-attention").replace(training={"mixed_precision": True})
+    args = cli.build_parser().parse_args(["train", "--recipe", "dates-attention", *flags])
+    assert cli._with_command_line_settings(recipe, args).training["mixed_precision"] is expected

@@ -102,7 +102,8 @@ class Task:
         model.compile(
             optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"]),
             loss=SequenceCrossEntropy(label_smoothing=training["label_smoothing"],
-                                      ignore_unknown=model.copies_source),
+                                      ignore_unknown=model.copies_source,
+                                      from_log_probabilities=model.outputs_log_probabilities),
             metrics=[MaskedAccuracy()],
         )
         return model
