@@ -7,8 +7,9 @@ import subprocess
 import sys
 import time
 
-COMMAND = [sys.executable, "-m", "keras_seq2seq.cli", "quickstart", "--train-size", "2000",
-           "--epochs", "6", "--no-check"]
+EPOCHS = 3
+COMMAND = [sys.executable, "-m", "keras_seq2seq.cli", "quickstart", "--train-size", "1000",
+           "--epochs", str(EPOCHS), "--no-check"]
 
 
 def test_killed_run_resumes_from_the_last_backup(tmp_path):
@@ -30,8 +31,9 @@ def test_killed_run_resumes_from_the_last_backup(tmp_path):
                       r"continuing with epoch (\d)", second.stdout)
     assert match, second.stdout[-2000:]
     done = int(match.group(1))
-    assert 1 <= done < 6 and int(match.group(2)) == done + 1
+    assert 1 <= done < EPOCHS and int(match.group(2)) == done + 1
     # Keras starts counting at the resumed epoch, not at 1.
-    assert f"Epoch {done + 1}/6" in second.stdout and "Epoch 1/6" not in second.stdout
+    assert f"Epoch {done + 1}/{EPOCHS}" in second.stdout
+    assert f"Epoch 1/{EPOCHS}" not in second.stdout
     assert (tmp_path / "exports" / "quickstart" / "1" / "saved_model.pb").exists()
     assert not metadata.exists()  # the backup is removed once training completes
