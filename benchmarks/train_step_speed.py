@@ -41,7 +41,9 @@ def main():
     parser.add_argument("--data", required=True, help="the recipe's data folder")
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
-    parser.add_argument("--float32", action="store_true", help="no mixed precision")
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                        default=None, help="time the step in mixed precision, or not; "
+                        "default: as the recipe says")
     parser.add_argument("--whole-vocabulary", action="store_true",
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
     args = parser.parse_args()
@@ -63,7 +65,9 @@ def main():
 
     targets = [t for _, t in batches]
     tokens = sum(int(tf.math.count_nonzero(t)) for t in targets)
-    if not args.float32:
+    mixed_precision = (training["mixed_precision"] if args.mixed_precision is None
+                       else args.mixed_precision)
+    if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision_policy())
     model = task.build_model(total_steps=training["epochs"] * 500)
     in_memory = tf.data.Dataset.from_generator(lambda: iter(batches),

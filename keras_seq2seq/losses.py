@@ -19,12 +19,6 @@ class SequenceCrossEntropy(keras.losses.Loss):
         ignore_unknown: also leave `<unk>` targets out. For models that copy
             (`PointerGenerator`): they never write `<unk>`, and an unknown
             word they cannot copy from the source teaches nothing.
-        from_log_probabilities: predictions are already log-probabilities
-            (`SequenceModel.outputs_log_probabilities`), not logits: the
-            loss reads the target's instead of normalizing again. Same
-            values and gradients; on SAMSum's [32, 96, 15,400] outputs it
-            skips several passes over the whole tensor (see
-            `benchmarks/train_step_speed.py`).
 
     Example:
 
@@ -32,14 +26,13 @@ class SequenceCrossEntropy(keras.losses.Loss):
     """
 
     def __init__(self, label_smoothing=0.0, pad_id=PAD_ID, ignore_unknown=False,
-                 from_log_probabilities=False, name="sequence_cross_entropy", **kwargs):
+                 name="sequence_cross_entropy", **kwargs):
         super().__init__(name=name, **kwargs)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.pad_id = pad_id
         self.ignore_unknown = ignore_unknown
-        self.from_log_probabilities = from_log_probabilities
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
@@ -49,14 +42,8 @@ class SequenceCrossEntropy(keras.losses.Loss):
         # time of log_softmax, gather and mean written out.
         vocabulary = ops.shape(y_pred)[-1]
         smoothing = self.label_smoothing / ops.cast(vocabulary, "float32")
-        if self.from_log_probabilities:
-            target = ops.squeeze(ops.take_along_axis(y_pred, y_true[..., None], axis=-1), -1)
-            nll = -(1.0 - self.label_smoothing) * target
-            if self.label_smoothing:
-                nll -= smoothing * ops.sum(y_pred, axis=-1)
-        else:
-            labels = ops.one_hot(y_true, vocabulary) * (1.0 - self.label_smoothing) + smoothing
-            nll = ops.categorical_crossentropy(labels, y_pred, from_logits=True)
+        labels = ops.one_hot(y_true, vocabulary) * (1.0 - self.label_smoothing) + smoothing
+        nll = ops.categorical_crossentropy(labels, y_pred, from_logits=True)
         # Keras divides the summed values by their count (padding included)
         # and scales for distribution; weighting real tokens by count / real
         # tokens turns that into the mean over real tokens.
@@ -69,6 +56,5 @@ class SequenceCrossEntropy(keras.losses.Loss):
     def get_config(self):
         config = super().get_config()
         config.update(label_smoothing=self.label_smoothing, pad_id=self.pad_id,
-                      ignore_unknown=self.ignore_unknown,
-                      from_log_probabilities=self.from_log_probabilities)
+                      ignore_unknown=self.ignore_unknown)
         return config

@@ -18,7 +18,6 @@ from keras_seq2seq.data.names import (
 )
 from keras_seq2seq.decoding import generate
 from keras_seq2seq.export import convert_to_tflite, export_saved_model, verify_export
-from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import repeated_ngram_rate
 from keras_seq2seq.models import PointerGenerator
 from keras_seq2seq.models.pointer_generator import coverage_loss
@@ -130,30 +129,6 @@ def test_final_distribution_is_normalised_and_copies_onto_extended_ids():
     # 12 and 13, row 1 none.
     assert (probs[0, :, 12] > 1e-4).all() and (probs[0, :, 13] > 1e-4).all()
     assert (probs[0, :, 14:] < 1e-9).all() and (probs[1, :, 12:] < 1e-9).all()
-
-
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_loss_reading_log_probabilities_equals_normalizing_them_again(label_smoothing):
-    # The task compiles the model with from_log_probabilities: same values and
-    # gradients as the logits path, which log-softmaxes the outputs again.
-    model = _small_model()
-    targets = tf.constant([[12, 5, 13, EOS_ID], [7, UNK_ID, EOS_ID, 0]])
-    inputs = {"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}
-
-    def loss_and_gradients(from_log_probabilities):
-        loss = SequenceCrossEntropy(label_smoothing, ignore_unknown=True,
-                                    from_log_probabilities=from_log_probabilities)
-        with tf.GradientTape() as tape:
-            value = loss(targets, model(inputs))
-        return value, tape.gradient(value, model.trainable_variables)
-
-    (direct, direct_gradients), (again, again_gradients) = (
-        loss_and_gradients(True), loss_and_gradients(False))
-    np.testing.assert_allclose(direct, again, rtol=1e-5)
-    for a, b in zip(direct_gradients, again_gradients):
-        np.testing.assert_allclose(tf.convert_to_tensor(a), tf.convert_to_tensor(b),
-                                   rtol=1e-4, atol=1e-6)
-    assert PointerGenerator.outputs_log_probabilities
 
 
 def test_generation_probabilities_are_the_switch_that_mixes_the_two_distributions():

@@ -50,9 +50,9 @@ class PointerGenerator(AttentionSeq2Seq):
     `source length` temporary ids (a `WordTokenizer` gives a sentence's k-th
     distinct unknown word the id `vocabulary_size + k`). Inputs may carry
     extended ids; embeddings read them as UNK. `call` and `step` return
-    log-probabilities [..., vocabulary_size + source], which the loss
-    (`SequenceCrossEntropy(from_log_probabilities=True)`) and the decoding
-    loop take as they are.
+    log-probabilities [..., vocabulary_size + source], which
+    `SequenceCrossEntropy` (a log-softmax of log-probabilities is the same
+    values) and the decoding loop take as they are.
 
     The generator never writes `<unk>`: where the output needs a word the
     vocabulary lacks, copying is the only way to write it. (Trained with
@@ -77,13 +77,11 @@ class PointerGenerator(AttentionSeq2Seq):
     Example:
 
     >>> model = PointerGenerator(vocabulary_size=10_000, units=256)
-    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(
-    ...     ignore_unknown=True, from_log_probabilities=True))
+    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(ignore_unknown=True))
     >>> model.fit(parallel_text_dataset(..., word_tokenizer, extended_ids=True))
     """
 
     copies_source = True
-    outputs_log_probabilities = True
 
     def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
         if attention is None:

@@ -102,8 +102,7 @@ class Task:
         model.compile(
             optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"]),
             loss=SequenceCrossEntropy(label_smoothing=training["label_smoothing"],
-                                      ignore_unknown=model.copies_source,
-                                      from_log_probabilities=model.outputs_log_probabilities),
+                                      ignore_unknown=model.copies_source),
             metrics=[MaskedAccuracy()],
         )
         return model
