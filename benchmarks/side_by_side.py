@@ -5,18 +5,19 @@
 
 Trains OpenNMT-py 3.5.1's RNN with the scripts in `--peers` (their own
 virtual environment under /tmp/peers, set up here if missing) and
-`multi30k-de-en-attention` with the recipe's settings
-(`--[no-]mixed-precision` overrides its precision), each for the same wall-clock
-budget: OpenNMT-py trains by steps, so a probe of 500 steps measures its rate
-here first and its steps are the budget at that rate (rounded to its 500-step
-checkpoints). Both are scored on test_2016_flickr with beam 5: BLEU and chrF
-by sacrebleu, ours through the exported SavedModel as `train_multi30k.py`
-does, theirs with the peers' scripts. Decode speed at batch 32 is measured
-twice, on batches of similar length (as both command lines batch a file) and
-on the file's lines in order (as a server receives requests; OpenNMT-py
-through `onmt_translate_in_file_order.py`), and at batch 1; OpenNMT-py's
-from `onmt_translate -report_time` (model loading excluded). Prints one JSON
-line: the figures of both and keras-seq2seq's ratios to OpenNMT-py's.
+`multi30k-de-en-attention` with the recipe's settings (`--[no-]mixed-precision`
+overrides its precision), each for the same wall-clock budget: OpenNMT-py
+trains by steps, so a probe of 500 steps first measures its start-up and its
+rate after it here, and its steps are what the budget holds at those (rounded
+to its 500-step checkpoints). Both are scored on test_2016_flickr with beam
+5: BLEU and chrF by sacrebleu, ours through the exported SavedModel as
+`train_multi30k.py` does, theirs with the peers' scripts. Decode speed at
+batch 32 is measured twice, on batches of similar length (as both command
+lines batch a file) and on the file's lines in order (as a server receives
+requests; OpenNMT-py through `onmt_translate_in_file_order.py`), and at batch
+1; OpenNMT-py's from `onmt_translate -report_time` (model loading excluded).
+Prints one JSON line: the figures of both and keras-seq2seq's ratios to
+OpenNMT-py's.
 """
 
 import argparse
@@ -66,8 +67,18 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     _run("run_onmt_py_train.sh", "probe", PROBE_STEPS, peers=peers)
     probe_seconds = float(re.search(r"wall_seconds=(\d+)",
                                     _wall_seconds(run_dir, "probe")).group(1))
-    steps = max(1, round(minutes * 60 / probe_seconds)) * PROBE_STEPS
+    # The probe's wall time holds start-up and the first, slower steps; a
+    # longer run pays those once, then steps at the rate of the probe's
+    # later reports ("Step 500/ 500; ... 110 sec;").
+    with open(os.path.join(run_dir, "probe.out")) as f:
+        reports = [(int(step), int(sec)) for step, sec in
+                   re.findall(r"Step\s+(\d+)/\s*\d+;.*?(\d+) sec;", f.read())]
+    (first_step, first_sec), (last_step, last_sec) = reports[1], reports[-1]
+    steps_per_s = (last_step - first_step) / (last_sec - first_sec)
+    steps = PROBE_STEPS + (minutes * 60 - probe_seconds) * steps_per_s
+    steps = max(1, round(steps / PROBE_STEPS)) * PROBE_STEPS
     print(json.dumps({"opennmt_py_probe": {"steps": PROBE_STEPS, "seconds": probe_seconds,
+                                           "steps_per_s_after_start": round(steps_per_s, 2),
                                            "steps_for_budget": steps}}),
           file=sys.stderr, flush=True)
     start = time.monotonic()
