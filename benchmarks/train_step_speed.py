@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.train_multi30k import add_precision_arguments  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
@@ -41,9 +42,7 @@ def main():
     parser.add_argument("--data", required=True, help="the recipe's data folder")
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
-    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
-                        default=None, help="time the step in mixed precision, or not; "
-                        "default: as the recipe says")
+    add_precision_arguments(parser)
     parser.add_argument("--whole-vocabulary", action="store_true",
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
     args = parser.parse_args()
