@@ -427,6 +427,8 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
     ({"tokenizer": {"type": "sentencepiece", "vocabulary_size": 100}}, "type characters"),
     ({"data": {"generate": "digit_strings", "images": "I", "labels": "L", "max_digits": 0}},
      "max_digits"),
+    ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
+               "training_noise": 0.02}}, "data.training_noise: only speech strings"),
 ])
 def test_image_recipes_are_checked_before_training(tmp_path, change, message):
     (tmp_path / "I").write_bytes(b"")
@@ -453,6 +455,10 @@ def test_speech_recipes_need_their_recordings_folder(tmp_path):
     with pytest.raises(RecipeError, match="data.recordings: .*clips: no such file"):
         recipe_from_dict(values, base_dir=str(tmp_path))
     (tmp_path / "clips").mkdir()
+    values["data"]["training_noise"] = 0.5
+    with pytest.raises(RecipeError, match=r"data.training_noise: must be in \[0.001, 0.1\]"):
+        recipe_from_dict(values, base_dir=str(tmp_path))
+    del values["data"]["training_noise"]
     assert recipe_from_dict(values, base_dir=str(tmp_path)).data["recordings"] == str(
         tmp_path / "clips")
 

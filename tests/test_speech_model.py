@@ -255,6 +255,29 @@ def test_speed_perturbation_changes_training_clips_only(tmp_path):
     assert read_digit_strings(plain["train"]) != read_digit_strings(fast["train"])
 
 
+def test_training_noise_changes_training_strings_only(tmp_path):
+    from keras_seq2seq.data.spoken_digits import write_spoken_digit_strings
+
+    folder = write_clips(tmp_path / "clips")
+    sizes = {"train": 20, "val": 5, "test": 5}
+    plain = write_spoken_digit_strings(str(tmp_path / "plain"), folder, sizes, max_digits=3)
+    noisy = write_spoken_digit_strings(str(tmp_path / "noisy"), folder, sizes, max_digits=3,
+                                       training_noise=0.05)
+    for split in ("val", "test"):
+        assert read_digit_strings(plain[split]) == read_digit_strings(noisy[split])
+    plain_wavs, plain_targets = read_digit_strings(plain["train"])
+    noisy_wavs, noisy_targets = read_digit_strings(noisy["train"])
+    assert plain_targets == noisy_targets
+
+    def silence_level(wav):
+        # The first 50 ms are leading silence: only the added noise.
+        samples, _ = read_wav_file(wav)
+        return samples[:400].std()
+
+    assert np.mean([silence_level(w) for w in noisy_wavs]) > 2 * np.mean(
+        [silence_level(w) for w in plain_wavs])
+
+
 def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
     task, reader, export = trained
     loaded = tf.saved_model.load(export).signatures

@@ -10,7 +10,10 @@ silence) and a little Gaussian noise, written as a 16-bit WAV file, the
 bytes a client sends. Targets are the digits with spaces ("4 0 7").
 Training clips may also be played at a random speed (speed perturbation,
 Ko et al. 2015): a new tempo and pitch for each use of a clip, so that
-2,100 recordings stand for more voices.
+2,100 recordings stand for more voices; and training strings may take louder
+noise than validation and test ones (multi-condition training): the added
+noise is at a level of its own, not relative to the voice, so the quietest
+speakers' clips are the ones it drowns.
 """
 
 import os
@@ -22,6 +25,10 @@ from keras_seq2seq.data.audio import SAMPLE_RATE, encode_wav, read_wav
 
 # Clip indexes of each split (of 5-49; 0-4 are kept out of the shared folder).
 SPLIT_INDEXES = {"test": range(5, 10), "val": range(10, 15), "train": range(15, 50)}
+
+# The added Gaussian noise's standard deviation (full scale 1.0) is drawn from
+# [NOISE_FLOOR, upper end]; validation and test strings use NOISE_CEILING.
+NOISE_FLOOR, NOISE_CEILING = 0.001, 0.01
 
 _CLIP_NAME = re.compile(r"(\d)_([A-Za-z]+)_(\d+)\.wav")
 
@@ -52,12 +59,14 @@ def change_speed(samples, speed):
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
-def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0):
+def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
+                      noise=NOISE_CEILING):
     """One recording of a random string of 1 to `max_digits` of the clips.
 
     `speed_perturbation` d plays each clip at a speed drawn uniformly from
     [1 - d, 1 + d] (0: as recorded; the random draws of other utterances
-    are then unchanged).
+    are then unchanged). `noise` is the upper end of the added noise's
+    standard deviation (the draws are the same whatever it is).
 
     Returns `(wav bytes, "4 0 7")`.
     """
@@ -75,12 +84,12 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0):
         parts += [clip / max(1.0, float(np.abs(clip).max()) / 0.99), silence(0.03, 0.35)]
     parts[-1] = silence(0.05, 0.3)
     audio = np.concatenate(parts)
-    audio = audio + rng.normal(0, rng.uniform(0.001, 0.01), audio.shape)
+    audio = audio + rng.normal(0, rng.uniform(NOISE_FLOOR, noise), audio.shape)
     return encode_wav(audio), " ".join(str(digits[i]) for i in chosen)
 
 
 def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
-                               speed_perturbation=0.0):
+                               speed_perturbation=0.0, training_noise=NOISE_CEILING):
     """Composes each split's utterances from its own clips, once, into `folder`.
 
     Args:
@@ -90,6 +99,9 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
             and test ones have fixed seeds of their own).
         speed_perturbation: for training utterances only (see
             `compose_utterance`); validation and test clips play as recorded.
+        training_noise: the upper end of the training utterances' noise
+            level (`compose_utterance`'s `noise`); validation and test ones
+            keep `NOISE_CEILING`.
 
     Returns:
         `{split: path}` of `SPLIT.tfrecord` files, one WAV file a record,
@@ -100,8 +112,10 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
     def compose(split, count):
         clips, digits = read_clips(recordings, split)
         rng = np.random.default_rng({"train": 1000 + seed, "val": 2000, "test": 3000}[split])
-        speed = speed_perturbation if split == "train" else 0.0
-        pairs = [compose_utterance(clips, digits, rng, max_digits, speed) for _ in range(count)]
+        speed, noise = ((speed_perturbation, training_noise) if split == "train"
+                        else (0.0, NOISE_CEILING))
+        pairs = [compose_utterance(clips, digits, rng, max_digits, speed, noise)
+                 for _ in range(count)]
         return [p for p, _ in pairs], [t for _, t in pairs]
 
     return write_records(folder, sizes, compose)

@@ -155,7 +155,8 @@ class SpeechTextTask(ReadingTask):
         return write_spoken_digit_strings(folder, data["recordings"], self.sizes,
                                           max_digits=data["max_digits"],
                                           seed=self.recipe.training["seed"],
-                                          speed_perturbation=data["speed_perturbation"])
+                                          speed_perturbation=data["speed_perturbation"],
+                                          training_noise=data["training_noise"])
 
     def dataset(self, split, shuffle):
         training = self.recipe.training

@@ -102,6 +102,9 @@ SCHEMA = {
         "max_digits": (int, 8),
         # Speech: training clips play at speeds in [1 - d, 1 + d] (0: as recorded).
         "speed_perturbation": (Number(), 0.0),
+        # Speech: the upper end of the training strings' noise level (standard
+        # deviation, full scale 1; validation and test strings keep 0.01).
+        "training_noise": (Number(), 0.01),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -422,6 +425,10 @@ def _check_combinations(values, source, lines):
         if not 0 <= data["speed_perturbation"] < 0.5:
             fail(("data", "speed_perturbation"),
                  f"must be in [0, 0.5), got {data['speed_perturbation']}")
+        if data["training_noise"] != 0.01 and values["task"] != "speech":
+            fail(("data", "training_noise"), "only speech strings take added noise")
+        if not 0.001 <= data["training_noise"] <= 0.1:
+            fail(("data", "training_noise"), f"must be in [0.001, 0.1], got {data['training_noise']}")
     elif data["generate"] not in (None, "dates"):
         fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
     elif not data["generate"]:
