@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_seq2seq.layers import (
     AttentionDecoder,
     BahdanauAttention,
+    CoverageAttention,
     LocationSensitiveAttention,
     LuongAttention,
     RNNEncoder,
@@ -70,7 +71,7 @@ def test_attention_gives_padding_exactly_zero_weight(rng, make):
     memory = rng.normal(size=(2, 5, 6)).astype("float32")
     query = rng.normal(size=(2, 1, 6)).astype("float32")
     mask = _mask([3, 5], 5)
-    previous = np.full((2, 5), 0.2, "float32")
+    previous = np.full((2, 1, 5), 0.2, "float32")
     context, alignments = attention(query, memory, mask=mask, previous_alignments=previous)
     alignments = np.asarray(alignments)
     assert context.shape == (2, 1, 6) and alignments.shape == (2, 1, 5)
@@ -82,6 +83,23 @@ def test_attention_gives_padding_exactly_zero_weight(rng, make):
     context_b, alignments_b = attention(query, other, mask=mask, previous_alignments=previous)
     np.testing.assert_allclose(context, context_b, atol=1e-5)
     np.testing.assert_allclose(alignments, alignments_b, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", MECHANISMS + [lambda: CoverageAttention(8)])
+def test_queries_sharing_a_memory_equal_each_query_on_its_own_copy(rng, make):
+    # Beam search gives the hypotheses of a sentence one memory, not a copy each.
+    attention = make()
+    memory = rng.normal(size=(2, 5, 6)).astype("float32")
+    query = rng.normal(size=(2, 3, 6)).astype("float32")
+    mask = _mask([3, 5], 5)
+    previous = rng.uniform(size=(2, 3, 5)).astype("float32")
+    context, alignments = attention(query, memory, mask=mask, previous_alignments=previous)
+    copies = lambda x: np.repeat(x, 3, axis=0)  # noqa: E731
+    alone_context, alone_alignments = attention(
+        query.reshape(6, 1, 6), copies(memory), mask=copies(np.asarray(mask)),
+        previous_alignments=previous.reshape(6, 1, 5))
+    np.testing.assert_allclose(np.reshape(context, (6, 1, 6)), alone_context, atol=1e-5)
+    np.testing.assert_allclose(np.reshape(alignments, (6, 1, 5)), alone_alignments, atol=1e-6)
 
 
 @pytest.mark.parametrize("make", MECHANISMS)

@@ -5,8 +5,12 @@ Every search takes a step function
 
     step_fn(token_ids [rows], state, context) -> (log_probs [rows, vocab], state)
 
-where `state` and `context` are nests of [rows, ...] tensors, a row a
-hypothesis: batch * beam rows, fewer as sentences finish. The loop keeps `beam`
+where `state` is a nest of [rows, ...] tensors, a row a hypothesis: batch *
+beam rows, fewer as sentences finish, the beams of a sentence next to each
+other; and `context` a nest of [sentences, ...] tensors that the step only
+reads (the encoder's memory), one entry per sentence, shared by its rows
+(row r reads sentence r // beam's: the step finds beam as rows // sentences).
+The loop keeps `beam`
 hypotheses per row. Each step scores the candidate (hypothesis, next token)
 pairs (each hypothesis' own `beam` best tokens when searching, every token
 when sampling), lets a *selector* pick the `beam` survivors (top-k for beam
@@ -236,8 +240,9 @@ def decode(
         max_length: static length of the output buffer (Python int).
         beam_size: hypotheses kept per row (static Python int).
         context: nest of [batch, ...] tensors the step reads and never
-            changes (the encoder's memory): tiled to the beams here, and cut
-            with the state when sentences retire.
+            changes (the encoder's memory): one entry per sentence, shared
+            by its beams (see the module docstring), and cut with the state
+            when sentences retire.
         length_limits: optional int32 [batch]: hypotheses of row i end (with
             `end_id`) after at most `length_limits[i]` tokens.
         alpha: GNMT length penalty weight (0: none). May be a tensor.
@@ -294,7 +299,6 @@ def decode(
         live["prefix"] = tile_beams(tf.pad(prefix_ids, [[0, 0], [0, max_length]])[:, :max_length], k)
     live["limit"] = tf.repeat(tf.minimum(length_limits, max_length), k)
     state = tile_beams(initial_state, k)
-    context = tile_beams(context, k)
     # Penalties given as Python zeros are left out of the graph altogether.
     use_length_penalty = not _is_python_zero(alpha)
     use_coverage = not _is_python_zero(beta)
@@ -410,10 +414,12 @@ def decode(
                 # Write every live row out (the leaving ones for the last
                 # time) and keep the sentences not done.
                 written = _write_rows(out, live, rows)
-                kept = _rows_of(tf.cast(tf.reshape(tf.where(~done)[:, 0], [-1]), tf.int32), k)
+                sentences = tf.cast(tf.reshape(tf.where(~done)[:, 0], [-1]), tf.int32)
+                kept = _rows_of(sentences, k)
                 return ({key: tf.gather(value, kept) for key, value in live.items()},
                         tf.gather(origin, kept),
-                        tf.nest.map_structure(lambda c: tf.gather(c, kept), context), written)
+                        tf.nest.map_structure(lambda c: tf.gather(c, sentences), context),
+                        written)
 
             # The last sentences leave through `cond`: the loop never runs
             # on (or shapes) empty tensors, which TFLite cannot prepare.

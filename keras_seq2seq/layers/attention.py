@@ -8,9 +8,12 @@ they hold:
                                     previous_alignments)
 
 Shapes: query [batch, queries, query_dim]; memory [batch, source, memory_dim];
-mask bool [batch, source]; context [batch, queries, memory_dim]; alignments
-[batch, queries, source]. Padded source positions get exactly zero weight.
-Scores and the softmax are computed in float32 even under mixed precision.
+mask bool [batch, source]; previous_alignments [batch, queries, source];
+context [batch, queries, memory_dim]; alignments [batch, queries, source].
+Queries of one batch entry share its memory: the target steps of a sentence
+in training, or the hypotheses of a sentence in beam search. Padded source
+positions get exactly zero weight. Scores and the softmax are computed in
+float32 even under mixed precision.
 """
 
 import keras
@@ -27,6 +30,8 @@ class AttentionMechanism(keras.layers.Layer):
     # True for mechanisms whose scores depend on the previous step's
     # alignments; they can only run one decoder step at a time.
     uses_previous_alignments = False
+    # True where those are the running sum of all previous alignments.
+    cumulative = False
 
     def __init__(self, units=None, **kwargs):
         super().__init__(**kwargs)
@@ -51,12 +56,16 @@ class AttentionMechanism(keras.layers.Layer):
         self.query_projection.build((None, None, query_dim))
         self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
 
-    def _additive_score(self, query, keys):
-        """v . tanh(W query + keys), keys being U memory (plus any extra term)."""
+    def _additive_score(self, query, keys, per_query=None):
+        """v . tanh(W query + keys [+ per_query]), keys being U memory
+        [batch, source, units] and `per_query` an optional term of each
+        query's own, [batch, queries, source, units]."""
         # expand_dims rather than [:, None] indexing: TFLite has no builtin
         # for a strided slice that adds an axis to a tensor of unknown shape.
-        hidden = ops.tanh(
-            ops.expand_dims(self.query_projection(query), 2) + ops.expand_dims(keys, 1))
+        hidden = ops.expand_dims(self.query_projection(query), 2) + ops.expand_dims(keys, 1)
+        if per_query is not None:
+            hidden = hidden + per_query
+        hidden = ops.tanh(hidden)
         return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
 
     def score(self, query, keys, previous_alignments=None):
@@ -64,10 +73,11 @@ class AttentionMechanism(keras.layers.Layer):
         raise NotImplementedError
 
     def _previous(self, previous_alignments, keys):
-        """`previous_alignments` (or coverage) as [batch, source] in the keys' dtype."""
+        """`previous_alignments` (or coverage) [batch, queries, source] in the
+        keys' dtype."""
         if previous_alignments is None:
             raise ValueError(f"{type(self).__name__} needs previous_alignments")
-        return ops.cast(ops.reshape(previous_alignments, ops.shape(keys)[:2]), keys.dtype)
+        return ops.cast(previous_alignments, keys.dtype)
 
     def call(self, query, memory, keys=None, mask=None, previous_alignments=None):
         if keys is None:
@@ -218,8 +228,12 @@ class LocationSensitiveAttention(AttentionMechanism):
 
     def score(self, query, keys, previous_alignments=None):
         previous = self._previous(previous_alignments, keys)
-        location = self.location_projection(self.location_convolution(previous[:, :, None]))
-        return self._additive_score(query, keys + location)
+        shape = ops.shape(previous)
+        # One convolution over every query's alignments: [batch * queries, source, 1].
+        features = self.location_convolution(ops.reshape(previous, (-1, shape[2], 1)))
+        location = ops.reshape(self.location_projection(features),
+                               (shape[0], shape[1], shape[2], self.units))
+        return self._additive_score(query, keys, location)
 
     def get_config(self):
         config = super().get_config()
@@ -261,7 +275,7 @@ class CoverageAttention(BahdanauAttention):
     def score(self, query, keys, previous_alignments=None):
         coverage = self._previous(previous_alignments, keys)  # the decoder passes coverage
         location = ops.expand_dims(coverage, -1) * ops.cast(self.coverage_weight, keys.dtype)
-        return self._additive_score(query, keys + location)
+        return self._additive_score(query, keys, location)
 
 
 ATTENTION_MECHANISMS = {

@@ -44,7 +44,10 @@ class AttentionDecoder(keras.layers.Layer):
     list `[h, c]` or `[h]`), `"attentional"` [batch, units], and, with
     attention, `"alignments"` [batch, source] (the last step's) and
     `"coverage"` [batch, source] (their running sum). The per-source context is
-    a dict `{"memory", "keys", "mask"}` from `prepare_context`.
+    a dict `{"memory", "keys", "mask"}` from `prepare_context`. `step` may take
+    more state rows than the context has sources: k rows a source, in order
+    (the hypotheses of a beam search), which share their source's context
+    instead of each reading a copy.
 
     Example:
 
@@ -166,9 +169,11 @@ class AttentionDecoder(keras.layers.Layer):
         """One decoder step.
 
         Args:
-            inputs: embedded previous tokens, [batch, embedding_dim].
-            state: the decoder state (see the class docstring).
-            context: from `prepare_context`.
+            inputs: embedded previous tokens, [rows, embedding_dim].
+            state: the decoder state (see the class docstring), [rows, ...].
+            context: from `prepare_context`, [sources, ...]: rows
+                `i * k` to `i * k + k - 1` read source i's, k being
+                rows // sources.
             weights: `step_weights()`, read once by a loop that runs many
                 steps; None reads them here.
 
@@ -195,18 +200,22 @@ class AttentionDecoder(keras.layers.Layer):
             output = x
         else:
             previous = state["alignments"]
-            if getattr(self.attention, "cumulative", False):
+            if self.attention.cumulative:
                 previous = state["coverage"]
+            # The rows of a source are its queries: [sources, k, ...].
+            memory = context["memory"]
+            sources, source = ops.shape(memory)[0], ops.shape(memory)[1]
             attended, alignments = self.attention(
-                x[:, None, :],
-                context["memory"],
+                ops.reshape(x, (sources, -1, self.units)),
+                memory,
                 keys=context["keys"],
                 mask=context["mask"],
-                previous_alignments=previous,
+                previous_alignments=ops.reshape(previous, (sources, -1, source)),
             )
-            alignments = alignments[:, 0, :]
+            alignments = ops.reshape(alignments, (-1, source))
+            attended = ops.reshape(attended, (-1, memory.shape[-1]))
             output = ops.tanh(ops.matmul(
-                ops.concatenate([attended[:, 0, :], x], axis=-1), weights["attentional"]))
+                ops.concatenate([attended, x], axis=-1), weights["attentional"]))
             new_state["alignments"] = alignments
             new_state["coverage"] = state["coverage"] + alignments
         output = self.dropout_layer(output, training=training)

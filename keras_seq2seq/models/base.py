@@ -101,7 +101,11 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         raise NotImplementedError
 
     def step(self, token_ids, state, context):
-        """`token_ids` [rows] -> `(log_probs [rows, outputs] float32, state)`."""
+        """`token_ids` [rows] -> `(log_probs [rows, outputs] float32, state)`.
+
+        `state` holds [rows, ...] tensors; `context` (from `encode`) holds
+        [inputs, ...] ones, each input's shared by its k = rows // inputs
+        rows, which come together (the hypotheses of a beam search)."""
         raise NotImplementedError
 
     def length_limits(self, inputs, max_length):

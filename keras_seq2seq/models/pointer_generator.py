@@ -130,9 +130,17 @@ class PointerGenerator(AttentionSeq2Seq):
         return ops.squeeze(self._switch(outputs, embedded), -1)
 
     def step(self, token_ids, state, context):
-        """One decoder step: `(log_probs [batch, vocabulary + source], state)`."""
+        """One decoder step: `(log_probs [rows, vocabulary + source], state)`."""
         output, embedded, state = self._decoder_step(token_ids, state, context)
-        return self._final_log_probs(output, embedded, state["alignments"], context["source_ids"]), state
+        source_ids = context["source_ids"]
+        sources, source = ops.shape(source_ids)[0], ops.shape(source_ids)[1]
+
+        def per_source(x):  # [rows, d] -> [sources, k, d]: the rows of a source together
+            return ops.reshape(x, (sources, -1, ops.shape(x)[-1]))
+
+        log_probs = self._final_log_probs(per_source(output), per_source(embedded),
+                                          per_source(state["alignments"]), source_ids)
+        return ops.reshape(log_probs, (-1, self.vocabulary_size + source)), state
 
     def call(self, inputs, training=False, return_attention=False):
         """Teacher-forced log-probabilities [batch, target, vocabulary + source].

@@ -177,21 +177,27 @@ class PointerNetwork(SequenceModel):
         """Advances the decoder by one choice (inference mode).
 
         Args:
-            token_ids: int [batch], the previous choice (0 at the start).
-            state: the decoder state (see `encode`).
-            context: from `encode`, tiled to the same batch.
+            token_ids: int [rows], the previous choice (0 at the start).
+            state: the decoder state (see `encode`), [rows, ...].
+            context: from `encode`, [instances, ...], shared by the k =
+                rows // instances rows of each instance (its beam), in order.
 
         Returns:
-            `(log_probs, state)`: log_probs float32 [batch, n + 2].
+            `(log_probs, state)`: log_probs float32 [rows, n + 2].
         """
         token_ids = ops.convert_to_tensor(token_ids, "int32")
-        inputs = ops.take_along_axis(context["inputs"], token_ids[:, None, None], axis=1)[:, 0]
+        instances = ops.shape(context["inputs"])[0]
+        # [instances, k]: each instance's rows choose among its own inputs.
+        per_instance = ops.reshape(token_ids, (instances, -1))
+        inputs = ops.take_along_axis(context["inputs"], per_instance[..., None], axis=1)
+        inputs = ops.reshape(inputs, (-1, inputs.shape[-1]))
         decoder_state = {k: v for k, v in state.items() if k != "chosen"}
         output, decoder_state = self.decoder.step(inputs, decoder_state, context, training=False)
         width = ops.shape(state["chosen"])[-1]
         chosen = state["chosen"] + ops.one_hot(token_ids, width, dtype="float32")
-        scores = ops.cast(self.pointer.score(ops.expand_dims(output, 1), context["pointer_keys"])[:, 0],
-                          "float32")
+        scores = self.pointer.score(ops.reshape(output, (instances, -1, output.shape[-1])),
+                                    context["pointer_keys"])
+        scores = ops.cast(ops.reshape(scores, (-1, width)), "float32")
         logits = self._masked_logits(scores, chosen)
         return ops.log_softmax(logits, axis=-1), dict(decoder_state, chosen=chosen)
 

@@ -202,13 +202,14 @@ class AttentionSeq2Seq(SequenceModel):
         """Advances the decoder by one token (inference mode).
 
         Args:
-            token_ids: int [batch], the previous tokens as target indices
+            token_ids: int [rows], the previous tokens as target indices
                 (BOS at the start).
-            state: the decoder state.
-            context: from `encode`, tiled to the same batch.
+            state: the decoder state, [rows, ...].
+            context: from `encode`, [sources, ...], shared by the k =
+                rows // sources rows of each source, which come together.
 
         Returns:
-            `(log_probs, state)`: log_probs float32 [batch, target_size].
+            `(log_probs, state)`: log_probs float32 [rows, target_size].
         """
         output, _, state = self._decoder_step(token_ids, state, context)
         return ops.log_softmax(self.logits(output), axis=-1), state
