@@ -25,8 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.images_and_speech import machine  # noqa: E402
-from benchmarks.train_multi30k import request_batches  # noqa: E402
+from benchmarks.common import machine, request_batches  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.export import load_run  # noqa: E402

@@ -19,16 +19,18 @@ Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
 import argparse
 import json
 import os
-import platform
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.common import machine  # noqa: E402
 from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
 from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.text import EOS_ID  # noqa: E402
@@ -82,8 +84,7 @@ def main():
     result["ms_per_sentence_b1"] = round(1000 / result["sent_per_s_b1"], 2)
     result["speedup_b32_vs_python_loop"] = round(
         result["sent_per_s_b32"] / result["sent_per_s_b32_python_loop"], 2)
-    gpus = tf.config.list_physical_devices("GPU")
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, {len(gpus)} GPU"
+    result["machine"] = machine()
     result["tensorflow"] = tf.__version__
     print(json.dumps(result))
 

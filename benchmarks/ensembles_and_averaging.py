@@ -15,7 +15,6 @@ ensemble, and the machine.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import keras  # noqa: E402
 
+from benchmarks.common import machine  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import RunFolder, Translator  # noqa: E402
 from keras_seq2seq.tasks import task_for, translate_texts  # noqa: E402
@@ -92,7 +92,7 @@ def main():
     figures["ensemble_of_singles"] = scores(Translator.ensemble(singles), sources, references)
     figures["ensemble_of_averages"] = scores(Translator.ensemble(averaged), sources, references)
     figures["mixed_precision"] = args.mixed_precision
-    figures["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+    figures["machine"] = machine()
     print(json.dumps(figures))
 
 

@@ -19,7 +19,6 @@ and the export carries the chosen value.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -27,49 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from keras_seq2seq.export import RunFolder, export_saved_model  # noqa: E402
+from benchmarks.common import choose_on_validation, machine, train_or_load  # noqa: E402
+from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.tasks.reading import reading_scores  # noqa: E402
-from keras_seq2seq.training import train  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, no GPU"
-
-
-def train_or_load(task, work_dir, max_minutes, skip_training):
-    """`(exportable, training minutes)`: the task trained in `work_dir` within
-    `max_minutes`, or, with `skip_training`, the run already there (minutes None)."""
-    if skip_training:
-        task.prepare(work_dir)
-        return RunFolder(work_dir).load(), None
-    result = train(task, work_dir, max_minutes=max_minutes, verbose=2)
-    return result.exportable, result.minutes
-
-
-def choose_on_validation(exportable, candidates, score, rank):
-    """`(exportable, table)`: `exportable` with the settings among
-    `candidates` (dicts such as `{"alpha": 0.5}`) whose validation scores
-    rank highest, and a row of settings and scores per candidate.
-    `score(exportable)` decodes the validation split and returns its scores
-    (a dict); `rank(row)` is the value to maximise. With one candidate
-    nothing is decoded and the table is empty. Never tune on test."""
-    if len(candidates) == 1:
-        return exportable.with_settings(**candidates[0]), []
-    table = []
-    for settings in candidates:
-        scores = score(exportable.with_settings(**settings))
-        table.append({**settings, **{k: round(v, 4) for k, v in scores.items()}})
-        print(json.dumps({"validation": table[-1]}), file=sys.stderr, flush=True)
-    best = max(table, key=rank)
-    return exportable.with_settings(**{k: best[k] for k in candidates[0]}), table
 
 
 def read_all(signature, name, items, batch_size):

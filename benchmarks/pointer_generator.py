@@ -20,9 +20,10 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from train_multi30k import add_precision_arguments, train_and_score  # noqa: E402
+from benchmarks.common import add_precision_arguments  # noqa: E402
+from benchmarks.train_multi30k import train_and_score  # noqa: E402
 
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.data.names import name_probes  # noqa: E402

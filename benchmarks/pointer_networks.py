@@ -13,7 +13,6 @@ this machine.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -21,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from benchmarks.common import machine  # noqa: E402
 from keras_seq2seq.data.points import random_points  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import train  # noqa: E402
@@ -35,17 +35,6 @@ PAPER = {
     "tsp-10": {"mean_length": 2.88, "optimal_length": 2.87},
 }
 TEST_SEED = 987_654
-
-
-def machine():
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, " + (
-        "GPU" if _has_gpu() else "no GPU")
-
-
-def _has_gpu():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def main():

@@ -1,75 +1,106 @@
-"""Decode speed of a trained text run's export, as TF Serving would run it.
+"""Decode speed of a trained text run's export, as TF Serving runs it; A/B of two exports.
 
     python benchmarks/serving_speed.py --run runs/multi30k-de-en-attention \\
-        --source ../shared/data/multi30k/test_2016_flickr.de.gz --outputs before.json
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz --keep-export /tmp/before
+    (change the search or the step)
+    python benchmarks/serving_speed.py --run runs/multi30k-de-en-attention \\
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz --baseline /tmp/before/1
 
-Exports the run with the code as it is now (into a temporary folder), loads
-the SavedModel's `serving_default` and times it as `train_multi30k.py` does
-(beam and penalties as the run says): requests of 32 lines in file order
-and length-sorted, and one line at a time. The same run measured before
-and after a change of the search or the step, in alternating calls, is an
-A/B of that change; `--outputs` writes the translations (and `--same-as` checks
-them against an earlier run's file), so a change that should not change any
-output is shown not to. Prints one JSON line.
+Exports the run with the code as it is now (beam and penalties as the run
+says), loads its `serving_default` and times it on three request forms:
+32 lines in file order (as a server receives them), 32 length-sorted lines,
+and one line at a time (the first `--single` lines). With `--baseline` (an
+export of the same run made by other code, e.g. by `--keep-export` before a
+change) the two alternate request by request, so that a machine whose speed
+drifts (this one's varies 10-15% within minutes) slows both alike, and each
+round's ratio is printed beside the medians; both exports' translations of
+the source file are compared. Prints one JSON line.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.images_and_speech import machine  # noqa: E402
-from benchmarks.train_multi30k import decode_speed  # noqa: E402
+from benchmarks.common import machine, request_batches  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import export_saved_model, load_run  # noqa: E402
 from keras_seq2seq.tasks import translate_texts  # noqa: E402
+
+
+def timed_rounds(signatures, batches, rounds):
+    """`{name: [sentences/s of each round]}`, the signatures taking turns on
+    each request (who goes first alternates)."""
+    import tensorflow as tf
+
+    names = list(signatures)
+    per_s = {name: [] for name in names}
+    for r in range(rounds):
+        spent = dict.fromkeys(names, 0.0)
+        for i, batch in enumerate(batches):
+            batch = tf.constant(batch)
+            for name in (names if (i + r) % 2 == 0 else names[::-1]):
+                start = time.perf_counter()
+                signatures[name](text=batch)
+                spent[name] += time.perf_counter() - start
+        for name in names:
+            per_s[name].append(sum(len(b) for b in batches) / spent[name])
+    return per_s
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained text run folder")
     parser.add_argument("--source", required=True, help="source lines, one a sentence")
-    parser.add_argument("--seconds", type=float, default=20.0, help="timing of each request form")
-    parser.add_argument("--outputs", default=None, help="write the translations here (JSON)")
-    parser.add_argument("--same-as", default=None,
-                        help="an earlier --outputs file the translations must equal")
+    parser.add_argument("--baseline", default=None, help="another export of the run, to A/B")
+    parser.add_argument("--keep-export", default=None,
+                        help="export here (a versioned folder) instead of a temporary one")
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes over each form")
+    parser.add_argument("--single", type=int, default=150, help="lines decoded one at a time")
     args = parser.parse_args()
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
     lines = list(iter_lines(args.source))
+    forms = {
+        "batch32_file_order": request_batches(lines, 32, sort=False),
+        "batch32_sorted": request_batches(lines, 32, sort=True),
+        "batch1": [[line] for line in lines[: args.single]],
+    }
     with tempfile.TemporaryDirectory() as folder:
-        path = export_saved_model(load_run(args.run), folder)
-        served = tf.saved_model.load(path).signatures["serving_default"]
-        translations = translate_texts(served, lines, 32)
-        figures = {
-            "beam5_batch32_file_order": round(decode_speed(served, lines, 32, args.seconds,
-                                                           sort=False), 1),
-            "beam5_batch32": round(decode_speed(served, lines, 32, args.seconds), 1),
-            "beam5_batch1": round(decode_speed(served, lines, 1, args.seconds), 1),
-        }
-    same = None
-    if args.same_as:
-        with open(args.same_as) as f:
-            earlier = json.load(f)
-        same = earlier == translations
-        if not same:
-            differ = sum(a != b for a, b in zip(earlier, translations))
-            print(f"{differ} of {len(lines)} translations differ from {args.same_as}",
-                  file=sys.stderr)
-    if args.outputs:
-        with open(args.outputs, "w") as f:
-            json.dump(translations, f, ensure_ascii=False)
-    print(json.dumps({"run": args.run, "source": args.source, "lines": len(lines),
-                      "decode_sentences_per_s": figures, "same_translations": same,
-                      "machine": machine()}), flush=True)
-    if same is False:
-        sys.exit(1)
+        translator = load_run(args.run)
+        path = export_saved_model(translator, args.keep_export or folder)
+        signatures = {"current": tf.saved_model.load(path).signatures["serving_default"]}
+        if args.baseline:
+            signatures["baseline"] = tf.saved_model.load(args.baseline).signatures[
+                "serving_default"]
+        translations = {name: translate_texts(s, lines, 32) for name, s in signatures.items()}
+        for s in signatures.values():  # warm-up at each request size
+            s(text=tf.constant(lines[:1]))
+        result = {}
+        for form, batches in forms.items():
+            per_s = timed_rounds(signatures, batches, args.rounds)
+            figures = {f"{name}_sentences_per_s": round(statistics.median(v), 1)
+                       for name, v in per_s.items()}
+            if args.baseline:
+                ratios = [c / b for c, b in zip(per_s["current"], per_s["baseline"])]
+                figures["ratio_per_round"] = [round(r, 3) for r in ratios]
+                figures["ratio_median"] = round(statistics.median(ratios), 3)
+            result[form] = figures
+    report = {"run": args.run, "source": args.source, "lines": len(lines),
+              "beam_size": translator.beam_size, "alpha": translator.alpha,
+              "decode": result, "machine": machine()}
+    if args.baseline:
+        differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))
+        report["translations_that_differ"] = differ
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from train_multi30k import add_precision_arguments, train_and_score  # noqa: E402
+from benchmarks.common import add_precision_arguments  # noqa: E402
+from benchmarks.train_multi30k import train_and_score  # noqa: E402
 
 PEERS_ROOT = "/tmp/peers"
 

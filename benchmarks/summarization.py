@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.images_and_speech import choose_on_validation, machine, train_or_load  # noqa: E402
+from benchmarks.common import choose_on_validation, machine, train_or_load  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import corpus_rouge, repeated_ngram_rate, summary_statistics  # noqa: E402

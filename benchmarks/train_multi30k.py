@@ -17,7 +17,6 @@ file) and the machine.
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -29,8 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.common import add_precision_arguments, machine, request_batches  # noqa: E402
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
-from keras_seq2seq.decoding import length_batches  # noqa: E402
 from keras_seq2seq.export import export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
 from keras_seq2seq.tasks import task_for, translate_texts  # noqa: E402
@@ -71,15 +70,6 @@ def target_tokens_per_epoch(recipe, paths, tokenizer):
     return tokens, batches
 
 
-def request_batches(lines, batch_size, sort):
-    """`lines` in requests of `batch_size` (lists of lines): of similar
-    length as `keras-seq2seq translate` (and onmt_translate) make them, or
-    with `sort=False` in file order, as a server receives them."""
-    if sort:
-        return [[lines[i] for i in batch] for batch in length_batches(lines, batch_size)]
-    return [lines[i: i + batch_size] for i in range(0, len(lines), batch_size)]
-
-
 def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
     """Sentences per second through `signature`, in `request_batches`."""
     batches = [tf.constant(batch) for batch in request_batches(lines, batch_size, sort)]
@@ -92,14 +82,6 @@ def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
             if time.monotonic() - start >= seconds:
                 break
     return done / (time.monotonic() - start)
-
-
-def add_precision_arguments(parser):
-    """`--[no-]mixed-precision`, as the command line's: override the recipe's
-    `training.mixed_precision` (neither keeps it)."""
-    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
-                        default=None, help="train in mixed precision, or not; default: "
-                        "as the recipe says")
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
@@ -154,7 +136,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
             "beam5_batch1": round(decode_speed(served, sources, 1), 1),
         },
         "mixed_precision": recipe.training["mixed_precision"],
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine(),
     }
     return figures, served, paths
 

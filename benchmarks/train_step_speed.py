@@ -19,7 +19,6 @@ that are real tokens, and the machine.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.train_multi30k import add_precision_arguments  # noqa: E402
+from benchmarks.common import add_precision_arguments, machine  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
@@ -85,7 +84,7 @@ def main():
         "recipe": args.recipe,
         "output_vocabulary": model.target_size,
         "dtype_policy": keras.config.dtype_policy().name,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine(),
     }), flush=True)
 
 
