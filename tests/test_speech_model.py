@@ -165,6 +165,91 @@ def test_padding_a_recording_does_not_change_what_the_model_reads():
     np.testing.assert_allclose(alone[1], padded[1], atol=1e-5)
 
 
+def brute_force_ctc(probs, labels):
+    """-log of the summed probability of every path of `probs` [T, V] that
+    collapses (repeats merged, then blanks 0 dropped) to `labels`."""
+    import itertools
+
+    total = 0.0
+    for path in itertools.product(range(probs.shape[1]), repeat=probs.shape[0]):
+        collapsed = [t for i, t in enumerate(path) if t != 0 and (i == 0 or t != path[i - 1])]
+        if collapsed == list(labels):
+            total += np.prod([probs[i, t] for i, t in enumerate(path)])
+    return -np.log(total) if total else np.inf
+
+
+def test_ctc_loss_per_token_equals_the_sum_over_every_alignment():
+    from keras_seq2seq.models.speech_to_text import ctc_loss_per_token
+
+    logits = tf.random.normal((4, 5, 3), seed=3)
+    logit_lengths = tf.constant([5, 4, 2, 3])
+    # Rows: two labels; a repeat (needs a blank between); a repeat with too
+    # few positions (2 < 3); no labels at all.
+    labels = tf.constant([[1, 2, 0], [2, 2, 1], [1, 1, 0], [0, 0, 0]])
+    label_lengths = tf.constant([2, 3, 2, 0])
+    got = ctc_loss_per_token(logits, logit_lengths, labels, label_lengths).numpy()
+    probs = tf.nn.softmax(logits).numpy()
+    for row in range(2):
+        n = int(label_lengths[row])
+        expected = brute_force_ctc(probs[row, : int(logit_lengths[row])], labels[row, :n].numpy())
+        np.testing.assert_allclose(got[row], expected / n, rtol=1e-4)
+    assert brute_force_ctc(probs[2, :2], [1, 1]) == np.inf
+    assert got[2] == 0 and got[3] == 0
+
+
+def test_ctc_weight_adds_a_loss_in_training_only_that_trains_the_encoder(tmp_path):
+    import keras_seq2seq
+
+    inputs = {"waveform": tf.random.normal((2, 4000), stddev=0.1, seed=4),
+              "lengths": tf.constant([4000, 2500]),
+              "decoder_input_ids": tf.constant([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 0, 0]])}
+    plain = small_model()
+    plain(inputs, training=True)
+    assert not plain.losses
+    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2),
+                         ctc_weight=0.5)
+    model.build()
+    model(inputs, training=False)
+    assert not model.losses
+    with tf.GradientTape() as tape:
+        model(inputs, training=True)
+        (loss,) = model.losses
+    assert np.isfinite(loss.numpy()) and loss.numpy() > 0
+    encoder_kernel = model.encoder.trainable_weights[0]
+    gradients = tape.gradient(loss, [model.ctc_projection.kernel, encoder_kernel,
+                                     model.output_projection.kernel])
+    assert np.abs(gradients[0].numpy()).sum() > 0 and np.abs(gradients[1].numpy()).sum() > 0
+    assert gradients[2] is None  # the decoder is not part of it
+    model.save(tmp_path / "ctc.keras")
+    loaded = keras_seq2seq.load_model(str(tmp_path / "ctc.keras"))
+    assert loaded.ctc_weight == 0.5
+    np.testing.assert_allclose(loaded.ctc_projection.kernel.numpy(),
+                               model.ctc_projection.kernel.numpy())
+    with pytest.raises(ValueError, match="ctc_weight"):
+        SpeechToText(vocabulary_size=20, ctc_weight=-1)
+
+
+def test_fit_adds_the_ctc_loss_to_the_training_loss_only():
+    import keras
+
+    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2),
+                         ctc_weight=2.0)
+    model.build()
+    model.compile(optimizer=keras.optimizers.SGD(0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = {"waveform": tf.random.normal((2, 4000), stddev=0.1, seed=5),
+         "lengths": tf.constant([4000, 2500]),
+         "decoder_input_ids": tf.constant([[BOS_ID, 5, 6, 7], [BOS_ID, 8, 0, 0]])}
+    y = tf.constant([[5, 6, 7, EOS_ID], [8, EOS_ID, 0, 0]])
+    # Fixed-shape tensors (a static batch size) go through the training loop too.
+    training_loss = model.train_on_batch(x, y)
+    validation_loss = model.test_on_batch(x, y)
+    model(x, training=True)
+    (ctc,) = model.losses
+    np.testing.assert_allclose(training_loss - validation_loss, float(ctc), rtol=1e-4)
+    assert float(ctc) > 0
+
+
 # -- data, task, export -------------------------------------------------------
 
 
@@ -207,8 +292,9 @@ def trained(tmp_path_factory):
         "data": {"generate": "spoken_digit_strings", "recordings": write_clips(folder / "clips"),
                  "max_digits": 3, "train_size": 64, "val_size": 16, "test_size": 16},
         "tokenizer": {"type": "characters"},
+        # With a CTC head, so that training, export and TFLite carry one.
         "model": {"class": "speech_to_text", "units": 16, "embedding_dim": 8,
-                  "reductions": [2, 2]},
+                  "reductions": [2, 2], "ctc_weight": 0.3},
         "training": {"batch_size": 16, "epochs": 1, "max_target_length": 10},
         "decoding": {"beam_size": 3},
     })
@@ -239,32 +325,33 @@ def test_composed_targets_are_spaced_digits_and_batches_shift_them(trained):
                        for c in candidates)
 
 
-def test_speed_perturbation_changes_training_clips_only(tmp_path):
-    from keras_seq2seq.data.spoken_digits import change_speed, write_spoken_digit_strings
-
-    clip = tone(0.5)
-    assert len(change_speed(clip, 1.25)) == pytest.approx(len(clip) / 1.25, abs=1)
-    np.testing.assert_allclose(change_speed(clip, 1.0), clip[:-1], atol=1e-6)
-    folder = write_clips(tmp_path / "clips")
-    sizes = {"train": 20, "val": 5, "test": 5}
-    plain = write_spoken_digit_strings(str(tmp_path / "plain"), folder, sizes, max_digits=3)
-    fast = write_spoken_digit_strings(str(tmp_path / "fast"), folder, sizes, max_digits=3,
-                                      speed_perturbation=0.2)
-    for split in ("val", "test"):
-        assert read_digit_strings(plain[split]) == read_digit_strings(fast[split])
-    assert read_digit_strings(plain["train"]) != read_digit_strings(fast["train"])
-
-
-def test_training_noise_changes_training_strings_only(tmp_path):
+def compose_twice(tmp_path, **training_option):
+    """Spoken digit strings composed without and with a training-only option:
+    `(plain, changed)`, each `{split: path}`; validation and test must match."""
     from keras_seq2seq.data.spoken_digits import write_spoken_digit_strings
 
     folder = write_clips(tmp_path / "clips")
     sizes = {"train": 20, "val": 5, "test": 5}
     plain = write_spoken_digit_strings(str(tmp_path / "plain"), folder, sizes, max_digits=3)
-    noisy = write_spoken_digit_strings(str(tmp_path / "noisy"), folder, sizes, max_digits=3,
-                                       training_noise=0.05)
+    changed = write_spoken_digit_strings(str(tmp_path / "changed"), folder, sizes, max_digits=3,
+                                         **training_option)
     for split in ("val", "test"):
-        assert read_digit_strings(plain[split]) == read_digit_strings(noisy[split])
+        assert read_digit_strings(plain[split]) == read_digit_strings(changed[split])
+    return plain, changed
+
+
+def test_speed_perturbation_changes_training_clips_only(tmp_path):
+    from keras_seq2seq.data.spoken_digits import change_speed
+
+    clip = tone(0.5)
+    assert len(change_speed(clip, 1.25)) == pytest.approx(len(clip) / 1.25, abs=1)
+    np.testing.assert_allclose(change_speed(clip, 1.0), clip[:-1], atol=1e-6)
+    plain, fast = compose_twice(tmp_path, speed_perturbation=0.2)
+    assert read_digit_strings(plain["train"]) != read_digit_strings(fast["train"])
+
+
+def test_training_noise_changes_training_strings_only(tmp_path):
+    plain, noisy = compose_twice(tmp_path, training_noise=0.05)
     plain_wavs, plain_targets = read_digit_strings(plain["train"])
     noisy_wavs, noisy_targets = read_digit_strings(noisy["train"])
     assert plain_targets == noisy_targets

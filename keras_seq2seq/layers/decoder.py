@@ -259,8 +259,12 @@ class AttentionDecoder(keras.layers.Layer):
         weights = self.step_weights()
 
         def body(t, state, outputs, alignments):
-            output, state = self.step(time_major.read(t), state, context, training=training,
-                                      weights=weights)
+            output, new_state = self.step(time_major.read(t), state, context,
+                                          training=training, weights=weights)
+            # Reshaping rows into [sources, queries] loses a static batch
+            # size (a fixed-shape batch, as `train_on_batch` gives), which
+            # the loop would refuse as a changed shape.
+            state = tf.nest.map_structure(_with_shape_of, new_state, state)
             outputs = outputs.write(t, output)
             if self.attention is not None:
                 alignments = alignments.write(t, state["alignments"])
@@ -315,3 +319,8 @@ class AttentionDecoder(keras.layers.Layer):
         if isinstance(config.get("attention"), dict):
             config = dict(config, attention=keras.saving.deserialize_keras_object(config["attention"]))
         return cls(**config)
+
+
+def _with_shape_of(tensor, like):
+    tensor.set_shape(like.shape)
+    return tensor

@@ -13,7 +13,8 @@ class EncoderAttentionDecoder(SequenceModel):
     `AttentionDecoder` attends over it while it writes, one token a step.
 
     Subclasses build `self.encoder` and implement `encoder_outputs`,
-    `source_mask`, `source_inputs` and `build_encoder`.
+    `source_mask`, `source_inputs` and `build_encoder`; they may add
+    training losses of the encoder's own (`add_encoder_losses`).
 
     Args:
         vocabulary_size: size of the output vocabulary (the tokenizer's).
@@ -66,6 +67,12 @@ class EncoderAttentionDecoder(SequenceModel):
         """What `encode` takes, from `call`'s dict of inputs."""
         raise NotImplementedError
 
+    def add_encoder_losses(self, inputs, memory, decoder_input_ids):
+        """Adds (`add_loss`) training losses of the encoder's own, if any:
+        `inputs` as `encode` takes them, `memory` the encoder's output,
+        `decoder_input_ids` [batch, target] BOS and the target, PAD after.
+        Called in training only; none by default."""
+
     # -- the SequenceModel interface --------------------------------------------
 
     def build(self, input_shape=None):
@@ -78,6 +85,9 @@ class EncoderAttentionDecoder(SequenceModel):
     def encode(self, inputs, training=False):
         """The input (see the subclass) -> `(context, state)` of the decoder."""
         memory, states = self.encoder_outputs(inputs, training=training)
+        return self._decoder_start(inputs, memory, states)
+
+    def _decoder_start(self, inputs, memory, states):
         context = self.decoder.prepare_context(memory, self.source_mask(inputs))
         return context, self.decoder.initial_state(states, context)
 
@@ -113,10 +123,16 @@ class EncoderAttentionDecoder(SequenceModel):
 
     def call(self, inputs, training=False, return_attention=False):
         """Teacher-forced logits [batch, target, vocabulary_size] (float32);
-        with `return_attention`, also the alignments [batch, target, source]."""
-        context, state = self.encode(self.source_inputs(inputs), training=training)
-        embedded = self.embedding_dropout(self.target_embedding(
-            ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")), training=training)
+        with `return_attention`, also the alignments [batch, target, source].
+        In training, adds the encoder's own losses (`add_encoder_losses`)."""
+        source = self.source_inputs(inputs)
+        decoder_input_ids = ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")
+        memory, states = self.encoder_outputs(source, training=training)
+        if training:
+            self.add_encoder_losses(source, memory, decoder_input_ids)
+        context, state = self._decoder_start(source, memory, states)
+        embedded = self.embedding_dropout(self.target_embedding(decoder_input_ids),
+                                          training=training)
         outputs, alignments = self.decoder(embedded, context, state, training=training)
         logits = self.logits(outputs)
         return (logits, alignments) if return_attention else logits
