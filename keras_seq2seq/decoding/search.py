@@ -10,14 +10,12 @@ beam rows, fewer as sentences finish, the beams of a sentence next to each
 other; and `context` a nest of [sentences, ...] tensors that the step only
 reads (the encoder's memory), one entry per sentence, shared by its rows
 (row r reads sentence r // beam's: the step finds beam as rows // sentences).
-The loop keeps `beam`
-hypotheses per row. Each step scores the candidate (hypothesis, next token)
-pairs (each hypothesis' own `beam` best tokens when searching, every token
-when sampling), lets a *selector* pick the `beam` survivors (top-k for beam
-search and greedy, a random draw for sampling), reorders the state to follow
-them, and writes
-the tokens into a preallocated [batch, beam, max_length] buffer with one-hot
-updates. There is no TensorArray, so the loop traces into SavedModels and
+The loop keeps `beam` hypotheses per sentence. Each step scores the candidate
+(hypothesis, next token) pairs (each hypothesis' own `beam` best tokens when
+searching, every token when sampling), lets a *selector* pick the `beam`
+survivors (top-k for beam search and greedy, a random draw for sampling),
+reorders the state to follow them, and writes the tokens into a preallocated
+[batch, beam, max_length] buffer with one-hot updates. There is no TensorArray, so the loop traces into SavedModels and
 converts to TFLite builtin ops.
 
 A hypothesis that emits `end_id` is finished: from then on it may only emit
