@@ -15,8 +15,9 @@ The loop keeps `beam` hypotheses per sentence. Each step scores the candidate
 searching, every token when sampling), lets a *selector* pick the `beam`
 survivors (top-k for beam search and greedy, a random draw for sampling),
 reorders the state to follow them, and writes the tokens into a preallocated
-[batch, beam, max_length] buffer with one-hot updates. There is no TensorArray, so the loop traces into SavedModels and
-converts to TFLite builtin ops.
+[batch, beam, max_length] buffer with one-hot updates. There is no
+TensorArray, so the loop traces into SavedModels and converts to TFLite
+builtin ops.
 
 A hypothesis that emits `end_id` is finished: from then on it may only emit
 padding at no cost, so it keeps competing, unchanged, with the live ones. A

@@ -212,8 +212,11 @@ class AttentionDecoder(keras.layers.Layer):
                 mask=context["mask"],
                 previous_alignments=ops.reshape(previous, (sources, -1, source)),
             )
-            alignments = ops.reshape(alignments, (-1, source))
-            attended = ops.reshape(attended, (-1, memory.shape[-1]))
+            # Back to [rows, ...] with the rows' own (possibly static) count:
+            # a fixed-shape batch keeps its shape through a training loop.
+            rows = ops.shape(x)[0]
+            alignments = ops.reshape(alignments, (rows, source))
+            attended = ops.reshape(attended, (rows, memory.shape[-1]))
             output = ops.tanh(ops.matmul(
                 ops.concatenate([attended, x], axis=-1), weights["attentional"]))
             new_state["alignments"] = alignments
@@ -259,12 +262,8 @@ class AttentionDecoder(keras.layers.Layer):
         weights = self.step_weights()
 
         def body(t, state, outputs, alignments):
-            output, new_state = self.step(time_major.read(t), state, context,
-                                          training=training, weights=weights)
-            # Reshaping rows into [sources, queries] loses a static batch
-            # size (a fixed-shape batch, as `train_on_batch` gives), which
-            # the loop would refuse as a changed shape.
-            state = tf.nest.map_structure(_with_shape_of, new_state, state)
+            output, state = self.step(time_major.read(t), state, context, training=training,
+                                      weights=weights)
             outputs = outputs.write(t, output)
             if self.attention is not None:
                 alignments = alignments.write(t, state["alignments"])
@@ -319,8 +318,3 @@ class AttentionDecoder(keras.layers.Layer):
         if isinstance(config.get("attention"), dict):
             config = dict(config, attention=keras.saving.deserialize_keras_object(config["attention"]))
         return cls(**config)
-
-
-def _with_shape_of(tensor, like):
-    tensor.set_shape(like.shape)
-    return tensor

@@ -53,7 +53,7 @@ class SpeechToText(EncoderAttentionDecoder):
                  mel_bins=40, reductions=(2, 2, 2), spec_augment=False, ctc_weight=0.0,
                  attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
-        if not 0 <= ctc_weight:
+        if ctc_weight < 0:
             raise ValueError(f"ctc_weight must be 0 (none) or more, got {ctc_weight}")
         self.spec_augment = bool(spec_augment)
         self.ctc_weight = float(ctc_weight)
