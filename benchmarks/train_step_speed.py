@@ -1,8 +1,10 @@
-"""Training-step speed of a text recipe, without the noise of a whole run.
+"""Training-step speed of a recipe, without the noise of a whole run.
 
     python benchmarks/train_step_speed.py --data ../shared/data/multi30k --batches 200
     python benchmarks/train_step_speed.py --recipe samsum-pointer-generator \
         --data ../shared/data/samsum --batches 40
+    python benchmarks/train_step_speed.py --recipe spoken-digit-strings \
+        --data ../shared/data/fsdd --batches 60
 
 Takes the first `--batches` batches of the recipe's real training pipeline
 (`Task.datasets`: shuffled, bucketed, the tokenizer trained on the training
@@ -12,7 +14,7 @@ counted. A Multi30k model has the recipe's side vocabularies unless
 `--whole-vocabulary`. Prints one JSON line: non-padding target tokens per
 second, steps per second, the CPU seconds the pipeline took per batch it
 made (the filling of its shuffle and bucket buffers included, so more
-`--batches` give a truer figure), the share of target and source positions
+`--batches` give a truer figure), the share of target and (text recipes) source positions
 that are real tokens, and the machine.
 """
 
@@ -74,15 +76,20 @@ def main():
     start = time.monotonic()
     model.fit(in_memory, epochs=1, verbose=0)
     seconds = time.monotonic() - start
-    print(json.dumps({
+    figures = {
         "train_target_tokens_per_s": round(tokens / seconds),
         "steps_per_s": round(len(batches) / seconds, 2),
         "pipeline_cpu_s_per_batch": round(pipeline_cpu_s, 4),
         "real_target_positions": round(real_share(targets), 3),
-        "real_source_positions": round(real_share([x["source_ids"] for x, _ in batches]), 3),
+    }
+    if recipe.task == "text":  # images and recordings: no source tokens, one vocabulary
+        figures["real_source_positions"] = round(
+            real_share([x["source_ids"] for x, _ in batches]), 3)
+        figures["output_vocabulary"] = model.target_size
+    print(json.dumps({
+        **figures,
         "batches": len(batches),
         "recipe": args.recipe,
-        "output_vocabulary": model.target_size,
         "dtype_policy": keras.config.dtype_policy().name,
         "machine": machine(),
     }), flush=True)

@@ -20,7 +20,7 @@ from keras_seq2seq.data.audio import (
 from keras_seq2seq.data.digit_strings import read_digit_strings, targets_path
 from keras_seq2seq.data.spoken_digits import SPLIT_INDEXES, read_clips
 from keras_seq2seq.decoding import generate, score
-from keras_seq2seq.layers import LogMelSpectrogram, PyramidalEncoder
+from keras_seq2seq.layers import ConvolutionalSubsampling, LogMelSpectrogram, PyramidalEncoder
 from keras_seq2seq.models import SpeechToText
 from keras_seq2seq.text import BOS_ID, EOS_ID
 
@@ -124,19 +124,43 @@ def test_pyramid_shortens_time_and_its_mask():
     assert [s.shape for s in states[0]] == [(2, 16), (2, 16)]
 
 
+def test_subsampling_halves_time_and_frequency_and_reads_a_sequence_as_alone():
+    subsampling = ConvolutionalSubsampling((4, 6))
+    inputs = tf.random.normal((2, 25, 9))
+    # Padding is zeros, as the front-end leaves it.
+    inputs *= tf.cast(tf.sequence_mask([25, 7], 25), tf.float32)[:, :, None]
+    outputs, mask = subsampling(inputs, mask=tf.sequence_mask([25, 7], 25))
+    assert outputs.shape == (2, 7, 3 * 6)  # ceil(ceil(25 / 2) / 2), ceil(ceil(9 / 2) / 2)
+    assert subsampling.output_features(9) == 18
+    assert mask.numpy().sum(axis=1).tolist() == [7, 2]
+    assert subsampling.reduced_lengths(tf.constant([25, 7])).numpy().tolist() == [7, 2]
+    assert not outputs[1, 2:].numpy().any()
+    # 7 steps read the same alone, padded to an even length, and in the batch.
+    for total in (7, 8, 26):
+        alone, _ = subsampling(tf.pad(inputs[1:, :7], [[0, 0], [0, total - 7], [0, 0]]),
+                               mask=tf.sequence_mask([7], total))
+        np.testing.assert_allclose(alone[0, :2], outputs[1, :2], atol=1e-6)
+
+
 # -- the model -----------------------------------------------------------------
 
+# The pyramid alone, and two convolutions under one pyramid layer: both
+# shorten time by 4.
+ENCODERS = [{"reductions": (2, 2)}, {"convolutions": (4, 4), "reductions": (1,)}]
 
-def small_model():
-    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2))
+
+def small_model(**encoder):
+    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8,
+                         **(encoder or ENCODERS[0]))
     model.build()
     return model
 
 
-def test_model_round_trips_and_step_scores_equal_the_teacher_forced_loss(tmp_path):
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_model_round_trips_and_step_scores_equal_the_teacher_forced_loss(tmp_path, encoder):
     import keras_seq2seq
 
-    model = small_model()
+    model = small_model(**encoder)
     inputs = {"waveform": tf.random.normal((3, 4000), stddev=0.1, seed=1),
               "lengths": tf.constant([4000, 1500, 3000])}
     labels = np.array([[5, 6, 7, EOS_ID], [8, EOS_ID, 0, 0], [9, 9, EOS_ID, 0]], "int32")
@@ -154,8 +178,9 @@ def test_model_round_trips_and_step_scores_equal_the_teacher_forced_loss(tmp_pat
                                atol=1e-5)
 
 
-def test_padding_a_recording_does_not_change_what_the_model_reads():
-    model = small_model()
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_padding_a_recording_does_not_change_what_the_model_reads(encoder):
+    model = small_model(**encoder)
     waveform = tf.random.normal((1, 3000), stddev=0.1, seed=2)
     alone = generate(model, {"waveform": waveform, "lengths": tf.constant([3000])}, 6,
                      beam_size=2)
@@ -292,9 +317,10 @@ def trained(tmp_path_factory):
         "data": {"generate": "spoken_digit_strings", "recordings": write_clips(folder / "clips"),
                  "max_digits": 3, "train_size": 64, "val_size": 16, "test_size": 16},
         "tokenizer": {"type": "characters"},
-        # With a CTC head, so that training, export and TFLite carry one.
+        # With a convolutional front-end and a CTC head, so that training,
+        # export and TFLite carry both.
         "model": {"class": "speech_to_text", "units": 16, "embedding_dim": 8,
-                  "reductions": [2, 2], "ctc_weight": 0.3},
+                  "convolutions": [4], "reductions": [1, 2], "ctc_weight": 0.3},
         "training": {"batch_size": 16, "epochs": 1, "max_target_length": 10},
         "decoding": {"beam_size": 3},
     })

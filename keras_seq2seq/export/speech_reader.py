@@ -98,10 +98,11 @@ class SpeechReader(Reader):
         """`serving_default` plus where the model listened.
 
         Returns `translation` [B], `score` [B], `attention` float32
-        [B, T, positions] (position p covers the frames
+        [B, T, positions] (position p stands for the frames
         [p * r, (p + 1) * r) of `features`, r the product of the model's
-        `reductions`), `target_pieces` [B, T], and `features` float32
-        [B, frames, mel_bins]: the normalized log-mel spectrogram it heard.
+        `reductions` and of 2 per convolution), `target_pieces` [B, T], and
+        `features` float32 [B, frames, mel_bins]: the normalized log-mel
+        spectrogram it heard.
         """
         return self._alignments(audio)
 

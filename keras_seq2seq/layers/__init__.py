@@ -10,6 +10,7 @@ from keras_seq2seq.layers.attention import (
     get_attention,
 )
 from keras_seq2seq.layers.audio_frontend import LogMelSpectrogram, SpecAugment
+from keras_seq2seq.layers.convolutional_subsampling import ConvolutionalSubsampling
 from keras_seq2seq.layers.decoder import AttentionDecoder
 from keras_seq2seq.layers.encoder import RNNEncoder
 from keras_seq2seq.layers.image_encoder import ConvolutionalEncoder
@@ -21,6 +22,7 @@ __all__ = [
     "AttentionMechanism",
     "BahdanauAttention",
     "ConvolutionalEncoder",
+    "ConvolutionalSubsampling",
     "CoverageAttention",
     "LocationSensitiveAttention",
     "LogMelSpectrogram",

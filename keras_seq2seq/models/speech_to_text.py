@@ -4,7 +4,12 @@ import keras
 from keras import ops
 import tensorflow as tf
 
-from keras_seq2seq.layers import LogMelSpectrogram, PyramidalEncoder, SpecAugment
+from keras_seq2seq.layers import (
+    ConvolutionalSubsampling,
+    LogMelSpectrogram,
+    PyramidalEncoder,
+    SpecAugment,
+)
 from keras_seq2seq.models.encoder_attention_decoder import EncoderAttentionDecoder
 from keras_seq2seq.text import PAD_ID
 
@@ -12,7 +17,8 @@ from keras_seq2seq.text import PAD_ID
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class SpeechToText(EncoderAttentionDecoder):
     """Writes what a recording says: log-mel features (in the model, so the
-    export and TFLite take samples), a `PyramidalEncoder`, and an attention
+    export and TFLite take samples), optionally a `ConvolutionalSubsampling`,
+    a `PyramidalEncoder`, and an attention
     decoder; location-sensitive attention (Chorowski et al. 2015) by default,
     the mechanism made for speech.
 
@@ -25,8 +31,11 @@ class SpeechToText(EncoderAttentionDecoder):
         vocabulary_size: size of the output vocabulary (the tokenizer's).
         sample_rate, frame_length, frame_step, mel_bins: the front-end's
             (see `LogMelSpectrogram`).
+        convolutions: the channels of each strided convolution before the
+            recurrent layers (see `ConvolutionalSubsampling`); each halves
+            time and frequency. Empty: none, the pyramid reads the features.
         reductions: the encoder's time reductions, one per layer (see
-            `PyramidalEncoder`).
+            `PyramidalEncoder`), after the convolutions'.
         spec_augment: mask random frequency and time bands of the features
             in training (`SpecAugment`, its default sizes).
         ctc_weight: weight of a CTC loss on the encoder, added to the
@@ -50,8 +59,8 @@ class SpeechToText(EncoderAttentionDecoder):
     """
 
     def __init__(self, vocabulary_size, sample_rate=8000, frame_length=200, frame_step=80,
-                 mel_bins=40, reductions=(2, 2, 2), spec_augment=False, ctc_weight=0.0,
-                 attention="location_sensitive", **kwargs):
+                 mel_bins=40, convolutions=(), reductions=(2, 2, 2), spec_augment=False,
+                 ctc_weight=0.0, attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
         if ctc_weight < 0:
             raise ValueError(f"ctc_weight must be 0 (none) or more, got {ctc_weight}")
@@ -62,6 +71,8 @@ class SpeechToText(EncoderAttentionDecoder):
         self.augment = SpecAugment(name="spec_augment") if self.spec_augment else None
         self.frontend = LogMelSpectrogram(sample_rate, frame_length, frame_step,
                                           mel_bins=mel_bins, name="frontend")
+        self.subsampling = (ConvolutionalSubsampling(convolutions, name="subsampling")
+                            if convolutions else None)
         self.encoder = PyramidalEncoder(self.units, reductions=reductions,
                                         cell_type=self.cell_type, dropout=self.dropout,
                                         name="encoder")
@@ -71,7 +82,11 @@ class SpeechToText(EncoderAttentionDecoder):
         return self.frontend.sample_rate
 
     def build_encoder(self):
-        self.encoder.build((None, None, self.frontend.mel_bins))
+        features = self.frontend.mel_bins
+        if self.subsampling is not None:
+            self.subsampling.build((None, None, features))
+            features = self.subsampling.output_features(features)
+        self.encoder.build((None, None, features))
         if self.ctc_projection is not None:
             self.ctc_projection.build((None, None, self.units))
 
@@ -80,6 +95,8 @@ class SpeechToText(EncoderAttentionDecoder):
         features, mask = self.frontend(inputs["waveform"], inputs["lengths"])
         if self.augment is not None:
             features = self.augment(features, training=training)
+        if self.subsampling is not None:
+            features, mask = self.subsampling(features, mask=mask)
         memory, states, _ = self.encoder(features, mask=mask, training=training)
         return memory, states
 
@@ -92,7 +109,10 @@ class SpeechToText(EncoderAttentionDecoder):
         return ops.arange(ops.max(lengths, initial=0))[None, :] < lengths[:, None]
 
     def _memory_lengths(self, inputs):
-        return self.encoder.reduced_lengths(self.frontend.frames(inputs["lengths"]))
+        lengths = self.frontend.frames(inputs["lengths"])
+        if self.subsampling is not None:
+            lengths = self.subsampling.reduced_lengths(lengths)
+        return self.encoder.reduced_lengths(lengths)
 
     def add_encoder_losses(self, inputs, memory, decoder_input_ids):
         """The CTC loss (`ctc_weight`), per target token, averaged over the batch."""
@@ -110,6 +130,7 @@ class SpeechToText(EncoderAttentionDecoder):
         frontend = self.frontend.get_config()
         config.update(**{key: frontend[key] for key in ("sample_rate", "frame_length",
                                                         "frame_step", "mel_bins")},
+                      convolutions=self.subsampling.filters if self.subsampling is not None else [],
                       reductions=self.encoder.reductions, spec_augment=self.spec_augment,
                       ctc_weight=self.ctc_weight)
         return config
