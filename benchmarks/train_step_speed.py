@@ -14,8 +14,8 @@ counted. A Multi30k model has the recipe's side vocabularies unless
 `--whole-vocabulary`. Prints one JSON line: non-padding target tokens per
 second, steps per second, the CPU seconds the pipeline took per batch it
 made (the filling of its shuffle and bucket buffers included, so more
-`--batches` give a truer figure), the share of target and (text recipes) source positions
-that are real tokens, and the machine.
+`--batches` give a truer figure), the share of target and (text recipes)
+source positions that are real tokens, and the machine.
 """
 
 import argparse

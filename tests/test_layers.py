@@ -126,7 +126,7 @@ def _decoder_run(decoder, rng, source_lengths=(4, 2)):
     mask = _mask(source_lengths, 4)
     decoder.build((None, None, 5), (None, None, 8))
     context = decoder.prepare_context(memory, mask)
-    encoder_states = [[tf.zeros((2, 8)), tf.zeros((2, 8))]]
+    encoder_states = [[tf.zeros((2, 8))] * decoder.state_size_per_layer]
     state = decoder.initial_state(encoder_states, context)
     inputs = rng.normal(size=(2, 3, 5)).astype("float32")
     return inputs, context, state
@@ -232,6 +232,51 @@ def test_encoder_training_path_equals_keras_layers(rng, bidirectional):
     (got, gradients), (expected, expected_gradients) = runs
     for a, b in zip(got + gradients, expected + expected_gradients):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+@pytest.mark.parametrize("attention, input_feeding", [
+    ("luong_general", True), ("bahdanau", True), ("location_sensitive", True),
+    ("location_sensitive", False)])
+def test_decoder_loop_equals_repeated_steps_in_every_gradient(rng, cell_type, attention,
+                                                              input_feeding):
+    """The teacher-forced loop (weights read once, inputs through a
+    TensorArray) is `step` called once a step: outputs and every gradient
+    are equal, for LSTM and GRU, input feeding or location-sensitive
+    attention alone."""
+    decoder = AttentionDecoder(8, num_layers=2, cell_type=cell_type, attention=attention,
+                               input_feeding=input_feeding)
+    inputs, context, state = _decoder_run(decoder, rng)
+    inputs = tf.constant(inputs)
+    assert decoder.runs_step_by_step
+
+    def repeated_steps():
+        outputs, step_state = [], state
+        for t in range(inputs.shape[1]):
+            output, step_state = decoder.step(inputs[:, t], step_state, context, training=True)
+            outputs.append(output)
+        return tf.stack(outputs, axis=1)
+
+    runs = [_loss_and_gradients(compute, [inputs] + decoder.trainable_weights)
+            for compute in (lambda: decoder(inputs, context, state, training=True)[0],
+                            repeated_steps)]
+    (got, gradients), (expected, expected_gradients) = runs
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_decoder_loop_drops_units_in_training_only(rng):
+    decoder = AttentionDecoder(8, attention="luong_general", input_feeding=True, dropout=0.5)
+    inputs, context, state = _decoder_run(decoder, rng)
+    inference = np.asarray(decoder(inputs, context, state)[0])
+    np.testing.assert_array_equal(decoder(inputs, context, state)[0], inference)
+    trained = np.asarray(decoder(inputs, context, state, training=True)[0])
+    assert 0.2 < (trained == 0).mean() < 0.8  # of 48 outputs, rate 0.5
+    # The first step's output is the inference one, dropped or scaled by 1 / (1 - 0.5).
+    first, kept = trained[:, 0], trained[:, 0] != 0
+    np.testing.assert_allclose(first[kept], 2 * inference[:, 0][kept], atol=1e-6)
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
