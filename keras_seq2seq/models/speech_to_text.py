@@ -18,9 +18,9 @@ from keras_seq2seq.text import PAD_ID
 class SpeechToText(EncoderAttentionDecoder):
     """Writes what a recording says: log-mel features (in the model, so the
     export and TFLite take samples), optionally a `ConvolutionalSubsampling`,
-    a `PyramidalEncoder`, and an attention
-    decoder; location-sensitive attention (Chorowski et al. 2015) by default,
-    the mechanism made for speech.
+    a `PyramidalEncoder`, and an attention decoder; location-sensitive
+    attention (Chorowski et al. 2015) by default, the mechanism made for
+    speech.
 
     Inputs are a dict: `waveform` float32 [batch, samples] in [-1, 1],
     zero-padded, and `lengths` int32 [batch], each one's real samples.
@@ -128,11 +128,11 @@ class SpeechToText(EncoderAttentionDecoder):
     def get_config(self):
         config = super().get_config()
         frontend = self.frontend.get_config()
+        convolutions = self.subsampling.filters if self.subsampling is not None else []
         config.update(**{key: frontend[key] for key in ("sample_rate", "frame_length",
                                                         "frame_step", "mel_bins")},
-                      convolutions=self.subsampling.filters if self.subsampling is not None else [],
-                      reductions=self.encoder.reductions, spec_augment=self.spec_augment,
-                      ctc_weight=self.ctc_weight)
+                      convolutions=convolutions, reductions=self.encoder.reductions,
+                      spec_augment=self.spec_augment, ctc_weight=self.ctc_weight)
         return config
 
 
