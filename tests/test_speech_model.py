@@ -149,9 +149,10 @@ def test_subsampling_halves_time_and_frequency_and_reads_a_sequence_as_alone():
 ENCODERS = [{"reductions": (2, 2)}, {"convolutions": (4, 4), "reductions": (1,)}]
 
 
-def small_model(**encoder):
+def small_model(**options):
+    """A small SpeechToText, the pyramid alone unless `options` say otherwise."""
     model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8,
-                         **(encoder or ENCODERS[0]))
+                         **{**ENCODERS[0], **options})
     model.build()
     return model
 
@@ -231,9 +232,7 @@ def test_ctc_weight_adds_a_loss_in_training_only_that_trains_the_encoder(tmp_pat
     plain = small_model()
     plain(inputs, training=True)
     assert not plain.losses
-    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2),
-                         ctc_weight=0.5)
-    model.build()
+    model = small_model(ctc_weight=0.5)
     model(inputs, training=False)
     assert not model.losses
     with tf.GradientTape() as tape:
@@ -257,9 +256,7 @@ def test_ctc_weight_adds_a_loss_in_training_only_that_trains_the_encoder(tmp_pat
 def test_fit_adds_the_ctc_loss_to_the_training_loss_only():
     import keras
 
-    model = SpeechToText(vocabulary_size=20, units=16, embedding_dim=8, reductions=(2, 2),
-                         ctc_weight=2.0)
-    model.build()
+    model = small_model(ctc_weight=2.0)
     model.compile(optimizer=keras.optimizers.SGD(0.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = {"waveform": tf.random.normal((2, 4000), stddev=0.1, seed=5),
