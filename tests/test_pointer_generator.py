@@ -18,6 +18,7 @@ from keras_seq2seq.data.names import (
 )
 from keras_seq2seq.decoding import generate
 from keras_seq2seq.export import convert_to_tflite, export_saved_model, verify_export
+from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import repeated_ngram_rate
 from keras_seq2seq.models import PointerGenerator
 from keras_seq2seq.models.pointer_generator import coverage_loss
@@ -144,6 +145,33 @@ def test_generation_probabilities_are_the_switch_that_mixes_the_two_distribution
     assert (generated >= p_gen[0] - 1e-5).all()
     np.testing.assert_allclose(generated + copied_only, 1.0, rtol=1e-5)
     assert (copied_only <= 1 - p_gen[0] + 1e-5).all()
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_loss_reads_the_mixture_as_log_probabilities_with_softmax_cross_entropys_values_and_gradients(
+        label_smoothing):
+    # The model returns a normalized mixture; the loss that reads it as it is
+    # must train it exactly as the softmax cross-entropy over it did.
+    model = _small_model(coverage_loss_weight=0.0)
+    inputs = {"source_ids": SOURCE, "decoder_input_ids": DECODER_INPUTS}
+    # Targets: in-vocabulary words, extended ids held by the source (12, 13),
+    # one no source word holds (14: probability floored), <unk> and padding.
+    targets = tf.constant([[12, 5, 13, UNK_ID], [7, 14, EOS_ID, 0]])
+
+    def loss_and_gradients(from_log_probabilities):
+        loss = SequenceCrossEntropy(label_smoothing, ignore_unknown=True,
+                                    from_log_probabilities=from_log_probabilities)
+        with tf.GradientTape() as tape:
+            value = loss(targets, model(inputs, training=False))
+        return value, tape.gradient(value, model.trainable_variables)
+
+    value, gradients = loss_and_gradients(True)
+    expected, expected_gradients = loss_and_gradients(False)
+    assert float(value) == pytest.approx(float(expected), rel=1e-5)
+    for variable, gradient, reference in zip(model.trainable_variables, gradients,
+                                             expected_gradients):
+        np.testing.assert_allclose(tf.convert_to_tensor(gradient), tf.convert_to_tensor(reference),
+                                   atol=1e-6, rtol=1e-4, err_msg=variable.path)
 
 
 def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():

@@ -74,12 +74,16 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         end_id: the token that ends an output.
         copies_source: whether outputs extend the vocabulary with copied
             source words (the data pipeline then builds extended ids).
+        returns_log_probabilities: whether `call` returns normalized
+            log-probabilities (a mixture of distributions) instead of
+            logits; the loss then reads them as they are.
     """
 
     pad_id = PAD_ID
     start_id = BOS_ID
     end_id = EOS_ID
     copies_source = False
+    returns_log_probabilities = False
 
     def with_dtype_policy(self, policy):
         """The same model, config and weights, computing under `policy` (a

@@ -51,16 +51,15 @@ class PointerGenerator(AttentionSeq2Seq):
     distinct unknown word the id `vocabulary_size + k`). Inputs may carry
     extended ids; embeddings read them as UNK. `call` and `step` return
     log-probabilities [..., vocabulary_size + source], which
-    `SequenceCrossEntropy` (a log-softmax of log-probabilities is the same
-    values) and the decoding loop take as they are.
+    `SequenceCrossEntropy(from_log_probabilities=True)` and the decoding
+    loop take as they are.
 
     The generator never writes `<unk>`: where the output needs a word the
     vocabulary lacks, copying is the only way to write it. (Trained with
     `<unk>`, the model learns to write `<unk>` for unknown source words, the
     far more common case in translation data, and copies nothing: measured
     on Multi30k, 0% of invented names came through.) Train with
-    `SequenceCrossEntropy(ignore_unknown=True)`, since `<unk>` targets then
-    have probability 0.
+    `ignore_unknown=True`, since `<unk>` targets then have probability 0.
 
     Coverage (See et al. 2017, section 2.3): `attention="coverage"` feeds the
     running sum of past alignments into the attention scores, and
@@ -77,11 +76,13 @@ class PointerGenerator(AttentionSeq2Seq):
     Example:
 
     >>> model = PointerGenerator(vocabulary_size=10_000, units=256)
-    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(ignore_unknown=True))
+    >>> model.compile(optimizer="adam", loss=SequenceCrossEntropy(
+    ...     ignore_unknown=True, from_log_probabilities=True))
     >>> model.fit(parallel_text_dataset(..., word_tokenizer, extended_ids=True))
     """
 
     copies_source = True
+    returns_log_probabilities = True
 
     def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
         if attention is None:

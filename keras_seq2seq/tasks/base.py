@@ -101,8 +101,9 @@ class Task:
                 learning_rate, decay_steps=total_steps, alpha=0.05)
         model.compile(
             optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"]),
-            loss=SequenceCrossEntropy(label_smoothing=training["label_smoothing"],
-                                      ignore_unknown=model.copies_source),
+            loss=SequenceCrossEntropy(
+                label_smoothing=training["label_smoothing"], ignore_unknown=model.copies_source,
+                from_log_probabilities=model.returns_log_probabilities),
             metrics=[MaskedAccuracy()],
         )
         return model
