@@ -5,8 +5,11 @@ The model has the Multi30k recipe's sizes (2-layer bi-LSTM 256 encoder,
 embeddings 256, vocabulary 8,000, an output layer of
 `--target-vocabulary-size`) with random weights: speed does not depend on
 what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
-are capped at 16 steps (15 tokens + EOS), since a random model never ends on
-its own.
+are 16 steps (15 tokens + EOS): EOS is forbidden before the 16th and the
+length cap ends every hypothesis there. `--model pointer_generator` times See et al.'s model at the same
+sizes instead (coverage attention, the copy switch, outputs over the 8,000
+words plus the source's positions), against which the attention model's
+sentences/s are the mark the pointer-generator's decode must reach.
 
 Variants, all the same `keras_seq2seq.decoding.translate` call:
   tf.function         the graph loop, as exported;
@@ -14,6 +17,7 @@ Variants, all the same `keras_seq2seq.decoding.translate` call:
   _python_loop        run eagerly, where `tf.while_loop` is a plain Python loop.
 
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
+[--model pointer_generator]
 """
 
 import argparse
@@ -31,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
+from keras_seq2seq import AttentionSeq2Seq, PointerGenerator  # noqa: E402
 from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.text import EOS_ID  # noqa: E402
 
@@ -53,24 +57,38 @@ def main():
     parser.add_argument("--target-vocabulary-size", type=int, default=8000,
                         help="output layer size: a target vocabulary of the first N ids "
                         "(the Multi30k recipe's English side has 3,853)")
+    parser.add_argument("--model", choices=["attention", "pointer_generator"],
+                        default="attention")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
     # The whole vocabulary is the model without a target vocabulary.
     target_vocabulary = (None if args.target_vocabulary_size == 8000
                          else list(range(args.target_vocabulary_size)))
-    model = AttentionSeq2Seq(8000, embedding_dim=256, units=256, encoder_layers=2,
-                             decoder_layers=2, attention="luong_general", input_feeding=True,
-                             target_vocabulary=target_vocabulary)
+    sizes = dict(embedding_dim=256, units=256, encoder_layers=2, decoder_layers=2,
+                 input_feeding=True)
+    if args.model == "pointer_generator":
+        if target_vocabulary is not None:
+            parser.error("a pointer-generator's outputs extend the whole vocabulary: "
+                         "no --target-vocabulary-size")
+        model = PointerGenerator(8000, attention="coverage", **sizes)
+    else:
+        model = AttentionSeq2Seq(8000, attention="luong_general",
+                                 target_vocabulary=target_vocabulary, **sizes)
     model.build()
 
+    # Every hypothesis runs all OUTPUT_STEPS: a pointer-generator can copy
+    # the source's EOS even with random weights, and would otherwise be timed
+    # over shorter outputs than the attention model.
     def search(source_ids):
-        return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS)
+        return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
+                        min_length=OUTPUT_STEPS - 1)
 
     graph = tf.function(search)
     xla = tf.function(search, jit_compile=True)
     rng = np.random.default_rng(0)
-    result = {"beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+    result = {"model": args.model, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
+              "output_steps": OUTPUT_STEPS,
               "target_vocabulary_size": args.target_vocabulary_size}
     for batch in (1, 32):
         ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")

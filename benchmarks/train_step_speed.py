@@ -5,13 +5,17 @@
         --data ../shared/data/samsum --batches 40
     python benchmarks/train_step_speed.py --recipe spoken-digit-strings \
         --data ../shared/data/fsdd --batches 60
+    python benchmarks/train_step_speed.py --recipe multi30k-de-en-pointer-generator \
+        --data ../shared/data/multi30k --set tokenizer.vocabulary_size=4000
 
 Takes the first `--batches` batches of the recipe's real training pipeline
 (`Task.datasets`: shuffled, bucketed, the tokenizer trained on the training
 files, cached in `--work-dir`), holds them in memory, and times `model.fit`
 over them after a warm-up, so that neither the input pipeline nor tracing is
 counted. A Multi30k model has the recipe's side vocabularies unless
-`--whole-vocabulary`. Prints one JSON line: non-padding target tokens per
+`--whole-vocabulary`. `--set SECTION.KEY=VALUE` (repeatable; VALUE read as
+YAML) changes one setting of the recipe, to time models of equal sizes
+across recipes. Prints one JSON line: non-padding target tokens per
 second, steps per second, the CPU seconds the pipeline took per batch it
 made (the filling of its shuffle and bucket buffers included, so more
 `--batches` give a truer figure), the share of target and (text recipes)
@@ -30,6 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import yaml  # noqa: E402
 
 from benchmarks.common import add_precision_arguments, machine  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
@@ -46,11 +51,19 @@ def main():
     add_precision_arguments(parser)
     parser.add_argument("--whole-vocabulary", action="store_true",
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one recipe setting, e.g. model.attention=coverage")
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe, data_dir=args.data)
     if args.whole_vocabulary:
         recipe = recipe.replace(tokenizer={"side_vocabularies": False})
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        section, _, key = name.partition(".")
+        if not (key and value):
+            parser.error(f"--set {setting!r}: expected SECTION.KEY=VALUE")
+        recipe = recipe.replace(**{section: {key: yaml.safe_load(value)}})
     training = recipe.training
     keras.utils.set_random_seed(training["seed"])
     task = task_for(recipe).prepare(args.work_dir, strategy=tf.distribute.get_strategy())
@@ -90,6 +103,7 @@ def main():
         **figures,
         "batches": len(batches),
         "recipe": args.recipe,
+        "settings": args.set,
         "dtype_policy": keras.config.dtype_policy().name,
         "machine": machine(),
     }), flush=True)
