@@ -6,10 +6,11 @@ embeddings 256, vocabulary 8,000, an output layer of
 `--target-vocabulary-size`) with random weights: speed does not depend on
 what the weights have learned. Sources are 15 tokens (14 + EOS); outputs
 are 16 steps (15 tokens + EOS): EOS is forbidden before the 16th and the
-length cap ends every hypothesis there. `--model pointer_generator` times See et al.'s model at the same
-sizes instead (coverage attention, the copy switch, outputs over the 8,000
-words plus the source's positions), against which the attention model's
-sentences/s are the mark the pointer-generator's decode must reach.
+length cap ends every hypothesis there. `--model pointer_generator` times
+See et al.'s model at the same sizes instead (coverage attention, the copy
+switch, outputs over the 8,000 words plus the source's positions), against
+which the attention model's sentences/s are the mark the
+pointer-generator's decode must reach.
 
 Variants, all the same `keras_seq2seq.decoding.translate` call:
   tf.function         the graph loop, as exported;
@@ -77,9 +78,8 @@ def main():
                                  target_vocabulary=target_vocabulary, **sizes)
     model.build()
 
-    # Every hypothesis runs all OUTPUT_STEPS: a pointer-generator can copy
-    # the source's EOS even with random weights, and would otherwise be timed
-    # over shorter outputs than the attention model.
+    # A pointer-generator copies the source's EOS even with random weights:
+    # without min_length it would be timed over shorter outputs.
     def search(source_ids):
         return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
                         min_length=OUTPUT_STEPS - 1)
