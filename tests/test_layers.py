@@ -240,10 +240,10 @@ def test_encoder_training_path_equals_keras_layers(rng, bidirectional):
     ("location_sensitive", False)])
 def test_decoder_loop_equals_repeated_steps_in_every_gradient(rng, cell_type, attention,
                                                               input_feeding):
-    """The teacher-forced loop (weights read once, inputs through a
-    TensorArray) is `step` called once a step: outputs and every gradient
-    are equal, for LSTM and GRU, input feeding or location-sensitive
-    attention alone."""
+    """The teacher-forced loop in training (LSTM: `decoder_recurrence`; GRU:
+    a loop over `step`, weights read once, inputs through a TensorArray) is
+    `step` called once a step: outputs and every gradient are equal, input
+    feeding or location-sensitive attention alone."""
     decoder = AttentionDecoder(8, num_layers=2, cell_type=cell_type, attention=attention,
                                input_feeding=input_feeding)
     inputs, context, state = _decoder_run(decoder, rng)
@@ -296,3 +296,96 @@ def test_decoder_training_path_equals_inference_path(rng, input_feeding):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+class _GivenMasks:
+    """Stands in for a decoder's dropout: its k-th call multiplies by the k-th
+    of the given masks, in the order `AttentionDecoder.step` drops units."""
+
+    def __init__(self, masks):
+        self.masks = masks
+        self.calls = 0
+
+    def __call__(self, x, training=False):
+        t, i = divmod(self.calls, self.masks.shape[0])
+        self.calls += 1
+        return x * self.masks[i, t]
+
+
+@pytest.mark.parametrize("attention, input_feeding, dropout", [
+    ("luong_general", True, 0.0), ("luong_general", True, 0.5), ("luong_dot", True, 0.0),
+    ("luong_concat", True, 0.0), ("bahdanau", True, 0.5), ("location_sensitive", True, 0.0),
+    ("location_sensitive", False, 0.0), ("coverage", True, 0.5), ("coverage", False, 0.0)])
+def test_decoder_recurrence_equals_autodiff_of_step_in_every_gradient(
+        rng, attention, input_feeding, dropout):
+    """The training loop with the hand-written backward pass
+    (`layers/decoder_recurrence.py`) is `step` called once a step: outputs,
+    alignments and the gradients of the inputs, the memory, the encoder's
+    states and every weight are equal, with the same dropout masks, traced
+    as `fit` traces it."""
+    from keras_seq2seq.layers.decoder_recurrence import (
+        decoder_recurrence, runs_decoder_recurrence)
+
+    decoder = AttentionDecoder(8, num_layers=2, attention=attention,
+                               input_feeding=input_feeding, dropout=dropout)
+    decoder.build((None, None, 5), (None, None, 8))
+    assert runs_decoder_recurrence(decoder) == (not tf.config.list_logical_devices("GPU"))
+    inputs = tf.constant(rng.normal(size=(3, 4, 5)).astype("float32"))
+    memory = tf.constant(rng.normal(size=(3, 5, 8)).astype("float32"))
+    mask = _mask([5, 2, 3], 5)
+    encoder_state = [tf.constant(rng.normal(size=(3, 8)).astype("float32")) for _ in range(2)]
+    keep = rng.random(size=(2, 4, 3, 8)) >= dropout
+    masks = tf.constant((keep / (1 - dropout)).astype("float32"))
+    sources = [inputs, memory] + encoder_state + decoder.trainable_weights
+
+    def run(loop):
+        context = decoder.prepare_context(memory, mask)
+        state = decoder.initial_state([encoder_state], context)
+        return loop(context, state)
+
+    def repeated_steps(context, state):
+        decoder.dropout_layer.call = _GivenMasks(masks)
+        outputs, alignments = [], []
+        for t in range(inputs.shape[1]):
+            output, state = decoder.step(inputs[:, t], state, context, training=True)
+            outputs.append(output)
+            alignments.append(state["alignments"])
+        return tf.stack(outputs, axis=1), tf.stack(alignments, axis=1)
+
+    def recurrence(context, state):
+        return decoder_recurrence(decoder, inputs, context, state, dropout_masks=masks)
+
+    got, gradients = tf.function(
+        lambda: _loss_and_gradients(lambda: run(recurrence), sources), autograph=False)()
+    expected, expected_gradients = _loss_and_gradients(lambda: run(repeated_steps), sources)
+    assert len(gradients) == len(expected_gradients) > 8
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_decoder_trains_through_its_recurrence_under_mixed_precision(rng):
+    """`fit`'s path: `call(training=True)` runs `decoder_recurrence` in
+    bfloat16, and its outputs and gradients stay close to float32's."""
+    decoder = AttentionDecoder(8, num_layers=2, attention="luong_general", input_feeding=True)
+    inputs, context, state = _decoder_run(decoder, rng)
+    inputs = tf.constant(inputs)
+    expected, expected_gradients = _loss_and_gradients(
+        lambda: decoder(inputs, context, state, training=True), [inputs] + decoder.trainable_weights)
+    mixed = AttentionDecoder(8, num_layers=2, attention="luong_general", input_feeding=True,
+                             dtype="mixed_bfloat16")
+    mixed.build((None, None, 5), (None, None, 8))
+    mixed.set_weights(decoder.get_weights())
+    context = mixed.prepare_context(context["memory"], context["mask"])
+    dtypes = []
+
+    def run_mixed():
+        outputs, alignments = mixed(inputs, context, state, training=True)
+        dtypes.append(outputs.dtype)
+        return tf.cast(outputs, tf.float32), alignments
+
+    got, gradients = _loss_and_gradients(run_mixed, [inputs] + mixed.trainable_weights)
+    assert dtypes == [tf.bfloat16]
+    for a, b in zip(got + gradients, expected + expected_gradients):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=0.05, rtol=0.05)

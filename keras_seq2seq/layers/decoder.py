@@ -5,6 +5,7 @@ from keras import ops
 import tensorflow as tf
 
 from keras_seq2seq.layers.attention import AttentionMechanism, get_attention
+from keras_seq2seq.layers.decoder_recurrence import decoder_recurrence, runs_decoder_recurrence
 from keras_seq2seq.layers.lstm_sequence import lstm_sequence, lstm_step, runs_lstm_sequence
 
 
@@ -25,9 +26,10 @@ class AttentionDecoder(keras.layers.Layer):
     `step` or, when no step depends on the one before except through the RNN
     (no input feeding, no location-sensitive attention), with whole-sequence
     RNN layers and one batched attention, which computes the same function
-    faster. In training on CPU, whole-sequence LSTM layers run through
-    `lstm_sequence` with the Keras layers' weights: the same function, with a
-    faster gradient (see `layers/lstm_sequence.py`).
+    faster. In training on CPU, LSTM decoders run the same function with a
+    faster gradient and the Keras layers' weights: the whole-sequence path
+    through `lstm_sequence` (see `layers/lstm_sequence.py`), the loop
+    through `decoder_recurrence` (see `layers/decoder_recurrence.py`).
 
     Args:
         units: size of each RNN layer and of the output.
@@ -244,6 +246,9 @@ class AttentionDecoder(keras.layers.Layer):
             if key in initial_state:
                 initial_state[key] = ops.cast(initial_state[key], "float32")
         if self.runs_step_by_step:
+            if training and runs_decoder_recurrence(self):
+                # The same function, with the faster backward pass.
+                return decoder_recurrence(self, inputs, context, initial_state, training=True)
             return self._call_step_by_step(inputs, context, initial_state, training)
         return self._call_whole_sequence(inputs, context, initial_state, training)
 

@@ -79,7 +79,7 @@ def _recurrence(projected, step_mask, h0, c0, recurrent_kernel):
     dtype = projected.dtype
 
     def forward(t, h, c, outputs, gates, h_before, c_before):
-        new_h, new_c, gates_t = _lstm_gates(projected[t] + tf.matmul(h, recurrent_kernel), c)
+        new_h, new_c, gates_t = lstm_gates(projected[t] + tf.matmul(h, recurrent_kernel), c)
         m = step_mask[t]
         return (t + 1, h + m * (new_h - h), c + m * (new_c - c),
                 outputs.write(t, m * new_h), gates.write(t, tf.concat(gates_t, -1)),
@@ -141,11 +141,11 @@ def lstm_step(inputs, state, kernel, recurrent_kernel, bias):
     """
     h, c = state
     z = ops.matmul(inputs, kernel) + ops.matmul(ops.cast(h, inputs.dtype), recurrent_kernel) + bias
-    h, c = _lstm_gates(z, ops.cast(c, inputs.dtype))[:2]
+    h, c = lstm_gates(z, ops.cast(c, inputs.dtype))[:2]
     return h, [h, c]
 
 
-def _lstm_gates(z, c):
+def lstm_gates(z, c):
     """Keras' LSTM gate arithmetic: `(new_h, new_c, [i, f, g, o])` from the
     pre-activations z [batch, 4 units] (gates in order i, f, g, o)."""
     i, f, g, o = tf.split(z, 4, axis=-1)
