@@ -28,7 +28,8 @@ the tests hold the two equal in outputs and every gradient.
 import keras
 import tensorflow as tf
 
-from keras_seq2seq.layers.lstm_sequence import lstm_gates, runs_lstm_sequence
+from keras_seq2seq.layers.lstm_sequence import (
+    lstm_gates, lstm_gates_gradient, runs_lstm_sequence)
 
 
 def runs_decoder_recurrence(decoder):
@@ -230,21 +231,12 @@ class _Recurrence:
                 d_gates_written = [None] * self.num_layers
                 for i in reversed(layers):
                     kernel, recurrent_kernel = layer_weights[i][:2]
-                    d_h = d_h + d_state[i][0]
-                    input_gate, forget_gate, cell_gate, output_gate = tf.split(
-                        saved["gates"][i][t], 4, axis=-1)
-                    c_before = saved["c"][i][t]
-                    tanh_c = tf.tanh(forget_gate * c_before + input_gate * cell_gate)
-                    d_c = d_state[i][1] + d_h * output_gate * (1 - tanh_c * tanh_c)
-                    d_gates = tf.concat([
-                        d_c * cell_gate * input_gate * (1 - input_gate),
-                        d_c * c_before * forget_gate * (1 - forget_gate),
-                        d_c * input_gate * (1 - cell_gate * cell_gate),
-                        d_h * tanh_c * output_gate * (1 - output_gate),
-                    ], -1)
+                    d_gates, d_c_before = lstm_gates_gradient(
+                        saved["gates"][i][t], saved["c"][i][t], d_h + d_state[i][0],
+                        d_state[i][1])
                     d_gates_written[i] = d_saved["gates"][i].write(t, d_gates)
                     new_d_state[i] = [tf.matmul(d_gates, recurrent_kernel, transpose_b=True),
-                                      d_c * forget_gate]
+                                      d_c_before]
                     if i > 0:
                         d_h = tf.matmul(d_gates, kernel, transpose_b=True)
                         if self.dropout:

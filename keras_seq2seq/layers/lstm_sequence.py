@@ -98,21 +98,12 @@ def _recurrence(projected, step_mask, h0, c0, recurrent_kernel):
 
         def step_back(t, d_h, d_c, d_z):
             m = step_mask[t]
-            i, f, g, o = tf.split(gates[t], 4, axis=-1)
-            new_c = f * c_before[t] + i * g
-            tanh_c = tf.tanh(new_c)
             # A masked step passed h and c through unchanged; a real step
             # replaced them and also wrote its h to the outputs.
-            d_new_h = m * (d_h + d_outputs[t])
-            d_new_c = m * d_c + d_new_h * o * (1 - tanh_c * tanh_c)
-            d_gates = tf.concat([
-                d_new_c * g * i * (1 - i),
-                d_new_c * c_before[t] * f * (1 - f),
-                d_new_c * i * (1 - g * g),
-                d_new_h * tanh_c * o * (1 - o),
-            ], -1)
+            d_gates, d_c_before = lstm_gates_gradient(
+                gates[t], c_before[t], m * (d_h + d_outputs[t]), m * d_c)
             d_h = (1 - m) * d_h + tf.matmul(d_gates, recurrent_kernel, transpose_b=True)
-            d_c = (1 - m) * d_c + d_new_c * f
+            d_c = (1 - m) * d_c + d_c_before
             return t - 1, d_h, d_c, d_z.write(t, d_gates)
 
         _, d_h0, d_c0, d_z = tf.while_loop(
@@ -152,3 +143,20 @@ def lstm_gates(z, c):
     i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     new_c = f * c + i * g
     return o * tf.tanh(new_c), new_c, [i, f, g, o]
+
+
+def lstm_gates_gradient(gates, c, d_new_h, d_new_c):
+    """The gradient of `lstm_gates`: `(d_z, d_c)`, the gradients of the
+    pre-activations [batch, 4 units] and of the previous cell state, from
+    the gates [batch, 4 units] it returned (concatenated), the previous
+    cell state c, and the gradients of its new h and new c."""
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    tanh_c = tf.tanh(f * c + i * g)
+    d_new_c = d_new_c + d_new_h * o * (1 - tanh_c * tanh_c)
+    d_z = tf.concat([
+        d_new_c * g * i * (1 - i),
+        d_new_c * c * f * (1 - f),
+        d_new_c * i * (1 - g * g),
+        d_new_h * tanh_c * o * (1 - o),
+    ], -1)
+    return d_z, d_new_c * f
