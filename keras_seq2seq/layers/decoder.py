@@ -248,7 +248,7 @@ class AttentionDecoder(keras.layers.Layer):
         if self.runs_step_by_step:
             if training and runs_decoder_recurrence(self):
                 # The same function, with the faster backward pass.
-                return decoder_recurrence(self, inputs, context, initial_state, training=True)
+                return decoder_recurrence(self, inputs, context, initial_state)
             return self._call_step_by_step(inputs, context, initial_state, training)
         return self._call_whole_sequence(inputs, context, initial_state, training)
 

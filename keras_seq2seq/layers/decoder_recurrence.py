@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from keras_seq2seq.layers.lstm_sequence import (
-    lstm_gates, lstm_gates_gradient, runs_lstm_sequence)
+    lstm_gates, lstm_gates_gradient, runs_lstm_sequence, steps_weight_gradient)
 
 
 def runs_decoder_recurrence(decoder):
@@ -40,17 +40,15 @@ def runs_decoder_recurrence(decoder):
             and all(runs_lstm_sequence(rnn.cell) for rnn in decoder.rnn_layers))
 
 
-def decoder_recurrence(decoder, inputs, context, initial_state, training=True,
-                       dropout_masks=None):
-    """What `decoder._call_step_by_step` computes, with a faster gradient.
+def decoder_recurrence(decoder, inputs, context, initial_state, dropout_masks=None):
+    """What `decoder._call_step_by_step` computes in training, with a faster gradient.
 
     Args:
         decoder: an `AttentionDecoder` for which `runs_decoder_recurrence`.
         inputs: embedded decoder inputs, [batch, target, embedding_dim].
         context: from `decoder.prepare_context`.
         initial_state: from `decoder.initial_state`.
-        training: whether dropout is active.
-        dropout_masks: with dropout in training, optional
+        dropout_masks: with dropout, optional
             [layers, target, batch, units] tensor of zeros and
             `1 / (1 - rate)`: step t multiplies the input of layer i + 1 by
             `dropout_masks[i, t]` and its output by `dropout_masks[-1, t]`.
@@ -69,7 +67,7 @@ def decoder_recurrence(decoder, inputs, context, initial_state, training=True,
     projected = tf.matmul(time_major, kernel[:embedding_dim]) + bias
     layer_weights = [[kernel[embedding_dim:], recurrent_kernel]] + [
         list(w) for w in weights["rnn"][1:]]
-    rate = decoder.dropout if training else 0.0
+    rate = decoder.dropout
     masks = tf.zeros((0,), dtype)  # unread without dropout
     if rate > 0 and dropout_masks is not None:
         masks = tf.cast(dropout_masks, dtype)
@@ -107,8 +105,6 @@ class _Recurrence:
 
     def __call__(self, projected, masks, memory, keys, layer_weights, attentional_kernel,
                  state, attentional, alignments, coverage):
-        flat = tf.nest.flatten([projected, masks, memory, keys, layer_weights,
-                                attentional_kernel, state, attentional, alignments, coverage])
         structure = [projected, masks, memory, keys, layer_weights, attentional_kernel,
                      state, attentional, alignments, coverage]
 
@@ -116,7 +112,7 @@ class _Recurrence:
         def run(*flat):
             return self._forward_and_backward(tf.nest.pack_sequence_as(structure, flat))
 
-        return run(*flat)
+        return run(*tf.nest.flatten(structure))
 
     def attend(self, query, memory, keys, previous):
         """The attention of one step: `(attended [batch, memory_dim],
@@ -136,8 +132,7 @@ class _Recurrence:
 
         def forward(t, state, attentional, alignments, coverage, saved):
             previous = coverage if self.attention.cumulative else alignments
-            written = {"attentional": saved["attentional"].write(t, attentional),
-                       "previous": saved["previous"].write(t, previous),
+            written = {"previous": saved["previous"].write(t, previous),
                        "gates": [], "h": [], "c": [], "x": []}
             new_state = []
             x = None
@@ -177,7 +172,7 @@ class _Recurrence:
         saved = {
             "gates": [arrays() for _ in layers], "h": [arrays() for _ in layers],
             "c": [arrays() for _ in layers], "x": [arrays() for _ in layers[1:]],
-            "attentional": arrays(), "previous": arrays(tf.float32),
+            "previous": arrays(tf.float32),
             "joined": arrays(), "tanh": arrays(), "outputs": arrays(),
             "alignments": arrays(tf.float32),
         }
@@ -261,25 +256,23 @@ class _Recurrence:
             d_gates = [a.stack() for a in d_saved["gates"]]
             d_tanh = d_saved["tanh"].stack()
 
-            def weight_gradient(inputs, d_results):
-                """sum over steps and rows of inputs^T d_results: one matmul."""
-                return tf.matmul(tf.reshape(inputs, (-1, inputs.shape[-1])),
-                                 tf.reshape(d_results, (-1, d_results.shape[-1])),
-                                 transpose_a=True)
-
             d_layer_weights = []
             for i in layers:
-                first_input = saved["attentional"] if i == 0 else saved["x"][i - 1]
-                d_kernel = (weight_gradient(first_input, d_gates[i])
-                            if i > 0 or self.input_feeding
-                            else tf.zeros_like(layer_weights[0][0]))
-                d_layer = [d_kernel, weight_gradient(saved["h"][i], d_gates[i])]
+                if i > 0:
+                    d_kernel = steps_weight_gradient(saved["x"][i - 1], d_gates[i])
+                elif self.input_feeding:
+                    # The vector fed back at step t is the output of step t - 1.
+                    fed_back = tf.concat([attentional[None], outputs[:-1]], 0)
+                    d_kernel = steps_weight_gradient(fed_back, d_gates[0])
+                else:
+                    d_kernel = tf.zeros_like(layer_weights[0][0])
+                d_layer = [d_kernel, steps_weight_gradient(saved["h"][i], d_gates[i])]
                 if i > 0:
                     d_layer.append(tf.reduce_sum(d_gates[i], axis=(0, 1)))
                 d_layer_weights.append(d_layer)
             d_args = [d_gates[0], tf.zeros_like(masks),
                       d_memory, d_keys, d_layer_weights,
-                      weight_gradient(saved["joined"], d_tanh),
+                      steps_weight_gradient(saved["joined"], d_tanh),
                       d_state, d_attentional, d_alignments_state, d_coverage]
             return tf.nest.flatten(d_args), d_variables
 

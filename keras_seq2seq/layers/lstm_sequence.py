@@ -110,13 +110,20 @@ def _recurrence(projected, step_mask, h0, c0, recurrent_kernel):
             lambda t, *_: t >= 0, step_back,
             (steps - 1, d_h, d_c, tf.TensorArray(dtype, size=steps)))
         d_projected = d_z.stack()
-        units4 = tf.shape(d_projected)[-1]
-        d_recurrent_kernel = tf.matmul(
-            tf.reshape(h_before, (-1, units4 // 4)), tf.reshape(d_projected, (-1, units4)),
-            transpose_a=True)
-        return d_projected, tf.zeros_like(step_mask), d_h0, d_c0, d_recurrent_kernel
+        return (d_projected, tf.zeros_like(step_mask), d_h0, d_c0,
+                steps_weight_gradient(h_before, d_projected))
 
     return (outputs, h, c), backward
+
+
+def steps_weight_gradient(inputs, d_products):
+    """The gradient of a kernel that multiplied `inputs` [time, batch, in]
+    at every step into products whose gradients are `d_products` [time,
+    batch, out]: the sum over steps and rows of inputs^T d_products, as one
+    matmul after the backward loop instead of one per step inside it."""
+    return tf.matmul(tf.reshape(inputs, (-1, tf.shape(inputs)[-1])),
+                     tf.reshape(d_products, (-1, tf.shape(d_products)[-1])),
+                     transpose_a=True)
 
 
 def lstm_step(inputs, state, kernel, recurrent_kernel, bias):
