@@ -10,7 +10,10 @@ length cap ends every hypothesis there. `--model pointer_generator` times
 See et al.'s model at the same sizes instead (coverage attention, the copy
 switch, outputs over the 8,000 words plus the source's positions), against
 which the attention model's sentences/s are the mark the
-pointer-generator's decode must reach.
+pointer-generator's decode must reach. The searches are traced for any
+batch and source length, as the export's signatures are: a
+pointer-generator's output width (vocabulary + source) is then known only
+at run time, as in its export.
 
 Variants, all the same `keras_seq2seq.decoding.translate` call:
   tf.function         the graph loop, as exported;
@@ -84,8 +87,9 @@ def main():
         return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
                         min_length=OUTPUT_STEPS - 1)
 
-    graph = tf.function(search)
-    xla = tf.function(search, jit_compile=True)
+    signature = [tf.TensorSpec([None, None], tf.int32)]
+    graph = tf.function(search, input_signature=signature)
+    xla = tf.function(search, input_signature=signature, jit_compile=True)
     rng = np.random.default_rng(0)
     result = {"model": args.model, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
               "output_steps": OUTPUT_STEPS,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seq2seq import AttentionSeq2Seq, Seq2Seq
+from keras_seq2seq import AttentionSeq2Seq, PointerGenerator, Seq2Seq
 from keras_seq2seq.decoding import (
     beam_search,
     coverage_penalty,
@@ -345,9 +345,11 @@ def test_min_length_and_ngram_blocking():
 
 @pytest.mark.parametrize("width", [2048, 8000, 8003])
 @pytest.mark.parametrize("k", [1, 5, 32])
-def test_blockwise_top_k_equals_top_k(width, k):
+@pytest.mark.parametrize("width_known_when_traced", [True, False])
+def test_blockwise_top_k_equals_top_k(width, k, width_known_when_traced):
     scores = tf.constant(np.random.default_rng(width + k).normal(size=(40, width)), tf.float32)
-    values, indices = blockwise_top_k(scores, k)
+    signature = None if width_known_when_traced else [tf.TensorSpec([None, None], tf.float32)]
+    values, indices = tf.function(lambda s: blockwise_top_k(s, k), input_signature=signature)(scores)
     expected = tf.math.top_k(scores, k)
     np.testing.assert_array_equal(values, expected.values)
     np.testing.assert_array_equal(indices, expected.indices)
@@ -362,6 +364,27 @@ def test_wide_vocabularies_search_the_same_with_blockwise_top_k(monkeypatch):
     blockwise = generate(model, sources, max_length=8, beam_size=4)
     monkeypatch.setattr(search_module, "_BLOCKWISE_TOP_K_WIDTH", 10**9)
     plain = generate(model, sources, max_length=8, beam_size=4)
+    np.testing.assert_array_equal(blockwise[0], plain[0])
+    np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
+
+
+def test_outputs_as_wide_as_the_source_search_the_same_with_blockwise_top_k(monkeypatch):
+    # A pointer-generator's width (vocabulary + source) is known only at
+    # run time in an export: the search picks blockwise top-k when it is wide.
+    keras.utils.set_random_seed(3)
+    model = PointerGenerator(2100, embedding_dim=8, units=16)
+    model.build()
+    sources = np.random.default_rng(0).integers(4, 2100, (3, 6)).astype("int32")
+    sources[:, 2], sources[:, -1] = 2100, EOS_ID  # an extended id
+
+    def search():
+        traced = tf.function(lambda s: generate(model, s, max_length=8, beam_size=4),
+                             input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        return traced(sources)
+
+    blockwise = search()
+    monkeypatch.setattr(search_module, "_BLOCKWISE_TOP_K_WIDTH", 10**9)
+    plain = search()
     np.testing.assert_array_equal(blockwise[0], plain[0])
     np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
 

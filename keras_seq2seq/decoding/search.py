@@ -98,14 +98,14 @@ def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
     another order than `tf.math.top_k`'s.
 
     Args:
-        scores: float [rows, width], width static.
-        k: how many to keep, at most the number of blocks.
+        scores: float [rows, width].
+        k: how many to keep (static), at most the number of blocks.
 
     Returns:
         `(values, indices)`, each [rows, k], largest first.
     """
-    width = scores.shape[-1]
-    blocks = -(-width // block_size)
+    width = scores.shape[-1] or tf.shape(scores)[-1]
+    blocks = (width + block_size - 1) // block_size
     padded = tf.pad(scores, [[0, 0], [0, blocks * block_size - width]],
                     constant_values=scores.dtype.min)
     padded = tf.reshape(padded, [-1, blocks, block_size])
@@ -114,6 +114,21 @@ def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
     values, positions = tf.math.top_k(candidates, k=k)
     block = tf.gather(best_blocks, positions // block_size, batch_dims=1)
     return values, block * block_size + positions % block_size
+
+
+def _candidates(log_probs, k):
+    """Each row's k best (fewer if the row is narrower): `(scores, ids)`."""
+    width = log_probs.shape[-1]
+    if width is not None:
+        if width >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k):
+            return blockwise_top_k(log_probs, k)
+        return tf.math.top_k(log_probs, k=min(k, width))
+    # Known at run time only: pointer networks choose among n + 2 tokens, a
+    # pointer-generator among its vocabulary and the source's words.
+    width = tf.shape(log_probs)[-1]
+    return tf.cond(width >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k),
+                   lambda: blockwise_top_k(log_probs, k),
+                   lambda: tuple(tf.math.top_k(log_probs, k=tf.minimum(k, width))))
 
 
 class Selector:
@@ -361,13 +376,7 @@ def decode(
             candidate_scores = log_probs
             candidate_ids = tf.broadcast_to(tf.range(vocab)[None, :], tf.shape(log_probs))
         else:
-            static_vocab = log_probs.shape[-1]
-            if static_vocab is not None and static_vocab >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k):
-                candidate_scores, candidate_ids = blockwise_top_k(log_probs, k)
-            else:
-                # Pointer networks choose among n + 2 tokens, n known at run time.
-                per_row = tf.minimum(k, vocab) if static_vocab is None else min(k, static_vocab)
-                candidate_scores, candidate_ids = tf.math.top_k(log_probs, k=per_row)
+            candidate_scores, candidate_ids = _candidates(log_probs, k)
         width = tf.shape(candidate_ids)[1]
         first = tf.equal(tf.range(width), 0)[None, :]
         # At its length limit a hypothesis can only end; once ended it only
