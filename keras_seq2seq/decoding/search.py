@@ -118,15 +118,17 @@ def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
 
 def _candidates(log_probs, k):
     """Each row's k best (fewer if the row is narrower): `(scores, ids)`."""
+    # Wide rows, of at least k blocks, take blockwise top-k.
+    blockwise_from = max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k)
     width = log_probs.shape[-1]
     if width is not None:
-        if width >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k):
+        if width >= blockwise_from:
             return blockwise_top_k(log_probs, k)
         return tf.math.top_k(log_probs, k=min(k, width))
     # Known at run time only: pointer networks choose among n + 2 tokens, a
     # pointer-generator among its vocabulary and the source's words.
     width = tf.shape(log_probs)[-1]
-    return tf.cond(width >= max(_BLOCKWISE_TOP_K_WIDTH, _TOP_K_BLOCK * k),
+    return tf.cond(width >= blockwise_from,
                    lambda: blockwise_top_k(log_probs, k),
                    lambda: tuple(tf.math.top_k(log_probs, k=tf.minimum(k, width))))
 
