@@ -355,31 +355,33 @@ def test_blockwise_top_k_equals_top_k(width, k, width_known_when_traced):
     np.testing.assert_array_equal(indices, expected.indices)
 
 
-def test_wide_vocabularies_search_the_same_with_blockwise_top_k(monkeypatch):
-    keras.utils.set_random_seed(3)
+def _wide_attention_model():
     model = AttentionSeq2Seq(3000, embedding_dim=8, units=16)
     model.build()
     sources = np.random.default_rng(0).integers(4, 3000, (3, 6)).astype("int32")
     sources[:, -1] = EOS_ID
-    blockwise = generate(model, sources, max_length=8, beam_size=4)
-    monkeypatch.setattr(search_module, "_BLOCKWISE_TOP_K_WIDTH", 10**9)
-    plain = generate(model, sources, max_length=8, beam_size=4)
-    np.testing.assert_array_equal(blockwise[0], plain[0])
-    np.testing.assert_allclose(blockwise[1], plain[1], rtol=1e-6)
+    return model, sources, None
 
 
-def test_outputs_as_wide_as_the_source_search_the_same_with_blockwise_top_k(monkeypatch):
+def _pointer_generator_as_exported():
     # A pointer-generator's width (vocabulary + source) is known only at
     # run time in an export: the search picks blockwise top-k when it is wide.
-    keras.utils.set_random_seed(3)
     model = PointerGenerator(2100, embedding_dim=8, units=16)
     model.build()
     sources = np.random.default_rng(0).integers(4, 2100, (3, 6)).astype("int32")
     sources[:, 2], sources[:, -1] = 2100, EOS_ID  # an extended id
+    return model, sources, [tf.TensorSpec([None, None], tf.int32)]
+
+
+@pytest.mark.parametrize("make", [_wide_attention_model, _pointer_generator_as_exported],
+                         ids=["width_known_when_traced", "width_known_at_run_time"])
+def test_wide_outputs_search_the_same_with_blockwise_top_k(monkeypatch, make):
+    keras.utils.set_random_seed(3)
+    model, sources, signature = make()
 
     def search():
         traced = tf.function(lambda s: generate(model, s, max_length=8, beam_size=4),
-                             input_signature=[tf.TensorSpec([None, None], tf.int32)])
+                             input_signature=signature)
         return traced(sources)
 
     blockwise = search()
