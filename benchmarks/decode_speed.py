@@ -13,7 +13,7 @@ which the attention model's sentences/s are the mark the
 pointer-generator's decode must reach. The searches are traced for any
 batch and source length, as the export's signatures are: a
 pointer-generator's output width (vocabulary + source) is then known only
-at run time, as in its export.
+at run time.
 
 Variants, all the same `keras_seq2seq.decoding.translate` call:
   tf.function         the graph loop, as exported;
