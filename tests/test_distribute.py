@@ -65,14 +65,14 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 from keras_seq2seq.tasks import task_for
 from keras_seq2seq.training import train
 from keras_seq2seq.zoo import load_recipe
-recipe = load_recipe("dates-attention").replace(data={"train_size": 2000}, training={"epochs": 1})
+recipe = load_recipe("dates-attention").replace(data={"train_size": 2000}, training={"epochs": 2})
 task = task_for(recipe)
 result = train(task, sys.argv[1], verbose=0, strategy=strategy)
 translator, history = result.exportable, result.history
 assert strategy.num_replicas_in_sync == 2
 # The saved model holds plain variables, not mirrored ones.
 assert all(type(v.value).__name__ == "ResourceVariable" for v in translator.model.variables)
-print("loss", history.history["loss"][-1])
+print("loss", *history.history["loss"])
 print("exact", task.evaluate(translator)["exact_match"])
 """
 
@@ -82,6 +82,8 @@ def test_mirrored_replicas_train_and_export_plain_variables(tmp_path):
                             capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
-    loss = float(re.search(r"loss ([0-9.]+)", result.stdout).group(1))
-    assert loss < 3.0  # it learned something in one epoch of two replicas
+    first, last = map(float, re.search(r"loss ([0-9.]+) ([0-9.]+)", result.stdout).groups())
+    # It learned on two replicas: the loss fell, and below 3.0 (uniform over
+    # the 400 pieces: 6.0). One epoch alone ended at 3.03 from other initial weights.
+    assert last < first and last < 3.0
     assert (tmp_path / "run" / "model.keras").exists()

@@ -1,4 +1,4 @@
-"""`EncoderAttentionDecoder`: any encoder under the text models' attention decoder."""
+"""`EncoderAttentionDecoder`: an encoder of the subclass's under the attention decoder."""
 
 import keras
 from keras import ops
@@ -8,13 +8,17 @@ from keras_seq2seq.models.base import SequenceModel
 
 
 class EncoderAttentionDecoder(SequenceModel):
-    """The base of models that read a non-text input into text (`ImageToText`,
-    `SpeechToText`): an encoder of the subclass's gives a memory, and an
-    `AttentionDecoder` attends over it while it writes, one token a step.
+    """The base of the models that write text with an `AttentionDecoder`:
+    `AttentionSeq2Seq` (an RNN over the source's tokens), `ImageToText` and
+    `SpeechToText`. An encoder of the subclass's gives a memory, and the
+    decoder attends over it while it writes, one token a step; `step`,
+    teacher-forced `call`, the output layer and the attention accessors are
+    written here once.
 
-    Subclasses build `self.encoder` and implement `encoder_outputs`,
-    `source_mask`, `source_inputs` and `build_encoder`; they may add
-    training losses of the encoder's own (`add_encoder_losses`).
+    Subclasses build `self.encoder` and implement `build_encoder`,
+    `encoder_outputs`, `source_inputs` and `source_mask`; they may add
+    training losses of the encoder's own (`add_encoder_losses`) and map
+    token ids to embedding rows (`embedding_rows`).
 
     Args:
         vocabulary_size: size of the output vocabulary (the tokenizer's).
@@ -22,20 +26,30 @@ class EncoderAttentionDecoder(SequenceModel):
         units: size of the memory and of each decoder layer.
         decoder_layers: stacked decoder RNN layers.
         cell_type: `"lstm"` or `"gru"`.
-        attention: a name from `layers.attention.ATTENTION_MECHANISMS`.
+        attention: a name from `layers.attention.ATTENTION_MECHANISMS`; None
+            (where `attention_required` is False) for a decoder that starts
+            from the encoder's final states and sees the source only
+            through them.
         attention_units: hidden size of additive attention mechanisms.
         input_feeding: feed the previous attentional vector to the decoder.
         dropout: dropout rate in encoder and decoder.
+        target_size: rows of the target embedding and width of the output
+            layer (default `vocabulary_size`; fewer with a side vocabulary).
     """
+
+    # Whether the model can only read its input through attention (an image
+    # or a recording has no final states that could carry it alone).
+    attention_required = True
 
     def __init__(self, vocabulary_size, embedding_dim=64, units=128, decoder_layers=1,
                  cell_type="lstm", attention="bahdanau", attention_units=None,
-                 input_feeding=True, dropout=0.0, **kwargs):
+                 input_feeding=True, dropout=0.0, target_size=None, **kwargs):
         super().__init__(**kwargs)
-        if attention is None:
+        if attention is None and self.attention_required:
             raise ValueError(f"{self.__class__.__name__} reads its input through attention: "
                              "give an attention mechanism")
         self.vocabulary_size = vocabulary_size
+        self.target_size = target_size or vocabulary_size
         self.embedding_dim = embedding_dim
         self.units = units
         self.decoder_layers = decoder_layers
@@ -45,18 +59,22 @@ class EncoderAttentionDecoder(SequenceModel):
         self.input_feeding = input_feeding
         self.dropout = dropout
         self.target_embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, name="target_embedding")
+            self.target_size, embedding_dim, name="target_embedding")
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.decoder = AttentionDecoder(
             units, num_layers=decoder_layers, cell_type=cell_type, attention=attention,
             attention_units=attention_units, input_feeding=input_feeding, dropout=dropout,
             name="decoder")
-        self.output_projection = keras.layers.Dense(vocabulary_size, name="output_projection")
+        # Under mixed precision the projection, the largest matmul of a
+        # training step, runs in the low precision (as Keras' mixed-precision
+        # guide advises); `logits` casts its result to float32 for the softmax
+        # and the loss.
+        self.output_projection = keras.layers.Dense(self.target_size, name="output_projection")
 
     # -- what subclasses implement ------------------------------------------------
 
     def build_encoder(self):
-        """Builds `self.encoder` for the model's input shapes."""
+        """Builds `self.encoder` (and any layer before it) for the model's inputs."""
         raise NotImplementedError
 
     def encoder_outputs(self, inputs, training=False):
@@ -73,6 +91,11 @@ class EncoderAttentionDecoder(SequenceModel):
         `decoder_input_ids` [batch, target] BOS and the target, PAD after.
         Called in training only; none by default."""
 
+    def embedding_rows(self, token_ids):
+        """Decoder input tokens -> rows of the target embedding (the identity
+        by default)."""
+        return token_ids
+
     # -- the SequenceModel interface --------------------------------------------
 
     def build(self, input_shape=None):
@@ -83,21 +106,43 @@ class EncoderAttentionDecoder(SequenceModel):
         self.built = True
 
     def encode(self, inputs, training=False):
-        """The input (see the subclass) -> `(context, state)` of the decoder."""
+        """The input (see the subclass) -> `(context, state)`: the decoder's
+        per-input constants (dict of `memory`, `keys`, `mask`) and its
+        initial state (see `AttentionDecoder`)."""
         memory, states = self.encoder_outputs(inputs, training=training)
-        return self._decoder_start(inputs, memory, states)
+        return self.start_decoder(inputs, memory, states)
 
-    def _decoder_start(self, inputs, memory, states):
+    def start_decoder(self, inputs, memory, states):
+        """`(context, state)` of the decoder over the encoder's `memory` and
+        final `states` (subclasses may add to the context what their steps
+        read beside the memory)."""
         context = self.decoder.prepare_context(memory, self.source_mask(inputs))
         return context, self.decoder.initial_state(states, context)
 
     def step(self, token_ids, state, context):
-        """One token further: `(log_probs float32 [rows, vocabulary_size], state)`."""
-        embedded = self.target_embedding(ops.convert_to_tensor(token_ids, "int32"))
-        output, state = self.decoder.step(embedded, state, context, training=False)
+        """Advances the decoder by one token (inference mode).
+
+        Args:
+            token_ids: int [rows], the previous tokens (BOS at the start).
+            state: the decoder state, [rows, ...].
+            context: from `encode`, [inputs, ...], shared by the k =
+                rows // inputs rows of each input, which come together.
+
+        Returns:
+            `(log_probs, state)`: log_probs float32 [rows, target_size].
+        """
+        output, _, state = self._decoder_step(token_ids, state, context)
         return ops.log_softmax(self.logits(output), axis=-1), state
 
+    def _decoder_step(self, token_ids, state, context):
+        """`step` up to the output layer: `(output, embedded input, state)`."""
+        embedded = self.target_embedding(
+            self.embedding_rows(ops.convert_to_tensor(token_ids, "int32")))
+        output, state = self.decoder.step(embedded, state, context, training=False)
+        return output, embedded, state
+
     def logits(self, outputs):
+        """The output layer: decoder outputs [..., units] -> float32 logits [..., target_size]."""
         return ops.cast(self.output_projection(outputs), "float32")
 
     def length_limits(self, inputs, max_length):
@@ -107,35 +152,48 @@ class EncoderAttentionDecoder(SequenceModel):
 
     @property
     def has_coverage(self):
-        return True
+        # Every attention decoder sums its alignments (`AttentionDecoder`).
+        return self.attention_name is not None
 
     def coverage(self, state):
+        if not self.has_coverage:
+            return super().coverage(state)
         return state["coverage"]
 
     @property
     def has_attention(self):
-        return True
+        return self.attention_name is not None
 
     def attention(self, state):
+        if not self.has_attention:
+            return super().attention(state)
         return state["alignments"]
 
     # -- teacher-forced training --------------------------------------------------
 
     def call(self, inputs, training=False, return_attention=False):
-        """Teacher-forced logits [batch, target, vocabulary_size] (float32);
-        with `return_attention`, also the alignments [batch, target, source].
-        In training, adds the encoder's own losses (`add_encoder_losses`)."""
+        """Teacher-forced logits [batch, target, target_size] (float32);
+        with `return_attention`, also the alignments [batch, target, source]
+        (None without attention), for plotting. In training, adds the
+        encoder's own losses (`add_encoder_losses`)."""
+        outputs, _, alignments, _ = self._teacher_forced(inputs, training)
+        logits = self.logits(outputs)
+        return (logits, alignments) if return_attention else logits
+
+    def _teacher_forced(self, inputs, training):
+        """`call` up to the output layer: `(outputs, embedded inputs,
+        alignments, context)` over the whole target."""
         source = self.source_inputs(inputs)
         decoder_input_ids = ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")
         memory, states = self.encoder_outputs(source, training=training)
         if training:
             self.add_encoder_losses(source, memory, decoder_input_ids)
-        context, state = self._decoder_start(source, memory, states)
-        embedded = self.embedding_dropout(self.target_embedding(decoder_input_ids),
-                                          training=training)
+        context, state = self.start_decoder(source, memory, states)
+        embedded = self.embedding_dropout(
+            self.target_embedding(self.embedding_rows(self.target_index(decoder_input_ids))),
+            training=training)
         outputs, alignments = self.decoder(embedded, context, state, training=training)
-        logits = self.logits(outputs)
-        return (logits, alignments) if return_attention else logits
+        return outputs, embedded, alignments, context
 
     def get_config(self):
         config = super().get_config()

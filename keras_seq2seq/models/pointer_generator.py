@@ -100,11 +100,10 @@ class PointerGenerator(AttentionSeq2Seq):
         super().build(input_shape)
         self._is_unknown = ops.equal(ops.arange(self.vocabulary_size), UNK_ID)
 
-    def encode(self, source_ids, training=False):
-        source_ids = ops.convert_to_tensor(source_ids, "int32")
-        context, state = super().encode(source_ids, training=training)
+    def start_decoder(self, source_ids, memory, states):
+        context, state = super().start_decoder(source_ids, memory, states)
         # Copying needs the extended ids of the source beside its encoding.
-        return dict(context, source_ids=source_ids), state
+        return dict(context, source_ids=ops.convert_to_tensor(source_ids, "int32")), state
 
     def _final_log_probs(self, outputs, embedded, alignments, source_ids):
         """log P over the extended vocabulary, [..., vocabulary + source]."""

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_seq2seq.layers import AttentionDecoder, RNNEncoder
-from keras_seq2seq.models.base import SequenceModel
+from keras_seq2seq.layers import RNNEncoder
+from keras_seq2seq.models.encoder_attention_decoder import EncoderAttentionDecoder
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class AttentionSeq2Seq(SequenceModel):
+class AttentionSeq2Seq(EncoderAttentionDecoder):
     """An RNN encoder-decoder with attention (Bahdanau 2015, Luong 2015).
 
     Trained with `compile` + `fit` on teacher-forced batches:
@@ -59,6 +59,9 @@ class AttentionSeq2Seq(SequenceModel):
     >>> model.fit(dataset, epochs=3)
     """
 
+    # Without attention (`Seq2Seq`) the encoder's final states carry the source.
+    attention_required = False
+
     def __init__(
         self,
         vocabulary_size,
@@ -78,33 +81,28 @@ class AttentionSeq2Seq(SequenceModel):
         target_vocabulary=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.vocabulary_size = vocabulary_size
-        self.source_vocabulary = _checked_subset(source_vocabulary, vocabulary_size, "source")
-        self.target_vocabulary = _checked_subset(target_vocabulary, vocabulary_size, "target")
-        # The embedding rows and outputs of each side.
-        self.source_size = len(self.source_vocabulary or range(vocabulary_size))
-        self.target_size = len(self.target_vocabulary or range(vocabulary_size))
-        self.embedding_dim = embedding_dim
-        self.units = units
+        source_vocabulary = _checked_subset(source_vocabulary, vocabulary_size, "source")
+        target_vocabulary = _checked_subset(target_vocabulary, vocabulary_size, "target")
+        # Before the base's layers: `.keras` files name a model's embeddings
+        # by their order in `model.layers` ("layers/embedding" is the source
+        # one), so the source embedding must stay first for saved models to
+        # load (Keras tracks attributes set before `Layer.__init__`).
+        self.source_embedding = keras.layers.Embedding(
+            len(source_vocabulary or range(vocabulary_size)), embedding_dim,
+            name="source_embedding")
+        super().__init__(
+            vocabulary_size, embedding_dim=embedding_dim, units=units,
+            decoder_layers=decoder_layers, cell_type=cell_type, attention=attention,
+            attention_units=attention_units, input_feeding=input_feeding, dropout=dropout,
+            # The embedding rows and outputs of the target side.
+            target_size=len(target_vocabulary or range(vocabulary_size)), **kwargs)
+        self.source_vocabulary = source_vocabulary
+        self.target_vocabulary = target_vocabulary
+        self.source_size = self.source_embedding.input_dim
         self.encoder_layers = encoder_layers
-        self.decoder_layers = decoder_layers
-        self.cell_type = cell_type
         self.bidirectional = bidirectional
-        self.attention_name = attention
-        self.attention_units = attention_units
-        self.input_feeding = input_feeding
-        self.dropout = dropout
         self.reverse_source = reverse_source
         self.init_scale = init_scale
-
-        self.source_embedding = keras.layers.Embedding(
-            self.source_size, embedding_dim, name="source_embedding"
-        )
-        self.target_embedding = keras.layers.Embedding(
-            self.target_size, embedding_dim, name="target_embedding"
-        )
-        self.embedding_dropout = keras.layers.Dropout(dropout)
         self.encoder = RNNEncoder(
             units,
             num_layers=encoder_layers,
@@ -114,28 +112,9 @@ class AttentionSeq2Seq(SequenceModel):
             reverse_input=reverse_source,
             name="encoder",
         )
-        self.decoder = AttentionDecoder(
-            units,
-            num_layers=decoder_layers,
-            cell_type=cell_type,
-            attention=attention,
-            attention_units=attention_units,
-            input_feeding=input_feeding,
-            dropout=dropout,
-            name="decoder",
-        )
-        # Under mixed precision the projection, the largest matmul of a
-        # training step, runs in the low precision (as Keras' mixed-precision
-        # guide advises); `logits` casts its result to float32 for the softmax
-        # and the loss.
-        self.output_projection = keras.layers.Dense(self.target_size, name="output_projection")
 
     def build(self, input_shape=None):
-        self.source_embedding.build((None, None))
-        self.target_embedding.build((None, None))
-        self.encoder.build((None, None, self.embedding_dim))
-        self.decoder.build((None, None, self.embedding_dim), (None, None, self.units))
-        self.output_projection.build((None, None, self.units))
+        super().build(input_shape)
         if self.init_scale:
             # OpenNMT's `param_init`: every weight uniform in [-s, s]. On
             # Multi30k it learned much faster than Keras' per-layer defaults
@@ -143,13 +122,34 @@ class AttentionSeq2Seq(SequenceModel):
             for variable in self.weights:
                 variable.assign(keras.random.uniform(
                     variable.shape, -self.init_scale, self.init_scale, dtype=variable.dtype))
-        self.built = True
 
-    # -- the two pieces decoding is built on ---------------------------------
+    # -- the encoder: an RNN over the embedded source tokens ------------------
+
+    def build_encoder(self):
+        self.source_embedding.build((None, None))
+        self.encoder.build((None, None, self.embedding_dim))
+
+    def encoder_outputs(self, source_ids, training=False):
+        """int [batch, source], 0-padded -> `(memory, states)` (see `RNNEncoder`)."""
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        embedded = self.embedding_dropout(
+            self.source_embedding(self._source_rows(source_ids)), training=training)
+        return self.encoder(embedded, mask=self.source_mask(source_ids), training=training)
+
+    def source_inputs(self, inputs):
+        return inputs["source_ids"]
+
+    def source_mask(self, source_ids):
+        return ops.not_equal(ops.convert_to_tensor(source_ids, "int32"), self.pad_id)
+
+    # -- vocabularies: ids, target indices, extended ids ----------------------
 
     def in_vocabulary(self, ids):
         """Ids past the vocabulary (a `WordTokenizer`'s extended ids) as UNK."""
         return ops.where(ops.greater_equal(ids, self.vocabulary_size), UNK_ID, ids)
+
+    def embedding_rows(self, token_ids):
+        return self.in_vocabulary(token_ids)
 
     def target_index(self, ids):
         """Vocabulary ids -> target indices (ids outside `target_vocabulary` as
@@ -179,52 +179,6 @@ class AttentionSeq2Seq(SequenceModel):
         """Each id's position in the side vocabulary `subset` (UNK's if absent)."""
         return ops.take(_index_table(subset, self.vocabulary_size), self.in_vocabulary(ids))
 
-    def encode(self, source_ids, training=False):
-        """Encodes a batch of sources.
-
-        Args:
-            source_ids: int [batch, source], 0-padded.
-
-        Returns:
-            `(context, state)`: the decoder's per-source constants (dict of
-            `memory`, `keys`, `mask`) and its initial state (see
-            `AttentionDecoder`).
-        """
-        source_ids = ops.convert_to_tensor(source_ids, "int32")
-        mask = self.source_mask(source_ids)
-        embedded = self.embedding_dropout(
-            self.source_embedding(self._source_rows(source_ids)), training=training)
-        memory, encoder_states = self.encoder(embedded, mask=mask, training=training)
-        context = self.decoder.prepare_context(memory, mask)
-        return context, self.decoder.initial_state(encoder_states, context)
-
-    def step(self, token_ids, state, context):
-        """Advances the decoder by one token (inference mode).
-
-        Args:
-            token_ids: int [rows], the previous tokens as target indices
-                (BOS at the start).
-            state: the decoder state, [rows, ...].
-            context: from `encode`, [sources, ...], shared by the k =
-                rows // sources rows of each source, which come together.
-
-        Returns:
-            `(log_probs, state)`: log_probs float32 [rows, target_size].
-        """
-        output, _, state = self._decoder_step(token_ids, state, context)
-        return ops.log_softmax(self.logits(output), axis=-1), state
-
-    def logits(self, outputs):
-        """The output layer: decoder outputs [..., units] -> float32 logits [..., target_size]."""
-        return ops.cast(self.output_projection(outputs), "float32")
-
-    def _decoder_step(self, token_ids, state, context):
-        """`step` up to the output layer: `(output, embedded input, state)`."""
-        token_ids = self.in_vocabulary(ops.convert_to_tensor(token_ids, "int32"))
-        embedded = self.target_embedding(token_ids)
-        output, state = self.decoder.step(embedded, state, context, training=False)
-        return output, embedded, state
-
     def length_limits(self, source_ids, max_length, ratio=2.0, extra=10):
         """Per-row output limits: `ratio * source length + extra`, at most
         `max_length` (sources counted without padding, EOS included)."""
@@ -232,67 +186,11 @@ class AttentionSeq2Seq(SequenceModel):
         limits = ops.cast(ops.ceil(ratio * lengths), "int32") + extra
         return ops.minimum(limits, max_length)
 
-    @property
-    def has_coverage(self):
-        # Every attention decoder sums its alignments (`AttentionDecoder`).
-        return self.attention_name is not None
-
-    def coverage(self, state):
-        if not self.has_coverage:
-            return super().coverage(state)
-        return state["coverage"]
-
-    @property
-    def has_attention(self):
-        return self.attention_name is not None
-
-    def attention(self, state):
-        if not self.has_attention:
-            return super().attention(state)
-        return state["alignments"]
-
-    def source_mask(self, source_ids):
-        return ops.not_equal(ops.convert_to_tensor(source_ids, "int32"), self.pad_id)
-
-    # -- teacher-forced training ----------------------------------------------
-
-    def call(self, inputs, training=False, return_attention=False):
-        """Teacher-forced logits [batch, target, target_size] (float32).
-
-        With `return_attention=True` also returns the alignments
-        [batch, target, source] (None without attention), for plotting.
-        """
-        outputs, _, alignments, _ = self._teacher_forced(inputs, training)
-        logits = self.logits(outputs)
-        if return_attention:
-            return logits, alignments
-        return logits
-
-    def _teacher_forced(self, inputs, training):
-        """`call` up to the output layer: `(outputs, embedded inputs,
-        alignments, context)` over the whole target."""
-        context, state = self.encode(inputs["source_ids"], training=training)
-        decoder_input_ids = self.in_vocabulary(self.target_index(
-            ops.convert_to_tensor(inputs["decoder_input_ids"], "int32")))
-        embedded = self.embedding_dropout(
-            self.target_embedding(decoder_input_ids), training=training)
-        outputs, alignments = self.decoder(embedded, context, state, training=training)
-        return outputs, embedded, alignments, context
-
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocabulary_size=self.vocabulary_size,
-            embedding_dim=self.embedding_dim,
-            units=self.units,
             encoder_layers=self.encoder_layers,
-            decoder_layers=self.decoder_layers,
-            cell_type=self.cell_type,
             bidirectional=self.bidirectional,
-            attention=self.attention_name,
-            attention_units=self.attention_units,
-            input_feeding=self.input_feeding,
-            dropout=self.dropout,
             reverse_source=self.reverse_source,
             init_scale=self.init_scale,
             source_vocabulary=self.source_vocabulary,
