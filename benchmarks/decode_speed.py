@@ -10,7 +10,10 @@ length cap ends every hypothesis there. `--model pointer_generator` times
 See et al.'s model at the same sizes instead (coverage attention, the copy
 switch, outputs over the 8,000 words plus the source's positions), against
 which the attention model's sentences/s are the mark the
-pointer-generator's decode must reach. The searches are traced for any
+pointer-generator's decode must reach; `--attention` swaps either model's
+mechanism (coverage for the attention model, Luong for the
+pointer-generator), to tell the copy step's cost from the attention's. The
+searches are traced for any
 batch and source length, as the export's signatures are: a
 pointer-generator's output width (vocabulary + source) is then known only
 at run time.
@@ -21,7 +24,7 @@ Variants, all the same `keras_seq2seq.decoding.translate` call:
   _python_loop        run eagerly, where `tf.while_loop` is a plain Python loop.
 
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
-[--model pointer_generator]
+[--model pointer_generator] [--attention NAME]
 """
 
 import argparse
@@ -63,6 +66,9 @@ def main():
                         "(the Multi30k recipe's English side has 3,853)")
     parser.add_argument("--model", choices=["attention", "pointer_generator"],
                         default="attention")
+    parser.add_argument("--attention", default=None,
+                        help="the attention mechanism (default: the model's own, luong_general "
+                        "for the attention model and coverage for the pointer-generator)")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -75,9 +81,9 @@ def main():
         if target_vocabulary is not None:
             parser.error("a pointer-generator's outputs extend the whole vocabulary: "
                          "no --target-vocabulary-size")
-        model = PointerGenerator(8000, attention="coverage", **sizes)
+        model = PointerGenerator(8000, attention=args.attention or "coverage", **sizes)
     else:
-        model = AttentionSeq2Seq(8000, attention="luong_general",
+        model = AttentionSeq2Seq(8000, attention=args.attention or "luong_general",
                                  target_vocabulary=target_vocabulary, **sizes)
     model.build()
 
@@ -91,7 +97,7 @@ def main():
     graph = tf.function(search, input_signature=signature)
     xla = tf.function(search, input_signature=signature, jit_compile=True)
     rng = np.random.default_rng(0)
-    result = {"model": args.model, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
+    result = {"model": args.model, "attention": model.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
               "output_steps": OUTPUT_STEPS,
               "target_vocabulary_size": args.target_vocabulary_size}
     for batch in (1, 32):
