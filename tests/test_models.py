@@ -91,6 +91,24 @@ def test_keras_files_saved_by_an_earlier_release_load_each_weight_where_it_was(f
         np.testing.assert_array_equal(getattr(model, layer).weights[0].numpy(), value)
 
 
+def test_a_keras_file_saved_by_an_earlier_release_computes_what_it_computed_then():
+    """The text model's teacher-forced logits from the 7cec63d file equal
+    those 7cec63d computed from it (`attention_seq2seq_7cec63d_logits.npy`):
+    the decoder side, now shared with the image and speech models
+    (`EncoderAttentionDecoder`), computes what it did."""
+    import os
+
+    import keras_seq2seq
+
+    data = os.path.join(os.path.dirname(__file__), "data")
+    model = keras_seq2seq.load_model(os.path.join(data, "attention_seq2seq_7cec63d.keras"))
+    logits = model({"source_ids": np.array([[5, 6, 7, 2, 0], [8, 9, 2, 0, 0]], "int32"),
+                    "decoder_input_ids": np.array([[1, 5, 6], [1, 7, 0]], "int32")})
+    np.testing.assert_allclose(
+        np.asarray(logits), np.load(os.path.join(data, "attention_seq2seq_7cec63d_logits.npy")),
+        rtol=1e-5, atol=1e-6)
+
+
 def test_compiled_model_loads_in_a_fresh_process(rng, tmp_path):
     """Everything a compiled model refers to is registered by `keras_seq2seq.load_model`."""
     import subprocess
