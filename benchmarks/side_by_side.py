@@ -57,6 +57,30 @@ def _sentences_per_s(log):
     return round(1000.0 / milliseconds, 2)
 
 
+def _report_rates(out_log):
+    """OpenNMT-py's target tokens/s from its report lines ("Step 100/ 6000;
+    ... 3745/4056 tok/s;     39 sec;"), the first (start-up) left out:
+    `(tokens / seconds, median of the reports' rates)`.
+
+    Tokens over seconds is how ours is counted (`train_multi30k.py`: an
+    epoch's tokens over its seconds). The peers' script prints the mean of
+    the reports' rates, which weighs a report that stalled for a minute as
+    one of a hundred ten-second ones; the medians of both sides leave such
+    stalls out. Their seconds hold their validations (every 1,000 steps,
+    about 1.5 s each: about 1% of a run), ours none.
+    """
+    import statistics
+
+    with open(out_log) as f:
+        reports = [(float(rate), int(sec)) for rate, sec in
+                   re.findall(r"\d+/\s*(\d+) tok/s;\s+(\d+) sec;", f.read())]
+    tokens = seconds = 0.0
+    for (_, before), (rate, sec) in zip(reports[1:], reports[2:]):
+        tokens += rate * (sec - before)
+        seconds += sec - before
+    return tokens / seconds, statistics.median(rate for rate, _ in reports[1:])
+
+
 def opennmt_py(peers, minutes, name="side-by-side"):
     """Trains OpenNMT-py for about `minutes` and scores it; returns figures
     keyed as train_and_score's."""
@@ -86,8 +110,9 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     _run("run_onmt_py_train.sh", name, steps, peers=peers)
     trained_minutes = (time.monotonic() - start) / 60
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    tokens_per_s = float(re.search(r"mean_tgt_tok_s=([\d.]+)",
-                                   _wall_seconds(run_dir, name)).group(1))
+    mean_of_reports = float(re.search(r"mean_tgt_tok_s=([\d.]+)",
+                                      _wall_seconds(run_dir, name)).group(1))
+    tokens_per_s, median_tokens_per_s = _report_rates(os.path.join(run_dir, f"{name}.out"))
     evaluation = os.path.join(run_dir, f"eval_{name}")
     checkpoint = os.path.join(run_dir, f"{name}_step_{steps}.pt")
     _run("run_onmt_py_eval.sh", checkpoint, evaluation, peers=peers)
@@ -115,6 +140,8 @@ def opennmt_py(peers, minutes, name="side-by-side"):
         "bleu": beam["bleu"],
         "chrf": beam["chrf"],
         "train_target_tokens_per_s": round(tokens_per_s),
+        "train_target_tokens_per_s_median": round(median_tokens_per_s),
+        "train_target_tokens_per_s_mean_of_reports": round(mean_of_reports),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "minutes": round(trained_minutes, 2),
         "steps": steps,
@@ -152,6 +179,7 @@ def main():
         "ratios": {
             "bleu": ratio("bleu"),
             "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
+            "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median"),
             "decode_beam5_batch32": ratio("decode_sentences_per_s", "beam5_batch32"),
             "decode_beam5_batch32_file_order": ratio("decode_sentences_per_s",
                                                      "beam5_batch32_file_order"),

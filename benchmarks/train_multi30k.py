@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -113,6 +114,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     if not later:
         later = list(zip(timer.seconds, timer.batches))
     tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
+    median_tokens_per_s = statistics.median(tokens * b / batches / s for s, b in later)
 
     path = export_saved_model(translator, os.path.join(work_dir, "export"))
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
@@ -127,6 +129,9 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
         "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
         "train_target_tokens_per_s": round(tokens_per_s),
+        # Robust to an epoch that stalls (the shared machine's, seen in both
+        # toolkits' runs); compare with the peers' median report.
+        "train_target_tokens_per_s_median": round(median_tokens_per_s),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
         "epochs": len(history.history.get("loss", [])),
