@@ -129,8 +129,8 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
         "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
         "train_target_tokens_per_s": round(tokens_per_s),
-        # Robust to an epoch that stalls (the shared machine's, seen in both
-        # toolkits' runs); compare with the peers' median report.
+        # Not moved by an epoch that stalls (stalls of half a minute or more
+        # were seen in both toolkits' runs); compare with the peers' median.
         "train_target_tokens_per_s_median": round(median_tokens_per_s),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
