@@ -176,7 +176,7 @@ def without_autotuning(dataset):
     every validation pass. In TensorFlow 2.21 dropping one waits for its
     autotuning thread (`Model::OptimizeLoop`), which sleeps up to 60 s
     between rounds and wakes only at the end of its sleep: a Multi30k run
-    of 20 minutes stood idle five times for 32-59 s, and 5 of its 9 epochs
+    of 20 minutes stood idle for 32-59 s at a time, and 5 of its 9 epochs
     took 1.6-2.3 times as long as the other 4 (stacks taken during such
     stalls in two later runs: the main thread in `~RootDataset::Iterator`
     waiting for that thread).
