@@ -71,14 +71,20 @@ def _report_rates(out_log):
     """
     import statistics
 
-    with open(out_log) as f:
-        reports = [(float(rate), int(sec)) for rate, sec in
-                   re.findall(r"\d+/\s*(\d+) tok/s;\s+(\d+) sec;", f.read())]
+    reports = _reports(out_log)
     tokens = seconds = 0.0
-    for (_, before), (rate, sec) in zip(reports[1:], reports[2:]):
+    for (_, _, before), (_, rate, sec) in zip(reports[1:], reports[2:]):
         tokens += rate * (sec - before)
         seconds += sec - before
-    return tokens / seconds, statistics.median(rate for rate, _ in reports[1:])
+    return tokens / seconds, statistics.median(rate for _, rate, _ in reports[1:])
+
+
+def _reports(out_log):
+    """OpenNMT-py's report lines as `(step, target tokens/s, seconds since
+    the start)`."""
+    with open(out_log) as f:
+        return [(int(step), float(rate), int(sec)) for step, rate, sec in re.findall(
+            r"Step\s+(\d+)/\s*\d+;.*?\d+/\s*(\d+) tok/s;\s+(\d+) sec;", f.read())]
 
 
 def opennmt_py(peers, minutes, name="side-by-side"):
@@ -95,10 +101,8 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     # The probe's wall time holds start-up and the first, slower steps; a
     # longer run pays those once, then steps at the rate of the probe's
     # later reports ("Step 500/ 500; ... 110 sec;").
-    with open(os.path.join(run_dir, "probe.out")) as f:
-        reports = [(int(step), int(sec)) for step, sec in
-                   re.findall(r"Step\s+(\d+)/\s*\d+;.*?(\d+) sec;", f.read())]
-    (first_step, first_sec), (last_step, last_sec) = reports[1], reports[-1]
+    reports = _reports(os.path.join(run_dir, "probe.out"))
+    (first_step, _, first_sec), (last_step, _, last_sec) = reports[1], reports[-1]
     steps_per_s = (last_step - first_step) / (last_sec - first_sec)
     steps = PROBE_STEPS + (minutes * 60 - probe_seconds) * steps_per_s
     steps = max(1, round(steps / PROBE_STEPS)) * PROBE_STEPS
