@@ -16,6 +16,8 @@ batch 32 is measured twice, on batches of similar length (as both command
 lines batch a file) and on the file's lines in order (as a server receives
 requests; OpenNMT-py through `onmt_translate_in_file_order.py`), and at batch
 1; OpenNMT-py's from `onmt_translate -report_time` (model loading excluded).
+Our trained model is exported twice, in float32 and with bfloat16 matrix
+products (`keras-seq2seq export --bfloat16-matmuls`), each scored and timed.
 Prints one JSON line: the figures of both and keras-seq2seq's ratios to
 OpenNMT-py's.
 """
@@ -171,11 +173,13 @@ def main():
     theirs = opennmt_py(os.path.abspath(args.peers), args.max_minutes)
     print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
     ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
-                                 args.work_dir, args.mixed_precision)
+                                 args.work_dir, args.mixed_precision, bfloat16_matmuls=True)
 
-    def ratio(key, sub=None):
-        a, b = (ours[key], theirs[key]) if sub is None else (ours[key][sub], theirs[key][sub])
+    def ratio(key, sub=None, figures=ours):
+        a, b = (figures[key], theirs[key]) if sub is None else (figures[key][sub], theirs[key][sub])
         return round(a / b, 3)
+
+    bfloat16 = ours["bfloat16_matmuls"]
 
     print(json.dumps({
         "keras_seq2seq": ours,
@@ -188,6 +192,11 @@ def main():
             "decode_beam5_batch32_file_order": ratio("decode_sentences_per_s",
                                                      "beam5_batch32_file_order"),
             "decode_beam5_batch1": ratio("decode_sentences_per_s", "beam5_batch1"),
+            "bfloat16_matmuls": {
+                "bleu": ratio("bleu", figures=bfloat16),
+                **{f"decode_{key}": ratio("decode_sentences_per_s", key, figures=bfloat16)
+                   for key in ("beam5_batch32", "beam5_batch32_file_order", "beam5_batch1")},
+            },
         },
     }), flush=True)
 

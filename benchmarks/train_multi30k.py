@@ -11,7 +11,8 @@ first, whose time includes tracing; validation excluded), `peak_rss_mb`,
 (of the test outputs), `decode_sentences_per_s`
 (the export at batch 32 and batch 1, beam 5, the test file in batches of
 similar length as `keras-seq2seq translate` and onmt_translate batch a
-file) and the machine.
+file) and the machine; with `--bfloat16-matmuls`, the same figures of a
+second export of the model with bfloat16 matrix products.
 """
 
 import argparse
@@ -85,18 +86,41 @@ def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
     return done / (time.monotonic() - start)
 
 
+def score_export(exportable, path, sources, references):
+    """Exports `exportable` to `path`; `(figures, serving_default)`: BLEU,
+    chrF and the repeated-trigram rate of its translations of `sources`, and
+    its decode speeds (`decode_speed`)."""
+    import sacrebleu
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    served = tf.saved_model.load(export_saved_model(exportable, path)).signatures[
+        "serving_default"]
+    hypotheses = translate_texts(served, sources, 32)
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
+        "decode_sentences_per_s": {
+            "beam5_batch32": round(decode_speed(served, sources, 32), 1),
+            "beam5_batch32_file_order": round(decode_speed(served, sources, 32, sort=False), 1),
+            "beam5_batch1": round(decode_speed(served, sources, 1), 1),
+        },
+    }, served
+
+
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
-                    epochs=None):
+                    epochs=None, bfloat16_matmuls=False):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
     `mixed_precision`: True or False overrides the recipe's
     `training.mixed_precision` (None keeps it); exports are float32 either way.
     `epochs`: the learning-rate schedule's length, if not the recipe's.
+    `bfloat16_matmuls`: also export the model with bfloat16 matrix products
+    (`keras-seq2seq export --bfloat16-matmuls`) and score that export
+    (figures under "bfloat16_matmuls").
 
     Returns `(figures, served, paths)`: the figures of the JSON line, the
     export's `serving_default` and the recipe's files.
     """
-    import sacrebleu
-
     recipe = load_recipe(recipe_name, data_dir=data)
     training = {} if mixed_precision is None else {"mixed_precision": mixed_precision}
     if epochs:
@@ -116,18 +140,13 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
     median_tokens_per_s = statistics.median(tokens * b / batches / s for s, b in later)
 
-    path = export_saved_model(translator, os.path.join(work_dir, "export"))
-    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
-
-    served = tf.saved_model.load(path).signatures["serving_default"]
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
-    hypotheses = translate_texts(served, sources, 32)
+    scores, served = score_export(translator, os.path.join(work_dir, "export"), sources,
+                                  references)
     figures = {
         "recipe": recipe.name,
-        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
-        "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
+        **{key: scores[key] for key in ("bleu", "chrf", "repeated_trigram_rate")},
         "train_target_tokens_per_s": round(tokens_per_s),
         # Not moved by an epoch that stalls (stalls of half a minute or more
         # were seen in both toolkits' runs); compare with the peers' median.
@@ -135,14 +154,14 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
         "epochs": len(history.history.get("loss", [])),
-        "decode_sentences_per_s": {
-            "beam5_batch32": round(decode_speed(served, sources, 32), 1),
-            "beam5_batch32_file_order": round(decode_speed(served, sources, 32, sort=False), 1),
-            "beam5_batch1": round(decode_speed(served, sources, 1), 1),
-        },
+        "decode_sentences_per_s": scores["decode_sentences_per_s"],
         "mixed_precision": recipe.training["mixed_precision"],
         "machine": machine(),
     }
+    if bfloat16_matmuls:
+        figures["bfloat16_matmuls"], _ = score_export(
+            translator.with_settings(matmul_dtype="bfloat16"),
+            os.path.join(work_dir, "export-bfloat16-matmuls"), sources, references)
     return figures, served, paths
 
 
@@ -153,12 +172,14 @@ def main():
     parser.add_argument("--recipe", default="multi30k-de-en-attention")
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-multi30k"))
     add_precision_arguments(parser)
+    parser.add_argument("--bfloat16-matmuls", action="store_true",
+                        help="also score an export with bfloat16 matrix products")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")
     args = parser.parse_args()
     figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
-                                    args.mixed_precision, args.epochs)
+                                    args.mixed_precision, args.epochs, args.bfloat16_matmuls)
     print(json.dumps(figures), flush=True)
 
 

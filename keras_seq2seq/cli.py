@@ -177,7 +177,14 @@ def cmd_export(args):
     from keras_seq2seq import training
     from keras_seq2seq.export import RunFolder, Translator
 
-    exportables = [RunFolder(run).load() for run in args.run]
+    overrides = {"matmul_dtype": "bfloat16"} if args.bfloat16_matmuls else {}
+    try:
+        exportables = [RunFolder(run).load(**overrides) for run in args.run]
+    except TypeError:
+        from keras_seq2seq.errors import UserError
+
+        raise UserError("--bfloat16-matmuls is an option of text models' exports; "
+                        f"{', '.join(args.run)} holds another kind of model") from None
     if len(exportables) == 1:
         exportable = exportables[0]
     else:
@@ -441,6 +448,10 @@ def build_parser():
     p.add_argument("--export-dir", required=True, help="export to the next version under it")
     p.add_argument("--no-check", action="store_true",
                    help="skip reloading the export in a clean process to compare outputs")
+    p.add_argument("--bfloat16-matmuls", action="store_true",
+                   help="text models: the search's matrix products in bfloat16, faster at "
+                        "batch 32 on CPUs with AMX, slower where bfloat16 is emulated "
+                        "(see README, Serving)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser(

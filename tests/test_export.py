@@ -223,6 +223,31 @@ def test_xla_search_gives_the_same_beams(translator):
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-5)
 
 
+def _matmul_dtypes(concrete):
+    """The dtypes of the MatMul ops of a concrete function, its loops' bodies included."""
+    graph = concrete.graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return {tf.dtypes.as_dtype(n.attr["T"].type) for n in nodes if "MatMul" in n.op}
+
+
+def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator):
+    fast = translator.with_settings(matmul_dtype="bfloat16")
+    assert fast.settings["matmul_dtype"] == "bfloat16"
+    text = tf.constant(["3rd of March 1999", "12/25/07", "tomorrow"])
+    want, got = translator.beam_search(text), fast.beam_search(text)
+    # bfloat16 keeps 8 bits of mantissa; the scores are sums of float32
+    # log-probabilities of bfloat16 products.
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=2e-2)
+    spec = [tf.TensorSpec([None, None], tf.int32)] + [None] * 6
+    assert _matmul_dtypes(translator._traced_search.get_concrete_function(*spec)) == {tf.float32}
+    assert tf.bfloat16 in _matmul_dtypes(fast._traced_search.get_concrete_function(*spec))
+    decode, signature = fast.tflite_decode()
+    concrete = tf.function(decode, autograph=False, input_signature=signature).get_concrete_function()
+    assert _matmul_dtypes(concrete) == {tf.float32}
+    with pytest.raises(ValueError, match="matmul_dtype"):
+        translator.with_settings(matmul_dtype="float16")
+
+
 BAD_INPUTS = ["", "   \t ", "x" * 10_000, "😀🎉 東京 Ελληνικά", "3rd of March 1999"]
 
 

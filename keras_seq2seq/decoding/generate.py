@@ -12,7 +12,7 @@ from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, dec
 
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
-             prefix_ids=None, **options):
+             prefix_ids=None, matmul_dtype=None, **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -31,6 +31,10 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
         prefix_ids: optional int32 [batch, prefix] of ids (as `output_ids`
             gives them), 0-padded: each row's outputs start with its prefix
             (see `decode`).
+        matmul_dtype: "bfloat16" runs the step's matrix products in
+            bfloat16 (`model.step_weights`), on CPUs with bfloat16 units
+            (AMX, AVX512_BF16) faster at large batches; None: the model's
+            compute dtype.
         **options: `decode` options (alpha, min_length,
             no_repeat_ngram_size, selector, active_beams, retire_finished).
 
@@ -45,6 +49,8 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     ...                        max_length=24, beam_size=5, alpha=0.6)
     """
     context, state = model.encode(inputs)
+    # Read (and cast) once, not at every step of the loop.
+    weights = model.step_weights(matmul_dtype)
     limits = model.length_limits(inputs, max_length)
     if length_cap is not None:
         limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
@@ -63,7 +69,7 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if prefix_ids is not None:
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     ids, scores = decode(
-        model.step,
+        lambda token_ids, state, context: model.step(token_ids, state, context, weights),
         state,
         start_ids=tf.fill([tf.shape(limits)[0]], model.start_id),
         end_id=model.end_id,

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from keras_seq2seq.layers.attention import AttentionMechanism, get_attention
 from keras_seq2seq.layers.decoder_recurrence import decoder_recurrence, runs_decoder_recurrence
-from keras_seq2seq.layers.lstm_sequence import lstm_sequence, lstm_step, runs_lstm_sequence
+from keras_seq2seq.layers.lstm_sequence import (
+    kernel_matmul, lstm_sequence, lstm_step, runs_lstm_sequence)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -150,21 +151,29 @@ class AttentionDecoder(keras.layers.Layer):
             state["coverage"] = ops.zeros((batch, source), dtype="float32")
         return state
 
-    def step_weights(self):
-        """The kernels `step` reads, in the compute dtype.
+    def step_weights(self, matmul_dtype=None):
+        """The weights `step` reads, in the compute dtype.
 
         Under mixed precision every read of a variable casts it; a loop over
         many steps reads them once, before the loop, and hands them to each
         `step` (which otherwise reads them itself).
+
+        Args:
+            matmul_dtype: the kernels' dtype, if not the compute dtype:
+                "bfloat16" makes a float32 decoder's matrix products
+                bfloat16 ones (`kernel_matmul`), its biases, gates and
+                attention staying float32.
         """
         dtype = self.compute_dtype
+        kernel_dtype = matmul_dtype or dtype
         weights = {}
         if self.cell_type == "lstm":
-            weights["rnn"] = [[ops.cast(w, dtype) for w in
-                               (rnn.cell.kernel, rnn.cell.recurrent_kernel, rnn.cell.bias)]
+            weights["rnn"] = [[ops.cast(rnn.cell.kernel, kernel_dtype),
+                               ops.cast(rnn.cell.recurrent_kernel, kernel_dtype),
+                               ops.cast(rnn.cell.bias, dtype)]
                               for rnn in self.rnn_layers]
         if self.attention is not None:
-            weights["attentional"] = ops.cast(self.attentional_projection.kernel, dtype)
+            weights["attentional"] = ops.cast(self.attentional_projection.kernel, kernel_dtype)
         return weights
 
     def step(self, inputs, state, context, training=False, weights=None):
@@ -219,7 +228,7 @@ class AttentionDecoder(keras.layers.Layer):
             rows = ops.shape(x)[0]
             alignments = ops.reshape(alignments, (rows, source))
             attended = ops.reshape(attended, (rows, memory.shape[-1]))
-            output = ops.tanh(ops.matmul(
+            output = ops.tanh(kernel_matmul(
                 ops.concatenate([attended, x], axis=-1), weights["attentional"]))
             new_state["alignments"] = alignments
             new_state["coverage"] = state["coverage"] + alignments

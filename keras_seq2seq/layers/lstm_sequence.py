@@ -126,19 +126,33 @@ def steps_weight_gradient(inputs, d_products):
                      transpose_a=True)
 
 
+def kernel_matmul(x, kernel):
+    """`x @ kernel` computed in the kernel's dtype, returned in x's.
+
+    Where both have one dtype (training, float32 decoding) this is a plain
+    matmul. A decoding loop may hand bfloat16 kernels to float32 activations
+    (`AttentionDecoder.step_weights`): the products then run in bfloat16 and
+    everything else (gates, attention, softmax) stays float32.
+    """
+    return ops.cast(ops.matmul(ops.cast(x, kernel.dtype), kernel), x.dtype)
+
+
 def lstm_step(inputs, state, kernel, recurrent_kernel, bias):
     """One step of `keras.layers.LSTMCell` with the given weights.
 
     Args:
         inputs: [batch, features].
         state: `[h, c]`, each [batch, units].
-        kernel, recurrent_kernel, bias: the cell's weights, in the inputs' dtype.
+        kernel, recurrent_kernel: the cell's kernels, in the inputs' dtype
+            or a lower precision for the products (`kernel_matmul`).
+        bias: the cell's bias, in the inputs' dtype.
 
     Returns:
         `(h, [h, c])`, as the cell returns them.
     """
     h, c = state
-    z = ops.matmul(inputs, kernel) + ops.matmul(ops.cast(h, inputs.dtype), recurrent_kernel) + bias
+    z = (kernel_matmul(inputs, kernel)
+         + kernel_matmul(ops.cast(h, inputs.dtype), recurrent_kernel) + bias)
     h, c = lstm_gates(z, ops.cast(c, inputs.dtype))[:2]
     return h, [h, c]
 

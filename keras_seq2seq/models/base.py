@@ -104,13 +104,21 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         for every step, and the decoder's initial state."""
         raise NotImplementedError
 
-    def step(self, token_ids, state, context):
+    def step(self, token_ids, state, context, weights=None):
         """`token_ids` [rows] -> `(log_probs [rows, outputs] float32, state)`.
 
         `state` holds [rows, ...] tensors; `context` (from `encode`) holds
         [inputs, ...] ones, each input's shared by its k = rows // inputs
-        rows, which come together (the hypotheses of a beam search)."""
+        rows, which come together (the hypotheses of a beam search).
+        `weights`: `step_weights()`, read once before a loop of steps (None:
+        the step reads the model's variables itself)."""
         raise NotImplementedError
+
+    def step_weights(self, matmul_dtype=None):
+        """The weights `step` reads, read once (and cast) for a loop of many
+        steps; `matmul_dtype` "bfloat16" asks for bfloat16 matrix products
+        in a float32 model. None (the default): the step reads its own."""
+        return None
 
     def length_limits(self, inputs, max_length):
         """int32 [batch]: the most tokens (end included) each output may have,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_seq2seq.layers import AttentionDecoder
+from keras_seq2seq.layers.lstm_sequence import kernel_matmul
 from keras_seq2seq.models.base import SequenceModel
 
 
@@ -119,7 +120,7 @@ class EncoderAttentionDecoder(SequenceModel):
         context = self.decoder.prepare_context(memory, self.source_mask(inputs))
         return context, self.decoder.initial_state(states, context)
 
-    def step(self, token_ids, state, context):
+    def step(self, token_ids, state, context, weights=None):
         """Advances the decoder by one token (inference mode).
 
         Args:
@@ -127,23 +128,37 @@ class EncoderAttentionDecoder(SequenceModel):
             state: the decoder state, [rows, ...].
             context: from `encode`, [inputs, ...], shared by the k =
                 rows // inputs rows of each input, which come together.
+            weights: `step_weights()`, or None to read the variables here.
 
         Returns:
             `(log_probs, state)`: log_probs float32 [rows, target_size].
         """
-        output, _, state = self._decoder_step(token_ids, state, context)
-        return ops.log_softmax(self.logits(output), axis=-1), state
+        output, _, state = self._decoder_step(token_ids, state, context, weights)
+        return ops.log_softmax(self.logits(output, weights), axis=-1), state
 
-    def _decoder_step(self, token_ids, state, context):
+    def step_weights(self, matmul_dtype=None):
+        """The decoder's and the output layer's weights (see `SequenceModel`;
+        `AttentionDecoder.step_weights` for `matmul_dtype`)."""
+        projection = self.output_projection
+        return {"decoder": self.decoder.step_weights(matmul_dtype),
+                "output": (ops.cast(projection.kernel, matmul_dtype or projection.compute_dtype),
+                           ops.cast(projection.bias, projection.compute_dtype))}
+
+    def _decoder_step(self, token_ids, state, context, weights=None):
         """`step` up to the output layer: `(output, embedded input, state)`."""
         embedded = self.target_embedding(
             self.embedding_rows(ops.convert_to_tensor(token_ids, "int32")))
-        output, state = self.decoder.step(embedded, state, context, training=False)
+        output, state = self.decoder.step(embedded, state, context, training=False,
+                                          weights=None if weights is None else weights["decoder"])
         return output, embedded, state
 
-    def logits(self, outputs):
-        """The output layer: decoder outputs [..., units] -> float32 logits [..., target_size]."""
-        return ops.cast(self.output_projection(outputs), "float32")
+    def logits(self, outputs, weights=None):
+        """The output layer: decoder outputs [..., units] -> float32 logits
+        [..., target_size], with `step_weights()` if given."""
+        if weights is None:
+            return ops.cast(self.output_projection(outputs), "float32")
+        kernel, bias = weights["output"]
+        return ops.cast(kernel_matmul(outputs, kernel) + bias, "float32")
 
     def length_limits(self, inputs, max_length):
         """Every output may use the whole buffer, `max_length` tokens."""

@@ -61,9 +61,13 @@ class Ensemble(SequenceModel):
         encoded = [member.encode(inputs, training=training) for member in self.members]
         return tuple(c for c, _ in encoded), tuple(s for _, s in encoded)
 
-    def step(self, token_ids, state, context):
-        stepped = [member.step(token_ids, s, c)
-                   for member, s, c in zip(self.members, state, context)]
+    def step_weights(self, matmul_dtype=None):
+        return tuple(member.step_weights(matmul_dtype) for member in self.members)
+
+    def step(self, token_ids, state, context, weights=None):
+        weights = weights or (None,) * len(self.members)
+        stepped = [member.step(token_ids, s, c, w)
+                   for member, s, c, w in zip(self.members, state, context, weights)]
         log_probs = _mean([lp for lp, _ in stepped])
         return log_probs, tuple(s for _, s in stepped)
 

@@ -105,9 +105,9 @@ class PointerGenerator(AttentionSeq2Seq):
         # Copying needs the extended ids of the source beside its encoding.
         return dict(context, source_ids=ops.convert_to_tensor(source_ids, "int32")), state
 
-    def _final_log_probs(self, outputs, embedded, alignments, source_ids):
+    def _final_log_probs(self, outputs, embedded, alignments, source_ids, weights=None):
         """log P over the extended vocabulary, [..., vocabulary + source]."""
-        logits = ops.where(self._is_unknown, -1e9, self.logits(outputs))
+        logits = ops.where(self._is_unknown, -1e9, self.logits(outputs, weights))
         switch = self._switch(outputs, embedded)
         extra = ops.shape(source_ids)[1]
         generated = switch * ops.softmax(logits, axis=-1)
@@ -129,9 +129,9 @@ class PointerGenerator(AttentionSeq2Seq):
         outputs, embedded, _, _ = self._teacher_forced(inputs, training=False)
         return ops.squeeze(self._switch(outputs, embedded), -1)
 
-    def step(self, token_ids, state, context):
+    def step(self, token_ids, state, context, weights=None):
         """One decoder step: `(log_probs [rows, vocabulary + source], state)`."""
-        output, embedded, state = self._decoder_step(token_ids, state, context)
+        output, embedded, state = self._decoder_step(token_ids, state, context, weights)
         source_ids = context["source_ids"]
         sources, source = ops.shape(source_ids)[0], ops.shape(source_ids)[1]
 
@@ -139,7 +139,7 @@ class PointerGenerator(AttentionSeq2Seq):
             return ops.reshape(x, (sources, -1, ops.shape(x)[-1]))
 
         log_probs = self._final_log_probs(per_source(output), per_source(embedded),
-                                          per_source(state["alignments"]), source_ids)
+                                          per_source(state["alignments"]), source_ids, weights)
         return ops.reshape(log_probs, (-1, self.vocabulary_size + source)), state
 
     def call(self, inputs, training=False, return_attention=False):

@@ -173,7 +173,11 @@ class PointerNetwork(SequenceModel):
             banned = banned | (ops.equal(token, END_TOKEN) & incomplete)
         return ops.where(banned, NEG_INF, scores)
 
-    def step(self, token_ids, state, context):
+    def step_weights(self, matmul_dtype=None):
+        """The decoder's weights (see `SequenceModel.step_weights`)."""
+        return self.decoder.step_weights(matmul_dtype)
+
+    def step(self, token_ids, state, context, weights=None):
         """Advances the decoder by one choice (inference mode).
 
         Args:
@@ -181,6 +185,7 @@ class PointerNetwork(SequenceModel):
             state: the decoder state (see `encode`), [rows, ...].
             context: from `encode`, [instances, ...], shared by the k =
                 rows // instances rows of each instance (its beam), in order.
+            weights: `step_weights()` (None: read here).
 
         Returns:
             `(log_probs, state)`: log_probs float32 [rows, n + 2].
@@ -192,7 +197,8 @@ class PointerNetwork(SequenceModel):
         inputs = ops.take_along_axis(context["inputs"], per_instance[..., None], axis=1)
         inputs = ops.reshape(inputs, (-1, inputs.shape[-1]))
         decoder_state = {k: v for k, v in state.items() if k != "chosen"}
-        output, decoder_state = self.decoder.step(inputs, decoder_state, context, training=False)
+        output, decoder_state = self.decoder.step(inputs, decoder_state, context, training=False,
+                                                  weights=weights)
         width = ops.shape(state["chosen"])[-1]
         chosen = state["chosen"] + ops.one_hot(token_ids, width, dtype="float32")
         scores = self.pointer.score(ops.reshape(output, (instances, -1, output.shape[-1])),
