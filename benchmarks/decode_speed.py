@@ -24,7 +24,7 @@ Variants, all the same `keras_seq2seq.decoding.translate` call:
   _python_loop        run eagerly, where `tf.while_loop` is a plain Python loop.
 
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
-[--model pointer_generator] [--attention NAME]
+[--model pointer_generator] [--attention NAME] [--bfloat16-matmuls]
 """
 
 import argparse
@@ -69,7 +69,11 @@ def main():
     parser.add_argument("--attention", default=None,
                         help="the attention mechanism (default: the model's own, luong_general "
                         "for the attention model and coverage for the pointer-generator)")
+    parser.add_argument("--bfloat16-matmuls", action="store_true",
+                        help="the step's matrix products in bfloat16 (as `keras-seq2seq "
+                        "export --bfloat16-matmuls`)")
     args = parser.parse_args()
+    matmul_dtype = "bfloat16" if args.bfloat16_matmuls else None
 
     keras.utils.set_random_seed(0)
     # The whole vocabulary is the model without a target vocabulary.
@@ -91,14 +95,14 @@ def main():
     # without min_length it would be timed over shorter outputs.
     def search(source_ids):
         return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
-                        min_length=OUTPUT_STEPS - 1)
+                        min_length=OUTPUT_STEPS - 1, matmul_dtype=matmul_dtype)
 
     signature = [tf.TensorSpec([None, None], tf.int32)]
     graph = tf.function(search, input_signature=signature)
     xla = tf.function(search, input_signature=signature, jit_compile=True)
     rng = np.random.default_rng(0)
     result = {"model": args.model, "attention": model.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
-              "output_steps": OUTPUT_STEPS,
+              "output_steps": OUTPUT_STEPS, "matmul_dtype": matmul_dtype,
               "target_vocabulary_size": args.target_vocabulary_size}
     for batch in (1, 32):
         ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")

@@ -60,9 +60,10 @@ class Translator(TextOutput):
             decoder's recurrent and projection layers, the output layer) in
             bfloat16, everything else in float32: faster at batch 32 on CPUs
             with bfloat16 matrix units (AMX), slower where bfloat16 is
-            emulated. None (the default): float32. Scores move in about the
-            fifth significant digit, so n-best lists may differ where
-            hypotheses nearly tie. TFLite conversion keeps float32.
+            emulated. None (the default): float32. Scores move a little, so
+            n-best lists differ where hypotheses nearly tie (56 of the
+            1,000 Multi30k test translations, BLEU 37.09 against 37.18; see
+            README, Serving). TFLite conversion keeps float32.
 
     Example:
 
