@@ -160,7 +160,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     }
     if bfloat16_matmuls:
         figures["bfloat16_matmuls"], _ = score_export(
-            translator.with_settings(matmul_dtype="bfloat16"),
+            translator.with_bfloat16_matmuls(),
             os.path.join(work_dir, "export-bfloat16-matmuls"), sources, references)
     return figures, served, paths
 

@@ -177,14 +177,9 @@ def cmd_export(args):
     from keras_seq2seq import training
     from keras_seq2seq.export import RunFolder, Translator
 
-    overrides = {"matmul_dtype": "bfloat16"} if args.bfloat16_matmuls else {}
-    try:
-        exportables = [RunFolder(run).load(**overrides) for run in args.run]
-    except TypeError:
-        from keras_seq2seq.errors import UserError
-
-        raise UserError("--bfloat16-matmuls is an option of text models' exports; "
-                        f"{', '.join(args.run)} holds another kind of model") from None
+    exportables = [RunFolder(run).load() for run in args.run]
+    if args.bfloat16_matmuls:
+        exportables = [exportable.with_bfloat16_matmuls() for exportable in exportables]
     if len(exportables) == 1:
         exportable = exportables[0]
     else:
@@ -449,9 +444,9 @@ def build_parser():
     p.add_argument("--no-check", action="store_true",
                    help="skip reloading the export in a clean process to compare outputs")
     p.add_argument("--bfloat16-matmuls", action="store_true",
-                   help="text models: the search's matrix products in bfloat16, faster at "
-                        "batch 32 on CPUs with AMX, slower where bfloat16 is emulated "
-                        "(see README, Serving)")
+                   help="models that write text: the search's matrix products in bfloat16, "
+                        "faster at batch 32 on CPUs with AMX, slower where bfloat16 is "
+                        "emulated (see README, Serving)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser(

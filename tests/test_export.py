@@ -223,7 +223,7 @@ def test_xla_search_gives_the_same_beams(translator):
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-5)
 
 
-def _matmul_dtypes(concrete):
+def _matmul_dtypes(concrete):  # also used by tests/test_speech_model.py
     """The dtypes of the MatMul ops of a concrete function, its loops' bodies included."""
     graph = concrete.graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
@@ -231,7 +231,7 @@ def _matmul_dtypes(concrete):
 
 
 def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator):
-    fast = translator.with_settings(matmul_dtype="bfloat16")
+    fast = translator.with_bfloat16_matmuls()
     assert fast.settings["matmul_dtype"] == "bfloat16"
     text = tf.constant(["3rd of March 1999", "12/25/07", "tomorrow"])
     want, got = translator.beam_search(text), fast.beam_search(text)

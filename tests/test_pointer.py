@@ -290,3 +290,13 @@ def test_tflite_gives_the_saved_models_beams(trained, tmp_path):
         np.testing.assert_array_equal(got["indices"], want["indices"])
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-4)
     assert os.path.getsize(out) > 0
+
+
+def test_export_refuses_bfloat16_matmuls_for_a_pointer_solver(trained, capsys):
+    from keras_seq2seq import cli
+
+    _, _, work = trained
+    assert cli.main(["export", "--run", str(work / "run"), "--export-dir", str(work / "bf16"),
+                     "--bfloat16-matmuls"]) == 2
+    assert "float32 only" in capsys.readouterr().err
+    assert not os.path.exists(work / "bf16")

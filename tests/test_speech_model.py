@@ -408,6 +408,23 @@ def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
     assert task.evaluate(reader)["items"] == 16
 
 
+def test_bfloat16_matmuls_read_as_float32_does_and_tflite_stays_float32(trained):
+    from tests.test_export import _matmul_dtypes
+
+    task, reader, _ = trained
+    fast = reader.with_bfloat16_matmuls()
+    assert fast.settings["matmul_dtype"] == "bfloat16"
+    audio = tf.constant(read_digit_strings(task.paths["test"])[0][:4])
+    inputs = reader.model_inputs(audio)
+    want, got = reader.search(inputs), fast.search(inputs)
+    np.testing.assert_allclose(got[1], want[1], rtol=2e-2)
+    assert tf.bfloat16 in _matmul_dtypes(fast._traced_search.get_concrete_function(
+        inputs, None, None, None, None))
+    decode, signature = fast.tflite_decode()
+    concrete = tf.function(decode, autograph=False, input_signature=signature).get_concrete_function()
+    assert _matmul_dtypes(concrete) == {tf.float32}
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: wav_bytes(tone(0.3, rate=16000), rate=16000), "sampled at 8000 Hz"),
     (lambda: encode_wav(np.zeros(8000 * 600)), "at most"),

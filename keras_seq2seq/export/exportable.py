@@ -48,6 +48,15 @@ class Exportable(tf.Module):
         """`(function, input_signature)`: the batch-1 search TFLite converts."""
         raise NotImplementedError
 
+    def with_bfloat16_matmuls(self):
+        """The same exportable whose search runs its matrix products in
+        bfloat16 (`TextOutput`'s `matmul_dtype`); exportables whose search
+        has no such option raise `UserError`."""
+        from keras_seq2seq.errors import UserError
+
+        raise UserError(f"a {self.__class__.__name__} export searches in float32 only: "
+                        "bfloat16 matrix products are an option of models that write text")
+
     def for_export(self):
         """The module to save (this one, unless resources must be made anew)."""
         return self

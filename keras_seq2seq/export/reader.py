@@ -27,14 +27,15 @@ class Reader(TextOutput):
         alpha: GNMT length penalty of the fixed-width signatures.
         check_items: encoded files `check_inputs` gives `verify_export`
             (bytes; or base64 str, as `run_settings` keeps them in JSON).
+        matmul_dtype: the search's matrix products (see `TextOutput`).
     """
 
     # The name of the signatures' input: encoded files, string [batch].
     input_name = None
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), name=None):
-        super().__init__(model, tokenizer, name=name)
+                 check_items=(), matmul_dtype=None, name=None):
+        super().__init__(model, tokenizer, matmul_dtype, name=name)
         self.max_target_length = int(max_target_length)
         self.beam_size = int(beam_size)
         self.alpha = float(alpha)
@@ -51,7 +52,8 @@ class Reader(TextOutput):
         return {"max_target_length": self.max_target_length, "beam_size": self.beam_size,
                 "alpha": self.alpha,
                 "check_items": [base64.b64encode(item).decode("ascii")
-                                for item in self.check_items]}
+                                for item in self.check_items],
+                "matmul_dtype": self.matmul_dtype}
 
     def reader_settings(self):
         """What `settings` tells clients about the model's search and outputs."""
@@ -64,6 +66,7 @@ class Reader(TextOutput):
             "max_target_length": self.max_target_length,
             "beam_size": self.beam_size,
             "alpha": self.alpha,
+            "matmul_dtype": self.matmul_dtype,
         }
 
     # -- model inputs in, ids out: the core every signature shares ----------
@@ -87,7 +90,8 @@ class Reader(TextOutput):
         return generate(self.model, inputs, self.max_target_length,
                         beam_size=beam_size or self.beam_size,
                         alpha=self.alpha if alpha is None else alpha,
-                        length_cap=max_length, active_beams=active_beams)
+                        length_cap=max_length, active_beams=active_beams,
+                        matmul_dtype=self.matmul_dtype)
 
     def decode_text(self, ids):
         """[B, T] ids -> [B] strings."""
@@ -144,7 +148,7 @@ class Reader(TextOutput):
 
     def _tflite_search(self, inputs):
         # Inlined, not a call of the traced search: the converter freezes one graph.
-        target_ids, scores = self._search(inputs, None, None, None, None)
+        target_ids, scores = self.for_tflite()._search(inputs, None, None, None, None)
         return {"scores": scores, "target_ids": target_ids}
 
 

@@ -44,9 +44,9 @@ class SpeechReader(Reader):
     input_name = "audio"
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), name=None):
+                 check_items=(), matmul_dtype=None, name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,
-                         name=name)
+                         matmul_dtype, name=name)
         self.sample_rate = model.sample_rate
         self.read_waveform = tf.function(self._read_waveform, autograph=False, input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="waveform"),

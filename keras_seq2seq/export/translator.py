@@ -16,9 +16,6 @@ from keras_seq2seq.export.run_folder import register_exportable
 from keras_seq2seq.models import Ensemble
 from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 
-# The dtypes of the search's matrix products: the model's (None) or bfloat16.
-MATMUL_DTYPES = (None, "bfloat16")
-
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 TARGET = tf.TensorSpec([None], tf.string, name="target")
 TARGET_PREFIX = tf.TensorSpec([None], tf.string, name="target_prefix")
@@ -56,14 +53,7 @@ class Translator(TextOutput):
             TF Serving binary refuses XLA:CPU functions unless started with
             `--xla_cpu_compilation_enabled=true`, and TFLite conversion
             retraces the search without it anyway.
-        matmul_dtype: "bfloat16" runs the search's matrix products (the
-            decoder's recurrent and projection layers, the output layer) in
-            bfloat16, everything else in float32: faster at batch 32 on CPUs
-            with bfloat16 matrix units (AMX), slower where bfloat16 is
-            emulated. None (the default): float32. Scores move a little, so
-            n-best lists differ where hypotheses nearly tie (56 of the
-            1,000 Multi30k test translations, BLEU 37.09 against 37.18; see
-            README, Serving). TFLite conversion keeps float32.
+        matmul_dtype: the search's matrix products (see `TextOutput`).
 
     Example:
 
@@ -74,7 +64,7 @@ class Translator(TextOutput):
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
                  beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
                  jit_compile=False, matmul_dtype=None, name=None):
-        super().__init__(model, tokenizer, name=name)
+        super().__init__(model, tokenizer, matmul_dtype, name=name)
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
         self.max_source_length = int(max_source_length)
@@ -85,9 +75,6 @@ class Translator(TextOutput):
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         self.check_texts = [str(t) for t in check_texts][:8]
         self.jit_compile = bool(jit_compile)
-        if matmul_dtype not in MATMUL_DTYPES:
-            raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}")
-        self.matmul_dtype = matmul_dtype
         # The signatures call one traced search (a function call in their
         # graphs), so that signatures with the same search settings share a
         # trace and the SavedModel holds it once. Autograph is off: the
@@ -331,9 +318,8 @@ class Translator(TextOutput):
 
         def decode(source_ids):
             # Inlined, not a call of the traced search: the converter freezes
-            # one graph, and never compiles it with XLA. TFLite's builtins
-            # take float32 matrix products.
-            target_ids, scores = self.with_settings(matmul_dtype=None)._search(
+            # one graph, and never compiles it with XLA.
+            target_ids, scores = self.for_tflite()._search(
                 source_ids, None, None, None, None, None, None)
             return {"scores": scores, "target_ids": target_ids}
 
