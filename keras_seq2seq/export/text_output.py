@@ -22,9 +22,10 @@ class TextOutput(Exportable):
     Args:
         model: the trained `SequenceModel`.
         tokenizer: the `SubwordTokenizer` or `WordTokenizer` of its outputs.
-        matmul_dtype: "bfloat16" runs the search's matrix products (the
-            decoder's recurrent and projection layers, the output layer) in
-            bfloat16, everything else in float32: faster at batch 32 on CPUs
+        matmul_dtype: "bfloat16" runs the search's matrix products (an
+            LSTM decoder's layers, its attentional projection, the output
+            layer; a GRU cell keeps its own dtype) in bfloat16, everything
+            else in float32: faster at batch 32 on CPUs
             with bfloat16 matrix units (AMX) and TensorFlow's oneDNN
             kernels, slower where bfloat16 is emulated. None (the default):
             float32. Scores move a little, so n-best lists differ where
