@@ -26,14 +26,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from benchmarks.train_multi30k import decode_speed, score_export  # noqa: E402
+from benchmarks.train_multi30k import DECODE_REQUESTS, decode_speed, score_export  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import RunFolder  # noqa: E402
-from keras_seq2seq.tasks import translate_texts  # noqa: E402
 
 PRECISIONS = {"float32": None, "bfloat16_matmuls": "bfloat16"}
-REQUESTS = {"beam5_batch32": (32, True), "beam5_batch32_file_order": (32, False),
-            "beam5_batch1": (1, True)}
 
 
 def main():
@@ -50,21 +47,21 @@ def main():
         return list(iter_lines(path if os.path.exists(path) else path + ".gz"))
 
     sources, references = lines("de"), lines("en")
-    served, figures = {}, {}
+    served, figures, outputs = {}, {}, []
     with tempfile.TemporaryDirectory() as exports:
         # The first round: each export scored and timed, one after the other.
         for name, dtype in PRECISIONS.items():
-            figures[name], served[name] = score_export(
+            figures[name], served[name], translations = score_export(
                 RunFolder(args.run).load(matmul_dtype=dtype), os.path.join(exports, name),
                 sources, references)
+            outputs.append(translations)
             figures[name]["decode_sentences_per_s"] = {
                 key: [speed] for key, speed in figures[name]["decode_sentences_per_s"].items()}
         for _ in range(args.rounds - 1):
             for name in PRECISIONS:
-                for key, (batch, sort) in REQUESTS.items():
+                for key, (batch, sort) in DECODE_REQUESTS.items():
                     figures[name]["decode_sentences_per_s"][key].append(
                         round(decode_speed(served[name], sources, batch, sort=sort), 1))
-        outputs = [translate_texts(served[name], sources, 32) for name in PRECISIONS]
     print(json.dumps({"run": args.run, "test": args.test, **figures,
                       "translations_differing": sum(a != b for a, b in zip(*outputs)),
                       "sentences": len(sources), "machine": machine(),

@@ -34,7 +34,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from benchmarks.common import add_precision_arguments  # noqa: E402
-from benchmarks.train_multi30k import train_and_score  # noqa: E402
+from benchmarks.train_multi30k import DECODE_REQUESTS, train_and_score  # noqa: E402
 
 PEERS_ROOT = "/tmp/peers"
 
@@ -188,14 +188,12 @@ def main():
             "bleu": ratio("bleu"),
             "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
             "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median"),
-            "decode_beam5_batch32": ratio("decode_sentences_per_s", "beam5_batch32"),
-            "decode_beam5_batch32_file_order": ratio("decode_sentences_per_s",
-                                                     "beam5_batch32_file_order"),
-            "decode_beam5_batch1": ratio("decode_sentences_per_s", "beam5_batch1"),
+            **{f"decode_{key}": ratio("decode_sentences_per_s", key)
+               for key in DECODE_REQUESTS},
             "bfloat16_matmuls": {
                 "bleu": ratio("bleu", figures=bfloat16),
                 **{f"decode_{key}": ratio("decode_sentences_per_s", key, figures=bfloat16)
-                   for key in ("beam5_batch32", "beam5_batch32_file_order", "beam5_batch1")},
+                   for key in DECODE_REQUESTS},
             },
         },
     }), flush=True)

@@ -86,10 +86,16 @@ def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
     return done / (time.monotonic() - start)
 
 
+# The requests decode speed is timed on: `{key: (batch size, sorted by length)}`.
+DECODE_REQUESTS = {"beam5_batch32": (32, True), "beam5_batch32_file_order": (32, False),
+                   "beam5_batch1": (1, True)}
+
+
 def score_export(exportable, path, sources, references):
-    """Exports `exportable` to `path`; `(figures, serving_default)`: BLEU,
-    chrF and the repeated-trigram rate of its translations of `sources`, and
-    its decode speeds (`decode_speed`)."""
+    """Exports `exportable` to `path`; `(figures, serving_default,
+    translations)`: BLEU, chrF and the repeated-trigram rate of its
+    translations of `sources`, and its decode speeds (`decode_speed` on
+    each of `DECODE_REQUESTS`)."""
     import sacrebleu
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
@@ -101,11 +107,9 @@ def score_export(exportable, path, sources, references):
         "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
         "repeated_trigram_rate": round(repeated_ngram_rate(hypotheses), 4),
         "decode_sentences_per_s": {
-            "beam5_batch32": round(decode_speed(served, sources, 32), 1),
-            "beam5_batch32_file_order": round(decode_speed(served, sources, 32, sort=False), 1),
-            "beam5_batch1": round(decode_speed(served, sources, 1), 1),
-        },
-    }, served
+            key: round(decode_speed(served, sources, batch, sort=sort), 1)
+            for key, (batch, sort) in DECODE_REQUESTS.items()},
+    }, served, hypotheses
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
@@ -142,7 +146,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
 
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
-    scores, served = score_export(translator, os.path.join(work_dir, "export"), sources,
+    scores, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
                                   references)
     figures = {
         "recipe": recipe.name,
@@ -159,7 +163,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "machine": machine(),
     }
     if bfloat16_matmuls:
-        figures["bfloat16_matmuls"], _ = score_export(
+        figures["bfloat16_matmuls"], _, _ = score_export(
             translator.with_bfloat16_matmuls(),
             os.path.join(work_dir, "export-bfloat16-matmuls"), sources, references)
     return figures, served, paths

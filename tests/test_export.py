@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_seq2seq import AttentionSeq2Seq
 from keras_seq2seq.export import Translator, export_saved_model, verify_export
+from tests.conftest import matmul_dtypes
 
 BEAM = 4
 
@@ -223,13 +224,6 @@ def test_xla_search_gives_the_same_beams(translator):
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-5)
 
 
-def _matmul_dtypes(concrete):  # also used by tests/test_speech_model.py
-    """The dtypes of the MatMul ops of a concrete function, its loops' bodies included."""
-    graph = concrete.graph.as_graph_def()
-    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
-    return {tf.dtypes.as_dtype(n.attr["T"].type) for n in nodes if "MatMul" in n.op}
-
-
 def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator):
     fast = translator.with_bfloat16_matmuls()
     assert fast.settings["matmul_dtype"] == "bfloat16"
@@ -239,11 +233,11 @@ def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator
     # log-probabilities of bfloat16 products.
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=2e-2)
     spec = [tf.TensorSpec([None, None], tf.int32)] + [None] * 6
-    assert _matmul_dtypes(translator._traced_search.get_concrete_function(*spec)) == {tf.float32}
-    assert tf.bfloat16 in _matmul_dtypes(fast._traced_search.get_concrete_function(*spec))
+    assert matmul_dtypes(translator._traced_search.get_concrete_function(*spec)) == {tf.float32}
+    assert tf.bfloat16 in matmul_dtypes(fast._traced_search.get_concrete_function(*spec))
     decode, signature = fast.tflite_decode()
     concrete = tf.function(decode, autograph=False, input_signature=signature).get_concrete_function()
-    assert _matmul_dtypes(concrete) == {tf.float32}
+    assert matmul_dtypes(concrete) == {tf.float32}
     with pytest.raises(ValueError, match="matmul_dtype"):
         translator.with_settings(matmul_dtype="float16")
 

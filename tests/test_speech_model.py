@@ -409,7 +409,7 @@ def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
 
 
 def test_bfloat16_matmuls_read_as_float32_does_and_tflite_stays_float32(trained):
-    from tests.test_export import _matmul_dtypes
+    from tests.conftest import matmul_dtypes
 
     task, reader, _ = trained
     fast = reader.with_bfloat16_matmuls()
@@ -418,11 +418,11 @@ def test_bfloat16_matmuls_read_as_float32_does_and_tflite_stays_float32(trained)
     inputs = reader.model_inputs(audio)
     want, got = reader.search(inputs), fast.search(inputs)
     np.testing.assert_allclose(got[1], want[1], rtol=2e-2)
-    assert tf.bfloat16 in _matmul_dtypes(fast._traced_search.get_concrete_function(
+    assert tf.bfloat16 in matmul_dtypes(fast._traced_search.get_concrete_function(
         inputs, None, None, None, None))
     decode, signature = fast.tflite_decode()
     concrete = tf.function(decode, autograph=False, input_signature=signature).get_concrete_function()
-    assert _matmul_dtypes(concrete) == {tf.float32}
+    assert matmul_dtypes(concrete) == {tf.float32}
 
 
 @pytest.mark.parametrize("make, message", [
