@@ -7,6 +7,9 @@ they hold:
     context, alignments = attention(query, memory, keys, mask,
                                     previous_alignments)
 
+where `alignments` are `attention.alignments(query, keys, mask,
+previous_alignments)` and `context` the memory they weigh.
+
 Shapes: query [batch, queries, query_dim]; memory [batch, source, memory_dim];
 mask bool [batch, source]; previous_alignments [batch, queries, source];
 context [batch, queries, memory_dim]; alignments [batch, queries, source].
@@ -32,6 +35,10 @@ class AttentionMechanism(keras.layers.Layer):
     uses_previous_alignments = False
     # True where those are the running sum of all previous alignments.
     cumulative = False
+    # True where `score` is each key's dot product with the query (no
+    # weights of its own): the decoder's training loop then differentiates
+    # the scores by hand (`layers/decoder_recurrence.py`).
+    scores_are_dot_products = False
 
     def __init__(self, units=None, **kwargs):
         super().__init__(**kwargs)
@@ -79,16 +86,22 @@ class AttentionMechanism(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__} needs previous_alignments")
         return ops.cast(previous_alignments, keys.dtype)
 
+    def alignments(self, query, keys, mask=None, previous_alignments=None):
+        """The softmax of the scores: float32 [batch, queries, source], 0 at
+        masked positions. `call` is this and the context it weighs; the
+        decoder's training loop differentiates the two apart
+        (`layers/decoder_recurrence.py`)."""
+        scores = ops.cast(self.score(query, keys, previous_alignments), "float32")
+        if mask is None:
+            return ops.softmax(scores, axis=-1)
+        valid = ops.cast(mask, "bool")[:, None, :]
+        scores = ops.where(valid, scores, -1e9)
+        return ops.softmax(scores, axis=-1) * ops.cast(valid, "float32")
+
     def call(self, query, memory, keys=None, mask=None, previous_alignments=None):
         if keys is None:
             keys = self.process_memory(memory)
-        scores = ops.cast(self.score(query, keys, previous_alignments), "float32")
-        if mask is not None:
-            valid = ops.cast(mask, "bool")[:, None, :]
-            scores = ops.where(valid, scores, -1e9)
-            alignments = ops.softmax(scores, axis=-1) * ops.cast(valid, "float32")
-        else:
-            alignments = ops.softmax(scores, axis=-1)
+        alignments = self.alignments(query, keys, mask, previous_alignments)
         context = ops.einsum("bts,bsd->btd", ops.cast(alignments, memory.dtype), memory)
         return context, alignments
 
@@ -140,6 +153,11 @@ class LuongAttention(AttentionMechanism):
         elif self.score_mode == "concat":
             self._build_additive(query_dim, memory_dim)
         self.built = True
+
+    @property
+    def scores_are_dot_products(self):
+        # "general" projects the memory into its keys, once per source.
+        return self.score_mode in ("dot", "general")
 
     def process_memory(self, memory):
         if self.score_mode == "dot":

@@ -15,10 +15,16 @@ same function as looping over `AttentionDecoder.step` (LSTM layers), with:
   gradients, so that every kernel's gradient is one matmul after the loop,
   as `layers/lstm_sequence.py` does for the LSTM alone.
 
-The attention itself is differentiated by TensorFlow, one step at a time
-inside the backward loop (recomputed from the saved query and previous
+The alignments are differentiated by TensorFlow, one step at a time inside
+the backward loop (recomputed from the saved query and previous
 alignments), so every `AttentionMechanism` runs here unchanged; the weights
-that additive mechanisms use per query keep a per-step gradient.
+that additive mechanisms use per query keep a per-step gradient. The
+context they weigh (`alignments . memory`, the same for every mechanism)
+is differentiated by hand: the memory's share of its gradient is one
+batched product after the loop, not a [batch, source, memory_dim] product
+and sum each step. So are the scores of mechanisms whose
+`scores_are_dot_products` (Luong's dot and general): nothing is
+recomputed, and the keys' gradient is one batched product after the loop.
 
 `AttentionDecoder` runs it in training where `runs_decoder_recurrence` says
 so; `step` stays the definition that decoding, scoring and export run, and
@@ -102,6 +108,7 @@ class _Recurrence:
         self.num_layers = decoder.num_layers
         self.source_mask = source_mask
         self.dropout = dropout
+        self.dot_scores = decoder.attention.scores_are_dot_products
 
     def __call__(self, projected, masks, memory, keys, layer_weights, attentional_kernel,
                  state, attentional, alignments, coverage):
@@ -113,6 +120,12 @@ class _Recurrence:
             return self._forward_and_backward(tf.nest.pack_sequence_as(structure, flat))
 
         return run(*tf.nest.flatten(structure))
+
+    def align(self, query, keys, previous):
+        """The alignments of one step, float32 [batch, source]
+        (`AttentionMechanism.alignments` of `attend`)."""
+        return self.attention.alignments(query[:, None], keys, self.source_mask,
+                                         previous[:, None])[:, 0]
 
     def attend(self, query, memory, keys, previous):
         """The attention of one step: `(attended [batch, memory_dim],
@@ -192,7 +205,7 @@ class _Recurrence:
                             else tf.cast(d_alignments, tf.float32))
 
             def step_back(t, d_state, d_attentional, d_alignments_state, d_coverage,
-                          d_memory, d_keys, d_variables, d_saved):
+                          d_keys, d_variables, d_saved):
                 d_output = d_outputs[t] + d_attentional
                 if self.dropout:
                     d_output = d_output * masks[-1, t]
@@ -200,26 +213,42 @@ class _Recurrence:
                 d_tanh = d_output * (1 - output * output)
                 d_joined = tf.matmul(d_tanh, attentional_kernel, transpose_b=True)
                 d_attended, d_query = d_joined[:, :memory_dim], d_joined[:, memory_dim:]
-                # This step's alignments became the next state's alignments and
-                # were added to its coverage.
-                d_step_alignments = d_alignments[t] + d_alignments_state + d_coverage
+                # This step's alignments became the next state's alignments,
+                # were added to its coverage, and weighed the memory into this
+                # step's context.
+                d_attended = tf.cast(d_attended, memory.dtype)
+                d_step_alignments = (
+                    d_alignments[t] + d_alignments_state + d_coverage
+                    + tf.cast(tf.einsum("bd,bsd->bs", d_attended, memory), tf.float32))
                 query = saved["joined"][t][:, memory_dim:]
                 previous = saved["previous"][t]
-                with tf.GradientTape() as tape:
-                    tape.watch([query, memory, keys, previous])
-                    attended, alignments = self.attend(query, memory, keys, previous)
-                grads = tape.gradient(
-                    [attended, alignments], [query, memory, keys, previous] + variables,
-                    output_gradients=[tf.cast(d_attended, attended.dtype), d_step_alignments],
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                g_query, g_memory, g_keys, g_previous = grads[:4]
-                d_memory += tf.cast(g_memory, d_memory.dtype)
-                d_keys += tf.cast(g_keys, d_keys.dtype)
-                d_variables = [a + g for a, g in zip(d_variables, grads[4:])]
+                written = {}
+                if self.dot_scores:
+                    # The softmax's gradient (masked positions have zero
+                    # alignments, so they get none), then the scores'.
+                    alignments = saved["alignments"][t]
+                    d_scores = alignments * (d_step_alignments - tf.reduce_sum(
+                        alignments * d_step_alignments, axis=-1, keepdims=True))
+                    d_scores = tf.cast(d_scores, keys.dtype)
+                    g_query = tf.einsum("bs,bsq->bq", d_scores, keys)
+                    g_previous = tf.zeros_like(previous)
+                    written["scores"] = d_saved["scores"].write(t, d_scores)
+                else:
+                    with tf.GradientTape() as tape:
+                        tape.watch([query, keys, previous])
+                        alignments = self.align(query, keys, previous)
+                    grads = tape.gradient(
+                        alignments, [query, keys, previous] + variables,
+                        output_gradients=d_step_alignments,
+                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                    g_query, g_keys, g_previous = grads[:3]
+                    d_keys += tf.cast(g_keys, d_keys.dtype)
+                    d_variables = [a + g for a, g in zip(d_variables, grads[3:])]
                 d_coverage = d_coverage + (g_previous if self.attention.cumulative else 0.0)
                 d_alignments_state = (tf.zeros_like(d_alignments_state)
                                       if self.attention.cumulative else g_previous)
                 d_tanh_written = d_saved["tanh"].write(t, d_tanh)
+                written["attended"] = d_saved["attended"].write(t, d_attended)
 
                 d_h = d_query + tf.cast(g_query, dtype)
                 new_d_state = [None] * self.num_layers
@@ -241,20 +270,28 @@ class _Recurrence:
                     else:
                         d_attentional = tf.zeros_like(d_attentional)
                 return (t - 1, new_d_state, d_attentional, d_alignments_state, d_coverage,
-                        d_memory, d_keys, d_variables,
-                        {"gates": d_gates_written, "tanh": d_tanh_written})
+                        d_keys, d_variables,
+                        {"gates": d_gates_written, "tanh": d_tanh_written, **written})
 
             zeros = tf.nest.map_structure(tf.zeros_like, [state, attentional, alignments,
-                                                          coverage, memory, keys])
+                                                          coverage, keys])
             d_saved = {"gates": [tf.TensorArray(dtype, size=steps) for _ in layers],
-                       "tanh": tf.TensorArray(dtype, size=steps)}
-            (_, d_state, d_attentional, d_alignments_state, d_coverage, d_memory, d_keys,
+                       "tanh": tf.TensorArray(dtype, size=steps),
+                       "attended": tf.TensorArray(memory.dtype, size=steps)}
+            if self.dot_scores:
+                d_saved["scores"] = tf.TensorArray(keys.dtype, size=steps)
+            (_, d_state, d_attentional, d_alignments_state, d_coverage, d_keys,
              d_variables, d_saved) = tf.while_loop(
                 lambda t, *_: t >= 0, step_back,
                 (steps - 1, *zeros, [tf.zeros_like(v) for v in variables], d_saved),
                 maximum_iterations=steps)
             d_gates = [a.stack() for a in d_saved["gates"]]
             d_tanh = d_saved["tanh"].stack()
+            d_memory = tf.einsum("tbs,tbd->bsd", tf.cast(step_alignments, memory.dtype),
+                                 d_saved["attended"].stack())
+            if self.dot_scores:
+                queries = tf.cast(saved["joined"][:, :, memory_dim:], keys.dtype)
+                d_keys += tf.einsum("tbs,tbq->bsq", d_saved["scores"].stack(), queries)
 
             d_layer_weights = []
             for i in layers:
