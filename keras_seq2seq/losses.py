@@ -15,8 +15,9 @@ def smoothed_cross_entropy(labels, logits, label_smoothing=0.0):
 
     Written out with its gradient (softmax minus the smoothed labels) from
     the exponentials the forward pass keeps: no one-hot labels are built,
-    and on a training batch's [64, 19, 3,853] logits forward and backward
-    take about 0.6 of the time of the fused kernel over one-hot labels.
+    and on [1,024, 6,000] logits forward and backward take 0.6 of the time
+    of the fused kernel over one-hot labels (10.0 against 17.0 ms, 2-core
+    Intel Xeon).
     Returns float32 [...].
     """
     labels = tf.convert_to_tensor(labels, tf.int32)
