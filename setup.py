@@ -31,6 +31,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "sacrebleu>=2.4,<3",
             "ai-edge-litert>=2.3,<2.4",
             "nbclient>=0.10",
