@@ -87,13 +87,12 @@ class SequenceCrossEntropy(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
         y_pred = ops.cast(y_pred, "float32")
-        vocabulary = ops.shape(y_pred)[-1]
-        smoothing = self.label_smoothing / ops.cast(vocabulary, "float32")
         if self.from_log_probabilities:
             # The smoothed cross-entropy of a normalized distribution is a
             # gather and a sum: normalizing it again (softmax forward,
             # softmax minus labels backward) would change nothing but cost
             # passes over [batch, target, vocabulary + source].
+            smoothing = self.label_smoothing / ops.cast(ops.shape(y_pred)[-1], "float32")
             target = ops.squeeze(ops.take_along_axis(y_pred, y_true[..., None], axis=-1), -1)
             nll = -(1.0 - self.label_smoothing) * target - smoothing * ops.sum(y_pred, axis=-1)
         else:
