@@ -106,6 +106,32 @@ def test_front_end_equals_tf_signal_stft_and_mel_matrix():
         assert not features[row, frames:].numpy().any()
 
 
+def test_pcen_front_end_equals_librosas_recursion():
+    # librosa.pcen's definition, written as its recursion: smooth[t] =
+    # (1 - s) smooth[t - 1] + s E[t] from smooth[-1] = E[0], then
+    # (E / (eps + smooth)^gain + bias)^power - bias^power.
+    frontend = LogMelSpectrogram(compression="pcen")
+    rng = np.random.default_rng(0)
+    # Long enough (400 frames) for the convolution's dropped taps to count;
+    # a voice 5 times quieter in the second half.
+    waveform = rng.normal(0, 0.1, (1, 32000)).astype("float32")
+    waveform[0, 16000:] *= 0.2
+    features, mask = frontend(waveform, np.array([32000]))
+    stft = tf.signal.stft(waveform[0], 200, 80, 256, pad_end=True).numpy()
+    energy = (np.abs(stft) @ frontend._mel) * 2.0 ** 15
+    t = 0.4 * 8000 / 80
+    s = (np.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2)
+    smooth, previous = np.empty_like(energy), energy[0]
+    for step, frame in enumerate(energy):
+        previous = smooth[step] = (1 - s) * previous + s * frame
+    pcen = np.sqrt(energy / (1e-6 + smooth) ** 0.98 + 2) - np.sqrt(2)
+    expected = (pcen - pcen.mean(axis=0)) / np.sqrt(pcen.var(axis=0) + 1e-5)
+    assert mask.numpy().sum() == 400
+    np.testing.assert_allclose(features[0].numpy(), expected, atol=5e-3)
+    with pytest.raises(ValueError, match="compression"):
+        LogMelSpectrogram(compression="cube_root")
+
+
 def test_front_end_reads_an_empty_recording_as_one_silent_frame():
     features, mask = LogMelSpectrogram()(tf.zeros([1, 0]), tf.constant([0]))
     assert features.shape == (1, 1, 40) and mask.numpy().tolist() == [[True]]

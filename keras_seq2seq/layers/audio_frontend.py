@@ -7,7 +7,7 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class LogMelSpectrogram(keras.layers.Layer):
-    """Waveforms -> per-utterance normalized log-mel features and their mask.
+    """Waveforms -> per-utterance normalized log-mel (or PCEN) features and their mask.
 
     Frames of `frame_length` samples every `frame_step` (the last frames
     padded with zeros, as `tf.signal.frame(pad_end=True)`), a periodic Hann
@@ -15,6 +15,17 @@ class LogMelSpectrogram(keras.layers.Layer):
     triangular mel filters (`tf.signal.linear_to_mel_weight_matrix`), the
     log, then each utterance's features standardized per mel bin over its
     own frames (so gain and channel matter less).
+
+    `compression="pcen"` replaces the log by per-channel energy
+    normalization (PCEN, Wang et al. 2017, with librosa's `pcen` defaults):
+    each mel bin's magnitude is divided by its own smoothed past (an
+    exponential moving average with a `pcen_time_constant` of 0.4 s), then
+    root-compressed. A gain that changes within a recording (digits spoken
+    by different voices, at different levels) and steady background noise
+    are divided out locally, where the per-utterance standardization
+    removes only one level for the whole recording. The moving average is a
+    causal convolution over the last frames (those of weight over 1e-4), so it
+    stays a builtin TFLite op.
 
     The DFT is a matrix product with fixed cosine and sine tables rather
     than `tf.signal.stft`: the same numbers (tested against it), and only
@@ -26,6 +37,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         fft_length: DFT size (>= frame_length).
         mel_bins: number of mel filters (the feature size).
         lower_hz, upper_hz: the filters' range (default: 20 Hz to Nyquist).
+        compression: `"log"` (log-mel) or `"pcen"` (see above).
+        pcen_time_constant: PCEN's smoothing time constant, in seconds.
 
     Call arguments:
         waveform: float [batch, samples], zero-padded.
@@ -45,8 +58,11 @@ class LogMelSpectrogram(keras.layers.Layer):
     """
 
     def __init__(self, sample_rate=8000, frame_length=200, frame_step=80, fft_length=256,
-                 mel_bins=40, lower_hz=20.0, upper_hz=None, **kwargs):
+                 mel_bins=40, lower_hz=20.0, upper_hz=None, compression="log",
+                 pcen_time_constant=0.4, **kwargs):
         super().__init__(**kwargs)
+        if compression not in ("log", "pcen"):
+            raise ValueError(f"compression must be 'log' or 'pcen', got {compression!r}")
         if fft_length < frame_length:
             raise ValueError(f"fft_length ({fft_length}) must be at least frame_length "
                              f"({frame_length})")
@@ -57,6 +73,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.mel_bins = int(mel_bins)
         self.lower_hz = float(lower_hz)
         self.upper_hz = float(upper_hz or sample_rate / 2)
+        self.compression = compression
+        self.pcen_time_constant = float(pcen_time_constant)
         bins = self.fft_length // 2 + 1
         # Zero-padding a frame to fft_length adds nothing to the DFT: only
         # the first frame_length rows of the tables are needed.
@@ -86,7 +104,10 @@ class LogMelSpectrogram(keras.layers.Layer):
         frames = self.frames(lengths)
         framed = framed[:, : tf.reduce_max(frames)]
         power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
-        features = tf.math.log(power @ self._mel + 1e-6)
+        if self.compression == "pcen":
+            features = self._pcen(tf.sqrt(power) @ self._mel)
+        else:
+            features = tf.math.log(power @ self._mel + 1e-6)
         mask = tf.sequence_mask(frames, tf.reduce_max(frames))
         weights = tf.cast(mask, tf.float32)[:, :, None]
         counted = tf.reduce_sum(weights, axis=1, keepdims=True)
@@ -96,11 +117,36 @@ class LogMelSpectrogram(keras.layers.Layer):
         features = (features - mean) * tf.math.rsqrt(variance + 1e-5) * weights
         return features, mask
 
+    def _pcen(self, magnitude):
+        """PCEN of mel magnitudes [batch, frames, bins], as `librosa.pcen`
+        computes it (gain 0.98, bias 2, power 0.5, eps 1e-6) of the
+        magnitudes of 16-bit samples, the smoother starting at the first
+        frame's level."""
+        # librosa's smoothing coefficient for a time constant in frames.
+        t = self.pcen_time_constant * self.sample_rate / self.frame_step
+        s = float((np.sqrt(1 + 4 * t ** 2) - 1) / (2 * t ** 2))
+        taps = int(np.ceil(np.log(1e-4) / np.log(1 - s)))
+        energy = magnitude * 2.0 ** 15
+        # smooth[t] = sum_k s (1 - s)^k energy[t - k] + (1 - s)^(t + 1) energy[0]:
+        # the recursion smooth[t] = (1 - s) smooth[t - 1] + s energy[t] from
+        # smooth[-1] = energy[0], its terms past `taps` frames dropped. The
+        # kernel is reversed: a convolution correlates.
+        kernel = (s * (1 - s) ** np.arange(taps)[::-1]).astype("float32")
+        kernel = np.tile(kernel[:, None, None, None], [1, 1, self.mel_bins, 1])
+        # expand_dims, not [:, :, None]: TFLite has no strided slice that adds an axis.
+        padded = tf.expand_dims(tf.pad(energy, [[0, 0], [taps - 1, 0], [0, 0]]), 2)
+        smooth = tf.squeeze(tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID"), 2)
+        steps = tf.cast(tf.range(tf.shape(energy)[1]) + 1, tf.float32)
+        smooth += tf.pow(1 - s, steps)[None, :, None] * energy[:, :1, :]
+        return tf.sqrt(energy / tf.pow(1e-6 + smooth, 0.98) + 2.0) - 2.0 ** 0.5
+
     def get_config(self):
         config = super().get_config()
         config.update(sample_rate=self.sample_rate, frame_length=self.frame_length,
                       frame_step=self.frame_step, fft_length=self.fft_length,
-                      mel_bins=self.mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz)
+                      mel_bins=self.mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz,
+                      compression=self.compression,
+                      pcen_time_constant=self.pcen_time_constant)
         return config
 
 

@@ -29,8 +29,9 @@ class SpeechToText(EncoderAttentionDecoder):
 
     Args:
         vocabulary_size: size of the output vocabulary (the tokenizer's).
-        sample_rate, frame_length, frame_step, mel_bins: the front-end's
-            (see `LogMelSpectrogram`).
+        sample_rate, frame_length, frame_step, mel_bins, compression: the
+            front-end's (see `LogMelSpectrogram`): `compression="pcen"`
+            reads per-channel energy normalized features instead of log-mel.
         convolutions: the channels of each strided convolution before the
             recurrent layers (see `ConvolutionalSubsampling`); each halves
             time and frequency. Empty: none, the pyramid reads the features.
@@ -59,8 +60,8 @@ class SpeechToText(EncoderAttentionDecoder):
     """
 
     def __init__(self, vocabulary_size, sample_rate=8000, frame_length=200, frame_step=80,
-                 mel_bins=40, convolutions=(), reductions=(2, 2, 2), spec_augment=False,
-                 ctc_weight=0.0, attention="location_sensitive", **kwargs):
+                 mel_bins=40, compression="log", convolutions=(), reductions=(2, 2, 2),
+                 spec_augment=False, ctc_weight=0.0, attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
         if ctc_weight < 0:
             raise ValueError(f"ctc_weight must be 0 (none) or more, got {ctc_weight}")
@@ -70,7 +71,8 @@ class SpeechToText(EncoderAttentionDecoder):
                                if self.ctc_weight else None)
         self.augment = SpecAugment(name="spec_augment") if self.spec_augment else None
         self.frontend = LogMelSpectrogram(sample_rate, frame_length, frame_step,
-                                          mel_bins=mel_bins, name="frontend")
+                                          mel_bins=mel_bins, compression=compression,
+                                          name="frontend")
         self.subsampling = (ConvolutionalSubsampling(convolutions, name="subsampling")
                             if convolutions else None)
         self.encoder = PyramidalEncoder(self.units, reductions=reductions,
@@ -130,7 +132,8 @@ class SpeechToText(EncoderAttentionDecoder):
         frontend = self.frontend.get_config()
         convolutions = self.subsampling.filters if self.subsampling is not None else []
         config.update(**{key: frontend[key] for key in ("sample_rate", "frame_length",
-                                                        "frame_step", "mel_bins")},
+                                                        "frame_step", "mel_bins",
+                                                        "compression")},
                       convolutions=convolutions, reductions=self.encoder.reductions,
                       spec_augment=self.spec_augment, ctc_weight=self.ctc_weight)
         return config
