@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the machine line of their JSON, how
-requests are batched, the precision flag, training or reusing a run, and
-choosing decode settings on validation."""
+requests are batched, the precision and thread flags, training or reusing
+a run, and choosing decode settings on validation."""
 
 import argparse
 import json
@@ -42,6 +42,28 @@ def add_precision_arguments(parser):
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
                         default=None, help="train in mixed precision, or not; default: "
                         "as the recipe says")
+
+
+def add_thread_arguments(parser):
+    """`--inter-op-threads` and `--intra-op-threads`: TensorFlow's thread
+    pools, as TF Serving's `--tensorflow_inter_op_parallelism` and
+    `--tensorflow_intra_op_parallelism` set them (0: TensorFlow's default,
+    one thread a core for each)."""
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="operations run side by side (0: TensorFlow's default)")
+    parser.add_argument("--intra-op-threads", type=int, default=0,
+                        help="threads one operation splits over (0: TensorFlow's default)")
+
+
+def apply_thread_arguments(args):
+    """Sets the thread pools of `add_thread_arguments`, before TensorFlow
+    runs anything; returns them for the report."""
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    return {"inter_op_threads": args.inter_op_threads or "default",
+            "intra_op_threads": args.intra_op_threads or "default"}
 
 
 def train_or_load(task, work_dir, max_minutes, skip_training):

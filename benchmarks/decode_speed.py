@@ -25,6 +25,7 @@ Variants, all the same `keras_seq2seq.decoding.translate` call:
 
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
 [--model pointer_generator] [--attention NAME] [--bfloat16-matmuls]
+[--inter-op-threads N] [--intra-op-threads N]
 """
 
 import argparse
@@ -41,7 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import add_thread_arguments, apply_thread_arguments, machine  # noqa: E402
 from keras_seq2seq import AttentionSeq2Seq, PointerGenerator  # noqa: E402
 from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.text import EOS_ID  # noqa: E402
@@ -72,7 +73,9 @@ def main():
     parser.add_argument("--bfloat16-matmuls", action="store_true",
                         help="the step's matrix products in bfloat16 (as `keras-seq2seq "
                         "export --bfloat16-matmuls`)")
+    add_thread_arguments(parser)
     args = parser.parse_args()
+    threads = apply_thread_arguments(args)
     matmul_dtype = "bfloat16" if args.bfloat16_matmuls else None
 
     keras.utils.set_random_seed(0)
@@ -103,7 +106,7 @@ def main():
     rng = np.random.default_rng(0)
     result = {"model": args.model, "attention": model.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
               "output_steps": OUTPUT_STEPS, "matmul_dtype": matmul_dtype,
-              "target_vocabulary_size": args.target_vocabulary_size}
+              "target_vocabulary_size": args.target_vocabulary_size, **threads}
     for batch in (1, 32):
         ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")
         ids[:, -1] = EOS_ID

@@ -14,7 +14,9 @@ export of the same run made by other code, e.g. by `--keep-export` before a
 change) the two alternate request by request, so that a machine whose speed
 drifts (this one's varies 10-15% within minutes) slows both alike, and each
 round's ratio is printed beside the medians; both exports' translations of
-the source file are compared. Prints one JSON line.
+the source file are compared. `--inter-op-threads` and `--intra-op-threads`
+set TensorFlow's thread pools as TF Serving's flags of those names would
+(on 2 cores, `--intra-op-threads 1` decodes faster). Prints one JSON line.
 """
 
 import argparse
@@ -29,7 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.common import machine, request_batches  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_thread_arguments, apply_thread_arguments, machine, request_batches)
 from keras_seq2seq.data import iter_lines  # noqa: E402
 from keras_seq2seq.export import export_saved_model, load_run  # noqa: E402
 from keras_seq2seq.tasks import translate_texts  # noqa: E402
@@ -64,7 +67,9 @@ def main():
                         help="export here (a versioned folder) instead of a temporary one")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over each form")
     parser.add_argument("--single", type=int, default=150, help="lines decoded one at a time")
+    add_thread_arguments(parser)
     args = parser.parse_args()
+    threads = apply_thread_arguments(args)
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
@@ -96,7 +101,7 @@ def main():
             result[form] = figures
     report = {"run": args.run, "source": args.source, "lines": len(lines),
               "beam_size": translator.beam_size, "alpha": translator.alpha,
-              "decode": result, "machine": machine()}
+              "decode": result, **threads, "machine": machine()}
     if args.baseline:
         differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))
         report["translations_that_differ"] = differ

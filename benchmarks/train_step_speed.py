@@ -36,7 +36,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks.common import add_precision_arguments, machine  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_precision_arguments, add_thread_arguments, apply_thread_arguments, machine)
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
@@ -49,11 +50,13 @@ def main():
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
     add_precision_arguments(parser)
+    add_thread_arguments(parser)
     parser.add_argument("--whole-vocabulary", action="store_true",
                         help="both sides over all 8,000 joint pieces (no side vocabularies)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="change one recipe setting, e.g. model.attention=coverage")
     args = parser.parse_args()
+    threads = apply_thread_arguments(args)
 
     recipe = load_recipe(args.recipe, data_dir=args.data)
     if args.whole_vocabulary:
@@ -105,6 +108,7 @@ def main():
         "recipe": args.recipe,
         "settings": args.set,
         "dtype_policy": keras.config.dtype_policy().name,
+        **threads,
         "machine": machine(),
     }), flush=True)
 
