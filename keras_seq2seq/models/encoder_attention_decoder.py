@@ -156,7 +156,12 @@ class EncoderAttentionDecoder(SequenceModel):
         """The output layer: decoder outputs [..., units] -> float32 logits
         [..., target_size], with `step_weights()` if given."""
         if weights is None:
-            return ops.cast(self.output_projection(outputs), "float32")
+            # The output layer's product in the compute dtype, its bias
+            # added after the cast: a bfloat16 bias and its gradient over
+            # [batch, target, vocabulary] cost more than float32 ones.
+            projection = self.output_projection
+            products = ops.matmul(outputs, ops.cast(projection.kernel, outputs.dtype))
+            return ops.cast(products, "float32") + ops.cast(projection.bias, "float32")
         kernel, bias = weights["output"]
         return ops.cast(kernel_matmul(outputs, kernel) + bias, "float32")
 
