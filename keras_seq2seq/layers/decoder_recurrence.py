@@ -73,8 +73,7 @@ def decoder_recurrence(decoder, inputs, context, initial_state, dropout_masks=No
     # A split and a 2-D product: their gradients are a concatenation and one
     # matmul, where slices' are zero-filled kernels to add and a batched
     # product's a product per step and a sum.
-    embedding_kernel, fed_back_kernel = tf.split(
-        kernel, [embedding_dim, kernel.shape[0] - embedding_dim])
+    embedding_kernel, fed_back_kernel = tf.split(kernel, [embedding_dim, -1])
     # (The bias is added after the reshape: fused into the product, oneDNN's
     # bfloat16 kernel took 3.3 ms where the product alone takes 1.)
     projected = tf.reshape(
