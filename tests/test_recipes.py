@@ -429,6 +429,8 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
      "max_digits"),
     ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
                "training_noise": 0.02}}, "data.training_noise: only speech strings"),
+    ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
+               "training_levels": [0.01, 0.1]}}, "data.training_levels: only speech clips"),
 ])
 def test_image_recipes_are_checked_before_training(tmp_path, change, message):
     (tmp_path / "I").write_bytes(b"")
@@ -459,6 +461,13 @@ def test_speech_recipes_need_their_recordings_folder(tmp_path):
     with pytest.raises(RecipeError, match=r"data.training_noise: must be in \[0.001, 0.1\]"):
         recipe_from_dict(values, base_dir=str(tmp_path))
     del values["data"]["training_noise"]
+    for levels in ([0.1, 0.01], [0.01], [0, 0.1], ["a", 0.1], 0.1):
+        values["data"]["training_levels"] = levels
+        with pytest.raises(RecipeError, match=r"data.training_levels: (must be|expected)"):
+            recipe_from_dict(values, base_dir=str(tmp_path))
+    values["data"]["training_levels"] = [0.003, 0.1]
+    assert recipe_from_dict(values, base_dir=str(tmp_path)).data["training_levels"] == [0.003, 0.1]
+    del values["data"]["training_levels"]
     assert recipe_from_dict(values, base_dir=str(tmp_path)).data["recordings"] == str(
         tmp_path / "clips")
 

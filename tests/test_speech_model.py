@@ -414,6 +414,28 @@ def test_training_noise_changes_training_strings_only(tmp_path):
         [silence_level(w) for w in plain_wavs])
 
 
+def test_training_levels_change_training_strings_only(tmp_path):
+    from keras_seq2seq.data.spoken_digits import compose_utterance
+
+    plain, levelled = compose_twice(tmp_path, training_levels=[0.002, 0.2])
+    assert read_digit_strings(plain["train"])[1] == read_digit_strings(levelled["train"])[1]
+    # Clips of one loudness (0.5 / sqrt(2) RMS) come out at the drawn levels:
+    # a recording's energy is its clip's plus the noise's (0.001 a sample).
+    clips = [tone(0.2, hz=300 + 100 * d) for d in range(10)]
+    rng = np.random.default_rng(0)
+    for low, high in [(0.01, 0.01), (0.05, 0.05), (0.003, 0.3)]:
+        levels = []
+        for _ in range(40):
+            wav, _ = compose_utterance(clips, list(range(10)), rng, max_digits=1,
+                                       noise=0.001, levels=(low, high))
+            samples, _ = read_wav_file(wav)
+            clip_energy = np.sum(samples.astype(np.float64) ** 2) - len(samples) * 0.001 ** 2
+            levels.append(np.sqrt(max(clip_energy, 0.0) / len(clips[0])))
+        assert low * 0.9 < min(levels) and max(levels) < high * 1.1
+    # Drawn log-uniformly: about as many under the geometric middle as over.
+    assert 10 < sum(level < np.sqrt(0.003 * 0.3) for level in levels) < 30
+
+
 def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
     task, reader, export = trained
     loaded = tf.saved_model.load(export).signatures

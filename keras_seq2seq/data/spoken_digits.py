@@ -10,10 +10,12 @@ silence) and a little Gaussian noise, written as a 16-bit WAV file, the
 bytes a client sends. Targets are the digits with spaces ("4 0 7").
 Training clips may also be played at a random speed (speed perturbation,
 Ko et al. 2015): a new tempo and pitch for each use of a clip, so that
-2,100 recordings stand for more voices; and training strings may take louder
+2,100 recordings stand for more voices; training strings may take louder
 noise than validation and test ones (multi-condition training): the added
 noise is at a level of its own, not relative to the voice, so the quietest
-speakers' clips are the ones it drowns.
+speakers' clips are the ones it drowns; and training clips may be played at
+levels drawn for each use (`levels`), so that every voice is heard both
+loud and drowned, not only the quietest speaker's.
 """
 
 import os
@@ -60,13 +62,16 @@ def change_speed(samples, speed):
 
 
 def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
-                      noise=NOISE_CEILING):
+                      noise=NOISE_CEILING, levels=None):
     """One recording of a random string of 1 to `max_digits` of the clips.
 
     `speed_perturbation` d plays each clip at a speed drawn uniformly from
     [1 - d, 1 + d] (0: as recorded; the random draws of other utterances
     are then unchanged). `noise` is the upper end of the added noise's
-    standard deviation (the draws are the same whatever it is).
+    standard deviation (the draws are the same whatever it is). `levels`
+    `(low, high)`: each clip is scaled to a root-mean-square level drawn
+    log-uniformly from [low, high] instead of by a gain drawn from [0.5,
+    1.5] (one draw either way, so the other draws stay in step).
 
     Returns `(wav bytes, "4 0 7")`.
     """
@@ -78,7 +83,11 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
 
     parts = [silence(0.05, 0.3)]
     for i in chosen:
-        clip = clips[i] * rng.uniform(0.5, 1.5)
+        if levels:
+            level = np.exp(rng.uniform(np.log(levels[0]), np.log(levels[1])))
+            clip = clips[i] * (level / max(float(np.sqrt(np.mean(clips[i] ** 2))), 1e-9))
+        else:
+            clip = clips[i] * rng.uniform(0.5, 1.5)
         if speed_perturbation:
             clip = change_speed(clip, rng.uniform(1 - speed_perturbation, 1 + speed_perturbation))
         parts += [clip / max(1.0, float(np.abs(clip).max()) / 0.99), silence(0.03, 0.35)]
@@ -89,7 +98,8 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
 
 
 def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
-                               speed_perturbation=0.0, training_noise=NOISE_CEILING):
+                               speed_perturbation=0.0, training_noise=NOISE_CEILING,
+                               training_levels=None):
     """Composes each split's utterances from its own clips, once, into `folder`.
 
     Args:
@@ -102,6 +112,9 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
         training_noise: the upper end of the training utterances' noise
             level (`compose_utterance`'s `noise`); validation and test ones
             keep `NOISE_CEILING`.
+        training_levels: `(low, high)` root-mean-square levels of the
+            training clips (`compose_utterance`'s `levels`); validation and
+            test clips keep their random gains in [0.5, 1.5].
 
     Returns:
         `{split: path}` of `SPLIT.tfrecord` files, one WAV file a record,
@@ -112,9 +125,9 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
     def compose(split, count):
         clips, digits = read_clips(recordings, split)
         rng = np.random.default_rng({"train": 1000 + seed, "val": 2000, "test": 3000}[split])
-        speed, noise = ((speed_perturbation, training_noise) if split == "train"
-                        else (0.0, NOISE_CEILING))
-        pairs = [compose_utterance(clips, digits, rng, max_digits, speed, noise)
+        speed, noise, levels = ((speed_perturbation, training_noise, training_levels)
+                                if split == "train" else (0.0, NOISE_CEILING, None))
+        pairs = [compose_utterance(clips, digits, rng, max_digits, speed, noise, levels)
                  for _ in range(count)]
         return [p for p, _ in pairs], [t for _, t in pairs]
 

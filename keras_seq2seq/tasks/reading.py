@@ -156,7 +156,8 @@ class SpeechTextTask(ReadingTask):
                                           max_digits=data["max_digits"],
                                           seed=self.recipe.training["seed"],
                                           speed_perturbation=data["speed_perturbation"],
-                                          training_noise=data["training_noise"])
+                                          training_noise=data["training_noise"],
+                                          training_levels=data["training_levels"])
 
     def dataset(self, split, shuffle):
         training = self.recipe.training

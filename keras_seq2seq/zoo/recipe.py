@@ -105,6 +105,10 @@ SCHEMA = {
         # Speech: the upper end of the training strings' noise level (standard
         # deviation, full scale 1; validation and test strings keep 0.01).
         "training_noise": (Number(), 0.01),
+        # Speech: [low, high] root-mean-square levels the training clips are
+        # played at, drawn log-uniformly for each use (null: random gains in
+        # [0.5, 1.5], as validation and test clips keep).
+        "training_levels": (Optional(list), None),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -429,6 +433,15 @@ def _check_combinations(values, source, lines):
             fail(("data", "training_noise"), "only speech strings take added noise")
         if not 0.001 <= data["training_noise"] <= 0.1:
             fail(("data", "training_noise"), f"must be in [0.001, 0.1], got {data['training_noise']}")
+        levels = data["training_levels"]
+        if levels is not None and values["task"] != "speech":
+            fail(("data", "training_levels"), "only speech clips are played at other levels")
+        if levels is not None and not (
+                len(levels) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         for v in levels)
+                and 0 < levels[0] <= levels[1] <= 1):
+            fail(("data", "training_levels"),
+                 f"must be [low, high] with 0 < low <= high <= 1, got {levels}")
     elif data["generate"] not in (None, "dates"):
         fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
     elif not data["generate"]:
