@@ -82,6 +82,25 @@ def test_pipeline_shift_padding_and_filtering(tmp_path, tokenizer):
     assert seen == 3
 
 
+def test_cached_pipeline_tokenizes_once_and_reshuffles_each_epoch(tmp_path, tokenizer):
+    sources = [f"{day} March {1950 + day}" for day in range(1, 29)]
+    targets = [f"{1950 + day}-03-{day:02d}" for day in range(1, 29)]
+    src = write_lines(tmp_path / "c.src", sources)
+    tgt = write_lines(tmp_path / "c.tgt", targets)
+
+    def epoch(ds):
+        return [tuple(t[t != PAD_ID]) for _, labels in ds for t in labels.numpy()]
+
+    plain = epoch(parallel_text_dataset(src, tgt, tokenizer, batch_size=4, shuffle=False))
+    cached = parallel_text_dataset(src, tgt, tokenizer, batch_size=4, seed=1, cache=True)
+    first = epoch(cached)
+    assert sorted(first) == sorted(plain) and len(first) == 28
+    # Later epochs read the ids kept from the first: the files are not read again.
+    write_lines(tmp_path / "c.tgt", ["2000-01-01"] * 28)
+    second = epoch(cached)
+    assert sorted(second) == sorted(plain) and second != first
+
+
 def test_bad_lines_fail_with_their_line_number_or_are_skipped_and_counted(tmp_path, tokenizer):
     src = tmp_path / "b.src"
     src.write_bytes(b"3 March 1999\n \t\nbad \xff byte\n" + b"y" * 1500 + b"\n12/25/07\n")

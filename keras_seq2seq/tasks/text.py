@@ -27,6 +27,10 @@ from keras_seq2seq.text import (
     vocabulary_in_use,
 )
 
+# Training files of up to this much text (gzipped ones counted at 4 times
+# their size) are tokenized once and their ids kept for later epochs.
+CACHED_TEXT_BYTES = 256 * 2 ** 20
+
 
 class TextTask(Task):
     """A recipe whose inputs and outputs are text.
@@ -113,9 +117,17 @@ class TextTask(Task):
                 max_line_chars=self.recipe.data["max_line_chars"],
                 extended_ids=self.model_class.copies_source,
                 truncate_source=training["truncate_source"],
+                cache=shuffle and self._fits_in_memory(split),
             ), self.strategy)
 
         return batches("train", shuffle=True), batches("val", shuffle=False)
+
+    def _fits_in_memory(self, split):
+        """Whether a split's tokenized pairs can be kept for later epochs:
+        files of up to `CACHED_TEXT_BYTES` of text together (their ids take
+        about as many bytes)."""
+        return sum(os.path.getsize(path) * (4 if path.endswith(".gz") else 1)
+                   for path in set(self.paths[split])) <= CACHED_TEXT_BYTES
 
     @property
     def steps_per_epoch(self):
