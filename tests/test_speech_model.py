@@ -414,6 +414,30 @@ def test_training_noise_changes_training_strings_only(tmp_path):
         [silence_level(w) for w in plain_wavs])
 
 
+def test_a_run_folder_composed_with_other_settings_fails_before_training(tmp_path):
+    from keras_seq2seq.errors import RunFolderError
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.zoo import recipe_from_dict
+
+    def recipe(**data):
+        return recipe_from_dict({
+            "name": "tiny", "task": "speech",
+            "data": {"generate": "spoken_digit_strings", "recordings": clips, "max_digits": 3,
+                     "train_size": 8, "val_size": 4, "test_size": 4, **data},
+            "tokenizer": {"type": "characters"}, "model": {"class": "speech_to_text"}})
+
+    clips = write_clips(tmp_path / "clips")
+    run = str(tmp_path / "run")
+    first = task_for(recipe()).prepare(run)
+    # The same settings read the same strings again.
+    again = task_for(recipe()).prepare(run)
+    assert read_digit_strings(again.paths["train"]) == read_digit_strings(first.paths["train"])
+    with pytest.raises(RunFolderError, match=r"data.training_noise 0.01 \(the recipe says 0.02\)"):
+        task_for(recipe(training_noise=0.02)).prepare(run)
+    with pytest.raises(RunFolderError, match=r"data.train_size 8 \(the recipe says 16\)"):
+        task_for(recipe(train_size=16)).prepare(run)
+
+
 def test_training_levels_change_training_strings_only(tmp_path):
     from keras_seq2seq.data.spoken_digits import compose_utterance
 

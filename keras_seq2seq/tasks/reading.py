@@ -1,5 +1,6 @@
 """Reading tasks: images or recordings in, text out (digit strings)."""
 
+import json
 import math
 import os
 
@@ -9,9 +10,15 @@ from keras_seq2seq.data.images import image_text_dataset
 from keras_seq2seq.data.spoken_digits import write_spoken_digit_strings
 from keras_seq2seq.data.text_files import iter_lines
 from keras_seq2seq.distribute import shard_batches
+from keras_seq2seq.errors import RunFolderError
 from keras_seq2seq.export import ImageReader, SpeechReader
 from keras_seq2seq.tasks.base import Task
 from keras_seq2seq.text import SubwordTokenizer, character_tokenizer, load_tokenizer
+
+# The recipe's data keys that change what is composed (file paths do not:
+# a data folder may move).
+COMPOSITION_KEYS = ("generate", "max_digits", "speed_perturbation", "training_noise",
+                    "training_levels")
 
 
 class ReadingTask(Task):
@@ -37,7 +44,13 @@ class ReadingTask(Task):
         data = self.recipe.data
         self.sizes = {split: data[f"{split}_size"] or count
                       for split, count in self.default_sizes.items()}
-        self.paths = self.compose(os.path.join(work_dir, "data"))
+        folder = os.path.join(work_dir, "data")
+        settings = self._check_composition(folder)
+        fresh = not os.path.exists(os.path.join(folder, "train.tfrecord"))
+        self.paths = self.compose(folder)
+        if fresh:
+            with open(os.path.join(folder, "composed.json"), "w", encoding="utf-8") as f:
+                json.dump(settings, f, indent=1)
         if self.init_from is not None:
             self.tokenizer = load_tokenizer(self.init_from.path)
         else:
@@ -49,6 +62,28 @@ class ReadingTask(Task):
                     list(iter_lines(targets_path(self.paths["train"]))))
                 self.tokenizer.save(path)
         return self
+
+    def _check_composition(self, folder):
+        """The composition settings of this recipe, after checking them
+        against those `folder` was composed with (`composed.json`): a run
+        folder's data is composed once and kept, so a recipe that would
+        compose other strings fails here, before training, rather than
+        train on the old ones."""
+        settings = {f"data.{key}": self.recipe.data[key] for key in COMPOSITION_KEYS}
+        settings.update({f"data.{split}_size": count for split, count in self.sizes.items()})
+        settings["training.seed"] = self.recipe.training["seed"]
+        path = os.path.join(folder, "composed.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                composed = json.load(f)
+            changed = [key for key in settings if key in composed and composed[key] != settings[key]]
+            if changed:
+                raise RunFolderError(
+                    f"{folder} was composed with " + ", ".join(
+                        f"{key} {composed[key]!r} (the recipe says {settings[key]!r})"
+                        for key in changed)
+                    + ": train into a new run folder, or delete its data folder to compose again")
+        return settings
 
     def compose(self, folder):
         """Writes the splits' records into `folder`; `{split: tfrecord path}`."""
