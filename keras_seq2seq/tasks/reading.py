@@ -45,12 +45,8 @@ class ReadingTask(Task):
         self.sizes = {split: data[f"{split}_size"] or count
                       for split, count in self.default_sizes.items()}
         folder = os.path.join(work_dir, "data")
-        settings = self._check_composition(folder)
-        fresh = not os.path.exists(os.path.join(folder, "train.tfrecord"))
+        self._record_composition(folder)
         self.paths = self.compose(folder)
-        if fresh:
-            with open(os.path.join(folder, "composed.json"), "w", encoding="utf-8") as f:
-                json.dump(settings, f, indent=1)
         if self.init_from is not None:
             self.tokenizer = load_tokenizer(self.init_from.path)
         else:
@@ -63,12 +59,14 @@ class ReadingTask(Task):
                 self.tokenizer.save(path)
         return self
 
-    def _check_composition(self, folder):
-        """The composition settings of this recipe, after checking them
-        against those `folder` was composed with (`composed.json`): a run
-        folder's data is composed once and kept, so a recipe that would
-        compose other strings fails here, before training, rather than
-        train on the old ones."""
+    def _record_composition(self, folder):
+        """Checks this recipe's composition settings against those `folder`
+        was composed with (`composed.json`), or records them in a folder
+        that holds no records yet, before composing (so that a composition
+        cut short goes on with the same settings). A run folder's data is
+        composed once and kept: a recipe that would compose other strings
+        fails here, before training, rather than train on the old ones.
+        (A folder composed before these records existed is read as it is.)"""
         settings = {f"data.{key}": self.recipe.data[key] for key in COMPOSITION_KEYS}
         settings.update({f"data.{split}_size": count for split, count in self.sizes.items()})
         settings["training.seed"] = self.recipe.training["seed"]
@@ -83,7 +81,11 @@ class ReadingTask(Task):
                         f"{key} {composed[key]!r} (the recipe says {settings[key]!r})"
                         for key in changed)
                     + ": train into a new run folder, or delete its data folder to compose again")
-        return settings
+        elif not os.path.exists(os.path.join(folder, "train.tfrecord")):
+            os.makedirs(folder, exist_ok=True)
+            with open(path + ".part", "w", encoding="utf-8") as f:
+                json.dump(settings, f, indent=1)
+            os.replace(path + ".part", path)
 
     def compose(self, folder):
         """Writes the splits' records into `folder`; `{split: tfrecord path}`."""
