@@ -315,7 +315,8 @@ class _GivenMasks:
 @pytest.mark.parametrize("attention, input_feeding, dropout", [
     ("luong_general", True, 0.0), ("luong_general", True, 0.5), ("luong_dot", True, 0.0),
     ("luong_concat", True, 0.0), ("bahdanau", True, 0.5), ("location_sensitive", True, 0.0),
-    ("location_sensitive", False, 0.0), ("coverage", True, 0.5), ("coverage", False, 0.0)])
+    ("location_sensitive", False, 0.0), ("location_sensitive_cumulative", True, 0.0),
+    ("coverage", True, 0.5), ("coverage", False, 0.0)])
 def test_decoder_recurrence_equals_autodiff_of_step_in_every_gradient(
         rng, attention, input_feeding, dropout):
     """The training loop with the hand-written backward pass

@@ -302,6 +302,8 @@ ATTENTION_MECHANISMS = {
     "luong_general": lambda units: LuongAttention("general"),
     "luong_concat": lambda units: LuongAttention("concat", units=units),
     "location_sensitive": lambda units: LocationSensitiveAttention(units=units),
+    "location_sensitive_cumulative":
+        lambda units: LocationSensitiveAttention(units=units, cumulative=True),
     "coverage": lambda units: CoverageAttention(units=units),
 }
 
