@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_seq2seq.data.points import (
     END_TOKEN,
+    cached_instances,
     convex_hull,
     generate_instances,
     held_karp,
@@ -86,6 +87,17 @@ def test_instances_are_deterministic_by_seed_and_written_as_tokens():
     assert not np.array_equal(a[0], generate_instances("convex_hull", 50, 6, seed=2)[0])
     tokens = target_tokens([[2, 0, 1]], 4)
     assert tokens.tolist() == [[4, 2, 3, END_TOKEN, 0]]
+
+
+def test_cached_instances_are_generated_again_for_another_problem_or_seed(tmp_path):
+    path = str(tmp_path / "train.npz")
+    tsp = cached_instances(path, "tsp", 20, 5, seed=0)
+    assert np.array_equal(cached_instances(path, "tsp", 20, 5, seed=0)[1], tsp[1])
+    hull = cached_instances(path, "convex_hull", 20, 5, seed=0)
+    assert np.array_equal(hull[1], generate_instances("convex_hull", 20, 5, seed=0)[1])
+    assert not np.array_equal(hull[1], tsp[1])
+    reseeded = cached_instances(path, "convex_hull", 20, 5, seed=1)
+    assert not np.array_equal(reseeded[0], hull[0])
 
 
 def test_pointer_dataset_feeds_the_previous_choice():

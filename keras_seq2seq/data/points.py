@@ -215,14 +215,17 @@ def generate_instances(problem, count, n, seed, chunk=20_000):
 
 
 def cached_instances(path, problem, count, n, seed):
-    """`generate_instances`, kept in an .npz file so reruns and resumes reuse it."""
+    """`generate_instances`, kept in an .npz file so reruns and resumes reuse
+    it; a file generated for another problem, size or seed is generated
+    again (instances are a function of those four)."""
     if os.path.exists(path):
         with np.load(path) as cached:
-            if cached["points"].shape == (count, n, 2):
+            if (cached["points"].shape == (count, n, 2) and "problem" in cached
+                    and str(cached["problem"]) == problem and int(cached["seed"]) == seed):
                 return cached["points"], cached["targets"]
     points, targets = generate_instances(problem, count, n, seed)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(path + ".tmp.npz", points=points, targets=targets)
+    np.savez(path + ".tmp.npz", points=points, targets=targets, problem=problem, seed=seed)
     os.replace(path + ".tmp.npz", path)
     return points, targets
 
