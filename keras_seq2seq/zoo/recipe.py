@@ -48,6 +48,13 @@ class Number:
     """An int or float (a YAML int where a float is wanted is fine)."""
 
 
+class Numbers:
+    """A list of `count` numbers (each as `Number`)."""
+
+    def __init__(self, count):
+        self.count = count
+
+
 class Optional:
     """A value of `kind`, or null."""
 
@@ -108,7 +115,7 @@ SCHEMA = {
         # Speech: [low, high] root-mean-square levels the training clips are
         # played at, drawn log-uniformly for each use (null: random gains in
         # [0.5, 1.5], as validation and test clips keep).
-        "training_levels": (Optional(list), None),
+        "training_levels": (Optional(Numbers(2)), None),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -395,6 +402,10 @@ def _check_value(value, kind, path, source, lines):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where}: expected a number, got {value!r}")
         return float(value)
+    if isinstance(kind, Numbers):
+        if not isinstance(value, list) or len(value) != kind.count:
+            raise RecipeError(f"{where}: expected a list of {kind.count} numbers, got {value!r}")
+        return [_check_value(item, Number(), path, source, lines) for item in value]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # YAML's true/false are not numbers here, though Python's bool is an int.
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
@@ -436,10 +447,7 @@ def _check_combinations(values, source, lines):
         levels = data["training_levels"]
         if levels is not None and values["task"] != "speech":
             fail(("data", "training_levels"), "only speech clips are played at other levels")
-        if levels is not None and not (
-                len(levels) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                         for v in levels)
-                and 0 < levels[0] <= levels[1] <= 1):
+        if levels is not None and not 0 < levels[0] <= levels[1] <= 1:
             fail(("data", "training_levels"),
                  f"must be [low, high] with 0 < low <= high <= 1, got {levels}")
     elif data["generate"] not in (None, "dates"):
