@@ -142,7 +142,7 @@ class EncoderAttentionDecoder(SequenceModel):
         projection = self.output_projection
         return {"decoder": self.decoder.step_weights(matmul_dtype),
                 "output": (ops.cast(projection.kernel, matmul_dtype or projection.compute_dtype),
-                           ops.cast(projection.bias, projection.compute_dtype))}
+                           ops.cast(projection.bias, "float32"))}
 
     def _decoder_step(self, token_ids, state, context, weights=None):
         """`step` up to the output layer: `(output, embedded input, state)`."""
@@ -156,14 +156,15 @@ class EncoderAttentionDecoder(SequenceModel):
         """The output layer: decoder outputs [..., units] -> float32 logits
         [..., target_size], with `step_weights()` if given."""
         if weights is None:
-            # The output layer's product in the compute dtype, its bias
-            # added after the cast: a bfloat16 bias and its gradient over
-            # [batch, target, vocabulary] cost more than float32 ones.
             projection = self.output_projection
-            products = ops.matmul(outputs, ops.cast(projection.kernel, outputs.dtype))
-            return ops.cast(products, "float32") + ops.cast(projection.bias, "float32")
-        kernel, bias = weights["output"]
-        return ops.cast(kernel_matmul(outputs, kernel) + bias, "float32")
+            kernel, bias = ops.cast(projection.kernel, outputs.dtype), projection.bias
+        else:
+            kernel, bias = weights["output"]
+        # The product in the compute dtype (or `step_weights`' matmul
+        # dtype), the bias added after the cast to float32, in training and
+        # search alike: a bfloat16 bias and its gradient over [batch,
+        # target, vocabulary] cost more than float32 ones.
+        return ops.cast(kernel_matmul(outputs, kernel), "float32") + ops.cast(bias, "float32")
 
     def length_limits(self, inputs, max_length):
         """Every output may use the whole buffer, `max_length` tokens."""
