@@ -92,7 +92,8 @@ def parallel_text_dataset(
             ids, and target words copied from them the same ids.
         cache: keep the tokenized pairs in memory after the first pass, so
             that later epochs (or repeats) only shuffle and batch them (the
-            shuffle then draws from tokenized pairs: the same seed gives
+            shuffle then draws from tokenized pairs after the length
+            filter: where the filter leaves pairs out, the same seed gives
             another order). For files whose ids fit in memory.
     """
     if check_files:
