@@ -15,6 +15,7 @@ import warnings
 
 import keras
 
+from keras_seq2seq.data.atomic import PART, atomic_path
 from keras_seq2seq.distribute import is_chief, worker_dir
 from keras_seq2seq.export import RunFolder, export_saved_model
 
@@ -35,9 +36,8 @@ class KeepLastEpochs(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, f"epoch-{epoch + 1:03d}.weights.h5")
-        partial = path[: -len(".weights.h5")] + ".part.weights.h5"
-        self.model.save_weights(partial)
-        os.replace(partial, path)
+        with atomic_path(path, extension=".weights.h5") as part:
+            self.model.save_weights(part)
         for old in epoch_checkpoints(self.directory)[: -self.keep]:
             os.remove(old)
 
@@ -47,7 +47,7 @@ def epoch_checkpoints(directory):
     if not os.path.isdir(directory):
         return []
     names = sorted(n for n in os.listdir(directory)
-                   if n.startswith("epoch-") and n.endswith(".weights.h5") and ".part." not in n)
+                   if n.startswith("epoch-") and n.endswith(".weights.h5") and PART not in n)
     return [os.path.join(directory, n) for n in names]
 
 

@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -129,3 +130,50 @@ def test_dates_are_deterministic_and_held_out_is_unseen(tmp_path):
 
     for line in open(paths["test"][1]).read().splitlines():
         datetime.date.fromisoformat(line)
+
+
+# -- files that appear whole or not at all ------------------------------------
+
+
+def test_atomic_path_renames_only_what_was_written_whole(tmp_path):
+    from keras_seq2seq.data.atomic import atomic_path
+
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(target)) as part:
+            with open(part, "w") as f:
+                f.write("half")
+            raise RuntimeError("killed while writing")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["run.json"]
+    with atomic_path(str(target)) as part:
+        assert part == str(target) + ".part"
+        with open(part, "w") as f:
+            f.write("new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["run.json"]
+
+
+def test_atomic_paths_nested_are_all_renamed_or_none(tmp_path):
+    from keras_seq2seq.data.atomic import atomic_path
+
+    first, second = str(tmp_path / "train.source"), str(tmp_path / "train.target")
+    with pytest.raises(ValueError):
+        with atomic_path(first) as a, atomic_path(second) as b:
+            open(a, "w").close()
+            open(b, "w").close()
+            raise ValueError("no records")
+    assert os.listdir(tmp_path) == []
+    with atomic_path(first) as a, atomic_path(second) as b:
+        open(a, "w").close()
+        open(b, "w").close()
+    assert sorted(os.listdir(tmp_path)) == ["train.source", "train.target"]
+
+
+def test_atomic_path_keeps_an_ending_the_writer_needs(tmp_path):
+    from keras_seq2seq.data.atomic import atomic_path
+
+    path = str(tmp_path / "epoch-001.weights.h5")
+    with atomic_path(path, extension=".weights.h5") as part:
+        assert part == str(tmp_path / "epoch-001.part.weights.h5")
+        open(part, "w").close()
+    assert os.listdir(tmp_path) == ["epoch-001.weights.h5"]

@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from keras_seq2seq.data.atomic import atomic_path
+
 # Digits of each split, from the fixed permutation of the 8,000.
 SPLIT_DIGITS = {"test": (0, 800), "val": (800, 1600), "train": (1600, 8000)}
 
@@ -138,13 +140,13 @@ def write_records(folder, sizes, compose):
         if os.path.exists(path) and os.path.exists(targets_path(path)):
             continue
         items, targets = compose(split, count)
-        with tf.io.TFRecordWriter(path + ".part") as writer:
-            for item in items:
-                writer.write(item)
-        with open(targets_path(path) + ".part", "w", encoding="utf-8") as f:
-            f.write("".join(t + "\n" for t in targets))
-        os.replace(targets_path(path) + ".part", targets_path(path))
-        os.replace(path + ".part", path)
+        # The records last: a split is done when its records file exists.
+        with atomic_path(path) as records_part, atomic_path(targets_path(path)) as targets_part:
+            with tf.io.TFRecordWriter(records_part) as writer:
+                for item in items:
+                    writer.write(item)
+            with open(targets_part, "w", encoding="utf-8") as f:
+                f.write("".join(t + "\n" for t in targets))
     return paths
 
 

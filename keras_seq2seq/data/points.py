@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from keras_seq2seq.data.atomic import atomic_path
+
 END_TOKEN = 1
 POINTER_OFFSET = 2
 PROBLEMS = ("convex_hull", "tsp", "sort")
@@ -225,8 +227,8 @@ def cached_instances(path, problem, count, n, seed):
                 return cached["points"], cached["targets"]
     points, targets = generate_instances(problem, count, n, seed)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    np.savez(path + ".tmp.npz", points=points, targets=targets, problem=problem, seed=seed)
-    os.replace(path + ".tmp.npz", path)
+    with atomic_path(path, extension=".npz") as part:
+        np.savez(part, points=points, targets=targets, problem=problem, seed=seed)
     return points, targets
 
 

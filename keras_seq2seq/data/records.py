@@ -22,6 +22,7 @@ import io
 import json
 import os
 
+from keras_seq2seq.data.atomic import atomic_path
 from keras_seq2seq.data.text_files import DataError, open_binary
 from keras_seq2seq.text.line_breaks import mark_line_breaks
 
@@ -163,14 +164,13 @@ def write_parallel_files(spec, folder, stem, skipped=None):
         return paths
     os.makedirs(folder, exist_ok=True)
     count = 0
-    with io.open(paths[0] + ".part", "w", encoding="utf-8") as src, \
-            io.open(paths[1] + ".part", "w", encoding="utf-8") as tgt:
-        for _, source_text, target_text in split_records(spec, skipped):
-            src.write(mark_line_breaks(source_text.strip()) + "\n")
-            tgt.write(mark_line_breaks(target_text.strip()) + "\n")
-            count += 1
-    if count == 0:
-        raise DataError(f"{spec['file']}: no records")
-    for p in paths:
-        os.replace(p + ".part", p)
+    with atomic_path(paths[0]) as source_part, atomic_path(paths[1]) as target_part:
+        with io.open(source_part, "w", encoding="utf-8") as src, \
+                io.open(target_part, "w", encoding="utf-8") as tgt:
+            for _, source_text, target_text in split_records(spec, skipped):
+                src.write(mark_line_breaks(source_text.strip()) + "\n")
+                tgt.write(mark_line_breaks(target_text.strip()) + "\n")
+                count += 1
+        if count == 0:
+            raise DataError(f"{spec['file']}: no records")
     return paths

@@ -19,6 +19,7 @@ refused with a `RunFolderError`, so nothing of it is overwritten.
 import json
 import os
 
+from keras_seq2seq.data.atomic import atomic_path
 from keras_seq2seq.errors import RunFolderError
 from keras_seq2seq.export.saved_model import resolve_export, versions
 
@@ -164,10 +165,8 @@ class RunFolder:
         self._write(contents)
 
     def _write(self, contents):
-        part = self.file(RUN_FILE + ".part")
-        with open(part, "w", encoding="utf-8") as f:
+        with atomic_path(self.file(RUN_FILE)) as part, open(part, "w", encoding="utf-8") as f:
             json.dump(contents, f, indent=2, default=str)
-        os.replace(part, self.file(RUN_FILE))
 
 
 def load_run(directory, **overrides):

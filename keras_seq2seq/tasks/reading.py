@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+from keras_seq2seq.data.atomic import atomic_path
 from keras_seq2seq.data.audio import speech_text_dataset
 from keras_seq2seq.data.digit_strings import read_digit_strings, targets_path, write_digit_strings
 from keras_seq2seq.data.images import image_text_dataset
@@ -83,9 +84,8 @@ class ReadingTask(Task):
                     + ": train into a new run folder, or delete its data folder to compose again")
         elif not os.path.exists(os.path.join(folder, "train.tfrecord")):
             os.makedirs(folder, exist_ok=True)
-            with open(path + ".part", "w", encoding="utf-8") as f:
+            with atomic_path(path) as part, open(part, "w", encoding="utf-8") as f:
                 json.dump(settings, f, indent=1)
-            os.replace(path + ".part", path)
 
     def compose(self, folder):
         """Writes the splits' records into `folder`; `{split: tfrecord path}`."""

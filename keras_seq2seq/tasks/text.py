@@ -11,6 +11,7 @@ from keras_seq2seq.data import (
     text_line_dataset,
     write_dates_dataset,
 )
+from keras_seq2seq.data.atomic import atomic_path
 from keras_seq2seq.data.pipeline import length_report
 from keras_seq2seq.data.records import write_parallel_files
 from keras_seq2seq.distribute import shard_batches
@@ -278,9 +279,8 @@ def _with_invented_names(train_paths, folder):
         # Not seed 0, the probes' (which skip any name seen in training anyway).
         pairs += name_augmented_pairs(pairs, seed=100)
         for path, side in zip(augmented, (0, 1)):
-            with open(path + ".part", "w", encoding="utf-8") as f:
+            with atomic_path(path) as part, open(part, "w", encoding="utf-8") as f:
                 f.write("".join(pair[side] + "\n" for pair in pairs))
-            os.replace(path + ".part", path)
     return augmented
 
 
