@@ -57,7 +57,8 @@ class ReadingTask(Task):
             else:
                 self.tokenizer = character_tokenizer(
                     list(iter_lines(targets_path(self.paths["train"]))))
-                self.tokenizer.save(path)
+                with atomic_path(path) as part:  # a resumed run reads it back
+                    self.tokenizer.save(part)
         return self
 
     def _record_composition(self, folder):

@@ -252,7 +252,9 @@ class TextTask(Task):
             except ValueError as e:
                 raise RecipeError(f"{self.recipe.source}: tokenizer.vocabulary_size: {e}") from None
         os.makedirs(work_dir, exist_ok=True)
-        tokenizer.save(path)
+        # Whole or not at all: a resumed run reads this file back.
+        with atomic_path(path) as part:
+            tokenizer.save(part)
         return tokenizer
 
     def _side_vocabularies(self):
