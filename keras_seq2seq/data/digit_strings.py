@@ -140,7 +140,7 @@ def write_records(folder, sizes, compose):
         if os.path.exists(path) and os.path.exists(targets_path(path)):
             continue
         items, targets = compose(split, count)
-        # The records last: a split is done when its records file exists.
+        # Both files or neither: a split is skipped only when both exist.
         with atomic_path(path) as records_part, atomic_path(targets_path(path)) as targets_part:
             with tf.io.TFRecordWriter(records_part) as writer:
                 for item in items:
