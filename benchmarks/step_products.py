@@ -1,0 +1,107 @@
+"""The matrix products of one decoder step, alone: the floor of a search step's time.
+
+A beam search step of the Multi30k recipe's model multiplies its rows (beam
+x sentences) by every weight matrix the step reads: each decoder LSTM
+layer's input and recurrent kernels, the attentional layer's and the output
+layer's (Luong's matrix is applied to the memory once, before the loop). At
+one sentence (5 rows) those products stream the weights from memory for
+little arithmetic, so their time alone bounds how fast a sentence can be
+searched, whatever the rest of the step costs. This script builds the
+recipe-sized model (random weights; `decode_speed.py`'s sizes with the
+recipe's 3,853 English outputs), then times the products, and the output
+layer's alone, in a `tf.while_loop` of `--steps` iterations, in float32
+and in bfloat16 (as `keras-seq2seq export --bfloat16-matmuls` makes them).
+
+    python benchmarks/step_products.py [--rows 5 160] [--intra-op-threads 1]
+
+Prints one JSON line: for each row count and dtype, microseconds a step,
+the megabytes of weights read and the rate they were read at.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import add_thread_arguments, apply_thread_arguments, machine  # noqa: E402
+from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
+
+
+def step_kernels(model):
+    """`{name: kernel}`: every weight matrix one decoder step multiplies by."""
+    decoder = model.decoder
+    kernels = {}
+    for i, rnn in enumerate(decoder.rnn_layers):
+        kernels[f"lstm_{i}_kernel"] = rnn.cell.kernel
+        kernels[f"lstm_{i}_recurrent_kernel"] = rnn.cell.recurrent_kernel
+    kernels["attentional"] = decoder.attentional_projection.kernel
+    kernels["output"] = model.output_projection.kernel
+    return kernels
+
+
+def microseconds_a_step(kernels, rows, dtype, steps):
+    weights = [tf.cast(k, dtype) for k in kernels]
+    inputs = [tf.random.normal([rows, k.shape[0]], dtype=tf.float32) for k in kernels]
+    inputs = [tf.cast(x, dtype) for x in inputs]
+
+    @tf.function(autograph=False)
+    def loop(weights, inputs):
+        def body(i, carry):
+            total = carry
+            for x, w in zip(inputs, weights):
+                # The carry feeds every product, so none is hoisted out of the loop.
+                product = tf.matmul(x + tf.cast(carry, dtype), w)
+                total += tf.cast(product[:1, :1], tf.float32) * 0
+            return i + 1, total
+        return tf.while_loop(lambda i, _: i < steps, body, (0, tf.zeros([1, 1])))[1]
+
+    loop(weights, inputs)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        loop(weights, inputs).numpy()
+        best = min(best, time.perf_counter() - start)
+    return best / steps * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[5, 160],
+                        help="rows a step (beam 5 x sentences)")
+    parser.add_argument("--target-vocabulary-size", type=int, default=3853)
+    parser.add_argument("--steps", type=int, default=400, help="loop iterations timed")
+    add_thread_arguments(parser)
+    args = parser.parse_args()
+    threads = apply_thread_arguments(args)
+
+    keras.utils.set_random_seed(0)
+    model = AttentionSeq2Seq(8000, attention="luong_general", embedding_dim=256, units=256,
+                             encoder_layers=2, decoder_layers=2, input_feeding=True,
+                             target_vocabulary=list(range(args.target_vocabulary_size)))
+    model.build()
+    kernels = step_kernels(model)
+    result = {"kernels": {name: list(k.shape) for name, k in kernels.items()}, **threads}
+    for rows in args.rows:
+        for dtype in ("float32", "bfloat16"):
+            for name, chosen in (("all", list(kernels.values())), ("output", [kernels["output"]])):
+                size = 4 if dtype == "float32" else 2
+                megabytes = sum(int(np.prod(k.shape)) for k in chosen) * size / 1e6
+                us = microseconds_a_step(chosen, rows, dtype, args.steps)
+                result[f"rows{rows}_{dtype}_{name}"] = {
+                    "us_a_step": round(us, 1), "weights_mb": round(megabytes, 2),
+                    "gb_per_s": round(megabytes / us * 1e3, 1)}
+    result["machine"] = machine()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
