@@ -1,4 +1,4 @@
-"""The matrix products of one decoder step, alone: the floor of a search step's time.
+"""The matrix products of one decoder step, alone, against the step and the search.
 
 A beam search step of the Multi30k recipe's model multiplies its rows (beam
 x sentences) by every weight matrix the step reads: each decoder LSTM
@@ -11,11 +11,17 @@ recipe-sized model (random weights; `decode_speed.py`'s sizes with the
 recipe's 3,853 English outputs), then times the products, and the output
 layer's alone, in a `tf.while_loop` of `--steps` iterations, in float32
 and in bfloat16 (as `keras-seq2seq export --bfloat16-matmuls` makes them).
+Then, for one sentence of 15 tokens (5 rows), the model's whole `step` in
+a loop of 16 steps fed its own greedy choices (no search), and the beam-5
+search of 16 steps (`generate`, as `decode_speed.py` times it), each a
+microseconds-a-step figure with the encoder's time in it: where the three
+part, the step's other work or the search's is what costs.
 
     python benchmarks/step_products.py [--rows 5 160] [--intra-op-threads 1]
 
 Prints one JSON line: for each row count and dtype, microseconds a step,
-the megabytes of weights read and the rate they were read at.
+the megabytes of weights read and the rate they were read at; the step
+and the search in microseconds a step.
 """
 
 import argparse
@@ -34,6 +40,11 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import add_thread_arguments, apply_thread_arguments, machine  # noqa: E402
 from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
+from keras_seq2seq.decoding import generate  # noqa: E402
+from keras_seq2seq.decoding.search import tile_beams  # noqa: E402
+from keras_seq2seq.text import EOS_ID  # noqa: E402
+
+BEAM, SOURCE_TOKENS, OUTPUT_STEPS = 5, 15, 16
 
 
 def step_kernels(model):
@@ -73,6 +84,44 @@ def microseconds_a_step(kernels, rows, dtype, steps):
     return best / steps * 1e6
 
 
+def _best_seconds(fn, *args, runs=20):
+    fn(*args)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(runs):
+            fn(*args)
+        best = min(best, (time.perf_counter() - start) / runs)
+    return best
+
+
+def step_and_search_microseconds(model):
+    """`(step, search)`: microseconds a step for one sentence, the encoder
+    included, of the model's step alone and of the beam search."""
+    ids = np.random.default_rng(0).integers(4, 8000, size=(1, SOURCE_TOKENS)).astype("int32")
+    ids[:, -1] = EOS_ID
+    ids = tf.constant(ids)
+
+    @tf.function(autograph=False)
+    def steps(ids):
+        context, state = model.encode(ids)
+        weights = model.step_weights()
+        state = tile_beams(state, BEAM)
+
+        def body(i, tokens, state):
+            log_probs, state = model.step(tokens, state, context, weights)
+            return i + 1, tf.cast(tf.argmax(log_probs, -1), tf.int32), state
+        return tf.while_loop(lambda i, *_: i < OUTPUT_STEPS, body,
+                             (0, tf.fill([BEAM], 1), state))[1]
+
+    @tf.function(autograph=False)
+    def search(ids):
+        return generate(model, ids, 64, beam_size=BEAM, length_cap=OUTPUT_STEPS,
+                        min_length=OUTPUT_STEPS - 1)
+
+    return tuple(_best_seconds(fn, ids) / OUTPUT_STEPS * 1e6 for fn in (steps, search))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[5, 160],
@@ -99,6 +148,9 @@ def main():
                 result[f"rows{rows}_{dtype}_{name}"] = {
                     "us_a_step": round(us, 1), "weights_mb": round(megabytes, 2),
                     "gb_per_s": round(megabytes / us * 1e3, 1)}
+    step, search = step_and_search_microseconds(model)
+    result["rows5_float32_model_step_us"] = round(step, 1)
+    result["rows5_float32_search_step_us"] = round(search, 1)
     result["machine"] = machine()
     print(json.dumps(result))
 
