@@ -48,6 +48,39 @@ from keras_seq2seq.decoding import generate  # noqa: E402
 from keras_seq2seq.text import EOS_ID  # noqa: E402
 
 SOURCE_TOKENS, OUTPUT_STEPS, BEAM, MAX_LENGTH = 15, 16, 5, 64
+VOCABULARY = 8000
+SIZES = dict(embedding_dim=256, units=256, encoder_layers=2, decoder_layers=2,
+             input_feeding=True)
+
+
+def attention_model(target_vocabulary_size=VOCABULARY, attention="luong_general"):
+    """The Multi30k recipe's sizes, random weights, built; its outputs are
+    the first `target_vocabulary_size` ids."""
+    # The whole vocabulary is the model without a target vocabulary.
+    target_vocabulary = (None if target_vocabulary_size == VOCABULARY
+                         else list(range(target_vocabulary_size)))
+    model = AttentionSeq2Seq(VOCABULARY, attention=attention,
+                             target_vocabulary=target_vocabulary, **SIZES)
+    model.build()
+    return model
+
+
+def beam_search(model, matmul_dtype=None):
+    """The timed search: `source_ids -> (ids, scores)`, beam 5, every
+    hypothesis `OUTPUT_STEPS` long."""
+    # A pointer-generator copies the source's EOS even with random weights:
+    # without min_length it would be timed over shorter outputs.
+    def search(source_ids):
+        return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
+                        min_length=OUTPUT_STEPS - 1, matmul_dtype=matmul_dtype)
+    return search
+
+
+def random_sources(batch, rng):
+    """int32 [batch, SOURCE_TOKENS] random word ids, each ending with EOS."""
+    ids = rng.integers(4, VOCABULARY, size=(batch, SOURCE_TOKENS)).astype("int32")
+    ids[:, -1] = EOS_ID
+    return tf.constant(ids)
 
 
 def sentences_per_second(fn, source_ids, seconds, min_runs=3):
@@ -79,26 +112,15 @@ def main():
     matmul_dtype = "bfloat16" if args.bfloat16_matmuls else None
 
     keras.utils.set_random_seed(0)
-    # The whole vocabulary is the model without a target vocabulary.
-    target_vocabulary = (None if args.target_vocabulary_size == 8000
-                         else list(range(args.target_vocabulary_size)))
-    sizes = dict(embedding_dim=256, units=256, encoder_layers=2, decoder_layers=2,
-                 input_feeding=True)
     if args.model == "pointer_generator":
-        if target_vocabulary is not None:
+        if args.target_vocabulary_size != VOCABULARY:
             parser.error("a pointer-generator's outputs extend the whole vocabulary: "
                          "no --target-vocabulary-size")
-        model = PointerGenerator(8000, attention=args.attention or "coverage", **sizes)
+        model = PointerGenerator(VOCABULARY, attention=args.attention or "coverage", **SIZES)
+        model.build()
     else:
-        model = AttentionSeq2Seq(8000, attention=args.attention or "luong_general",
-                                 target_vocabulary=target_vocabulary, **sizes)
-    model.build()
-
-    # A pointer-generator copies the source's EOS even with random weights:
-    # without min_length it would be timed over shorter outputs.
-    def search(source_ids):
-        return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
-                        min_length=OUTPUT_STEPS - 1, matmul_dtype=matmul_dtype)
+        model = attention_model(args.target_vocabulary_size, args.attention or "luong_general")
+    search = beam_search(model, matmul_dtype)
 
     signature = [tf.TensorSpec([None, None], tf.int32)]
     graph = tf.function(search, input_signature=signature)
@@ -108,9 +130,7 @@ def main():
               "output_steps": OUTPUT_STEPS, "matmul_dtype": matmul_dtype,
               "target_vocabulary_size": args.target_vocabulary_size, **threads}
     for batch in (1, 32):
-        ids = rng.integers(4, 8000, size=(batch, SOURCE_TOKENS)).astype("int32")
-        ids[:, -1] = EOS_ID
-        ids = tf.constant(ids)
+        ids = random_sources(batch, rng)
         result[f"sent_per_s_b{batch}"] = sentences_per_second(graph, ids, args.seconds)
         result[f"sent_per_s_b{batch}_xla"] = sentences_per_second(xla, ids, args.seconds)
         result[f"sent_per_s_b{batch}_python_loop"] = sentences_per_second(

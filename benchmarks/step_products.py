@@ -39,24 +39,35 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import add_thread_arguments, apply_thread_arguments, machine  # noqa: E402
-from keras_seq2seq import AttentionSeq2Seq  # noqa: E402
-from keras_seq2seq.decoding import generate  # noqa: E402
+from benchmarks.decode_speed import (  # noqa: E402
+    BEAM, OUTPUT_STEPS, attention_model, beam_search, random_sources)
 from keras_seq2seq.decoding.search import tile_beams  # noqa: E402
-from keras_seq2seq.text import EOS_ID  # noqa: E402
-
-BEAM, SOURCE_TOKENS, OUTPUT_STEPS = 5, 15, 16
 
 
 def step_kernels(model):
-    """`{name: kernel}`: every weight matrix one decoder step multiplies by."""
-    decoder = model.decoder
+    """`{name: kernel}`: every weight matrix one decoder step multiplies by,
+    as `step_weights` hands them to the step."""
+    weights = model.step_weights()
     kernels = {}
-    for i, rnn in enumerate(decoder.rnn_layers):
-        kernels[f"lstm_{i}_kernel"] = rnn.cell.kernel
-        kernels[f"lstm_{i}_recurrent_kernel"] = rnn.cell.recurrent_kernel
-    kernels["attentional"] = decoder.attentional_projection.kernel
-    kernels["output"] = model.output_projection.kernel
+    for i, (kernel, recurrent_kernel, _) in enumerate(weights["decoder"]["rnn"]):
+        kernels[f"lstm_{i}_kernel"] = kernel
+        kernels[f"lstm_{i}_recurrent_kernel"] = recurrent_kernel
+    kernels["attentional"] = weights["decoder"]["attentional"]
+    kernels["output"] = weights["output"][0]
     return kernels
+
+
+def _best_seconds(fn, *args, runs=1):
+    """Seconds a call: the fastest of three timings of `runs` calls, after
+    one untimed call."""
+    fn(*args)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(runs):
+            fn(*args)
+        best = min(best, (time.perf_counter() - start) / runs)
+    return best
 
 
 def microseconds_a_step(kernels, rows, dtype, steps):
@@ -75,32 +86,13 @@ def microseconds_a_step(kernels, rows, dtype, steps):
             return i + 1, total
         return tf.while_loop(lambda i, _: i < steps, body, (0, tf.zeros([1, 1])))[1]
 
-    loop(weights, inputs)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        loop(weights, inputs).numpy()
-        best = min(best, time.perf_counter() - start)
-    return best / steps * 1e6
-
-
-def _best_seconds(fn, *args, runs=20):
-    fn(*args)
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(runs):
-            fn(*args)
-        best = min(best, (time.perf_counter() - start) / runs)
-    return best
+    return _best_seconds(lambda: loop(weights, inputs).numpy()) / steps * 1e6
 
 
 def step_and_search_microseconds(model):
     """`(step, search)`: microseconds a step for one sentence, the encoder
     included, of the model's step alone and of the beam search."""
-    ids = np.random.default_rng(0).integers(4, 8000, size=(1, SOURCE_TOKENS)).astype("int32")
-    ids[:, -1] = EOS_ID
-    ids = tf.constant(ids)
+    ids = random_sources(1, np.random.default_rng(0))
 
     @tf.function(autograph=False)
     def steps(ids):
@@ -114,12 +106,8 @@ def step_and_search_microseconds(model):
         return tf.while_loop(lambda i, *_: i < OUTPUT_STEPS, body,
                              (0, tf.fill([BEAM], 1), state))[1]
 
-    @tf.function(autograph=False)
-    def search(ids):
-        return generate(model, ids, 64, beam_size=BEAM, length_cap=OUTPUT_STEPS,
-                        min_length=OUTPUT_STEPS - 1)
-
-    return tuple(_best_seconds(fn, ids) / OUTPUT_STEPS * 1e6 for fn in (steps, search))
+    search = tf.function(beam_search(model), autograph=False)
+    return tuple(_best_seconds(fn, ids, runs=20) / OUTPUT_STEPS * 1e6 for fn in (steps, search))
 
 
 def main():
@@ -133,10 +121,7 @@ def main():
     threads = apply_thread_arguments(args)
 
     keras.utils.set_random_seed(0)
-    model = AttentionSeq2Seq(8000, attention="luong_general", embedding_dim=256, units=256,
-                             encoder_layers=2, decoder_layers=2, input_feeding=True,
-                             target_vocabulary=list(range(args.target_vocabulary_size)))
-    model.build()
+    model = attention_model(args.target_vocabulary_size)
     kernels = step_kernels(model)
     result = {"kernels": {name: list(k.shape) for name, k in kernels.items()}, **threads}
     for rows in args.rows:
