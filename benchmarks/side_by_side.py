@@ -16,8 +16,10 @@ batch 32 is measured twice, on batches of similar length (as both command
 lines batch a file) and on the file's lines in order (as a server receives
 requests; OpenNMT-py through `onmt_translate_in_file_order.py`), and at batch
 1; OpenNMT-py's from `onmt_translate -report_time` (model loading excluded).
-Our trained model is exported twice, in float32 and with bfloat16 matrix
-products (`keras-seq2seq export --bfloat16-matmuls`), each scored and timed.
+Our trained model is exported three times, in float32, with bfloat16
+matrix products (`keras-seq2seq export --bfloat16-matmuls`) and with its
+one-sentence search compiled by XLA (`keras-seq2seq export --xla`), each
+scored and timed.
 Prints one JSON line: the figures of both and keras-seq2seq's ratios to
 OpenNMT-py's.
 """
@@ -173,13 +175,17 @@ def main():
     theirs = opennmt_py(os.path.abspath(args.peers), args.max_minutes)
     print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
     ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
-                                 args.work_dir, args.mixed_precision, bfloat16_matmuls=True)
+                                 args.work_dir, args.mixed_precision, bfloat16_matmuls=True,
+                                 xla_search=True)
 
     def ratio(key, sub=None, figures=ours):
         a, b = (figures[key], theirs[key]) if sub is None else (figures[key][sub], theirs[key][sub])
         return round(a / b, 3)
 
-    bfloat16 = ours["bfloat16_matmuls"]
+    def export_ratios(figures):
+        return {"bleu": ratio("bleu", figures=figures),
+                **{f"decode_{key}": ratio("decode_sentences_per_s", key, figures=figures)
+                   for key in DECODE_REQUESTS}}
 
     print(json.dumps({
         "keras_seq2seq": ours,
@@ -190,11 +196,8 @@ def main():
             "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median"),
             **{f"decode_{key}": ratio("decode_sentences_per_s", key)
                for key in DECODE_REQUESTS},
-            "bfloat16_matmuls": {
-                "bleu": ratio("bleu", figures=bfloat16),
-                **{f"decode_{key}": ratio("decode_sentences_per_s", key, figures=bfloat16)
-                   for key in DECODE_REQUESTS},
-            },
+            "bfloat16_matmuls": export_ratios(ours["bfloat16_matmuls"]),
+            "xla_search": export_ratios(ours["xla_search"]),
         },
     }), flush=True)
 

@@ -12,7 +12,8 @@ first, whose time includes tracing; validation excluded), `peak_rss_mb`,
 (the export at batch 32 and batch 1, beam 5, the test file in batches of
 similar length as `keras-seq2seq translate` and onmt_translate batch a
 file) and the machine; with `--bfloat16-matmuls`, the same figures of a
-second export of the model with bfloat16 matrix products.
+second export of the model with bfloat16 matrix products; with `--xla`, of
+an export whose one-sentence search XLA compiles (`export --xla`).
 """
 
 import argparse
@@ -73,16 +74,20 @@ def target_tokens_per_epoch(recipe, paths, tokenizer):
 
 
 def decode_speed(signature, lines, batch_size, seconds=20.0, sort=True):
-    """Sentences per second through `signature`, in `request_batches`."""
+    """Sentences per second through `signature` over all of `lines`, in
+    `request_batches`: whole passes for at least `seconds`, after an
+    untimed one (tracing; an XLA search compiles a program per source
+    length bucket on its first request of that length, as a server does
+    once). Whole passes, so that batch 1 is timed on every sentence, as
+    onmt_translate's figure is, not on the shortest ones first."""
     batches = [tf.constant(batch) for batch in request_batches(lines, batch_size, sort)]
-    signature(text=batches[0])  # warm-up
+    for batch in batches:
+        signature(text=batch)
     done, start = 0, time.monotonic()
-    while time.monotonic() - start < seconds:
+    while done == 0 or time.monotonic() - start < seconds:
         for batch in batches:
             signature(text=batch)
             done += int(batch.shape[0])
-            if time.monotonic() - start >= seconds:
-                break
     return done / (time.monotonic() - start)
 
 
@@ -113,7 +118,7 @@ def score_export(exportable, path, sources, references):
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
-                    epochs=None, bfloat16_matmuls=False):
+                    epochs=None, bfloat16_matmuls=False, xla_search=False):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
     `mixed_precision`: True or False overrides the recipe's
     `training.mixed_precision` (None keeps it); exports are float32 either way.
@@ -121,6 +126,9 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     `bfloat16_matmuls`: also export the model with bfloat16 matrix products
     (`keras-seq2seq export --bfloat16-matmuls`) and score that export
     (figures under "bfloat16_matmuls").
+    `xla_search`: also export the model with its one-sentence search
+    compiled by XLA (`keras-seq2seq export --xla`) and score that export
+    (figures under "xla_search").
 
     Returns `(figures, served, paths)`: the figures of the JSON line, the
     export's `serving_default` and the recipe's files.
@@ -166,6 +174,10 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         figures["bfloat16_matmuls"], _, _ = score_export(
             translator.with_bfloat16_matmuls(),
             os.path.join(work_dir, "export-bfloat16-matmuls"), sources, references)
+    if xla_search:
+        figures["xla_search"], _, _ = score_export(
+            translator.with_xla_search(), os.path.join(work_dir, "export-xla"), sources,
+            references)
     return figures, served, paths
 
 
@@ -178,12 +190,15 @@ def main():
     add_precision_arguments(parser)
     parser.add_argument("--bfloat16-matmuls", action="store_true",
                         help="also score an export with bfloat16 matrix products")
+    parser.add_argument("--xla", action="store_true",
+                        help="also score an export whose one-sentence search XLA compiles")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")
     args = parser.parse_args()
     figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
-                                    args.mixed_precision, args.epochs, args.bfloat16_matmuls)
+                                    args.mixed_precision, args.epochs, args.bfloat16_matmuls,
+                                    args.xla)
     print(json.dumps(figures), flush=True)
 
 

@@ -216,12 +216,21 @@ def test_word_alignments_take_the_argmax_over_real_source_words():
 
 
 def test_xla_search_gives_the_same_beams(translator):
-    compiled = Translator(translator.model, translator.tokenizer, 32, 20, beam_size=BEAM,
-                          alpha=0.6, jit_compile=True)
-    text = tf.constant(["3rd of March 1999", "12/25/07"])
-    want, got = translator.beam_search(text), compiled.beam_search(text)
+    compiled = translator.with_xla_search()
+    assert compiled.settings["jit_compile"] and not translator.settings["jit_compile"]
+    texts = ["3rd of March 1999", "12/25/07", "tomorrow"]
+    want = translator.beam_search(tf.constant(texts))
+    # A batch takes the graph search (tests/test_decoding.py: XLA's, which
+    # never retires a sentence, gives the same outputs).
+    got = compiled.beam_search(tf.constant(texts))
     assert _strings(got["translations"]) == _strings(want["translations"])
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-5)
+    # One sentence at a time takes the compiled search, its source padded.
+    for i, text in enumerate(texts):
+        one = compiled.beam_search(tf.constant([text]))
+        assert _strings(one["translations"]) == _strings(want["translations"][i])
+        np.testing.assert_allclose(one["scores"][0], want["scores"][i], rtol=1e-4, atol=1e-5)
+    assert compiled._compiled_search.experimental_get_tracing_count() == 1
 
 
 def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator):

@@ -287,7 +287,9 @@ def decode(
             on the other sentences only. Searches give the same hypotheses
             and scores either way (a finished sentence can no longer
             change); sampling draws differ, as a row's random stream follows
-            its place in the batch. False keeps every row to the end.
+            its place in the batch. False keeps every row to the end, as
+            a search compiled by XLA (`jit_compile`) must: XLA compiles the
+            shrinking loop without an error into a wrong one.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis

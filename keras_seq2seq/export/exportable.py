@@ -57,6 +57,15 @@ class Exportable(tf.Module):
         raise UserError(f"a {self.__class__.__name__} export searches in float32 only: "
                         "bfloat16 matrix products are an option of models that write text")
 
+    def with_xla_search(self):
+        """The same exportable whose one-sentence requests run an XLA-compiled
+        search (`Translator`'s `jit_compile`); exportables without one raise
+        `UserError`."""
+        from keras_seq2seq.errors import UserError
+
+        raise UserError(f"a {self.__class__.__name__} export has no XLA search: it is an "
+                        "option of translation exports")
+
     def for_export(self):
         """The module to save (this one, unless resources must be made anew)."""
         return self

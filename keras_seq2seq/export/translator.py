@@ -6,6 +6,8 @@ prints is what TF Serving returns. Every signature runs the one search entry
 point, `keras_seq2seq.decoding.generate`.
 """
 
+import functools
+
 import tensorflow as tf
 
 from keras_seq2seq.decoding import attention_of, generate, sample_generate
@@ -19,6 +21,14 @@ from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 TEXT = tf.TensorSpec([None], tf.string, name="text")
 TARGET = tf.TensorSpec([None], tf.string, name="target")
 TARGET_PREFIX = tf.TensorSpec([None], tf.string, name="target_prefix")
+# Source lengths XLA compiles for (with `jit_compile`): multiples of this.
+XLA_SOURCE_BUCKET = 16
+
+
+def _pad_to_bucket(ids, bucket):
+    """[B, S] ids, 0-padded to the next multiple of `bucket` columns."""
+    width = tf.shape(ids)[1]
+    return tf.pad(ids, [[0, 0], [0, (width + bucket - 1) // bucket * bucket - width]])
 
 
 @register_exportable
@@ -48,9 +58,14 @@ class Translator(TextOutput):
             summarization uses it; 0: off).
         check_texts: sources `check_inputs` gives `verify_export` (with an
             empty and an emoji input added).
-        jit_compile: compile the search with XLA (about 2x faster at batch 1
-            on CPU, see benchmarks/decode_speed.py). Off by default: the stock
-            TF Serving binary refuses XLA:CPU functions unless started with
+        jit_compile: search one-sentence requests with XLA (2-3x faster on
+            CPU, see README, Serving); larger batches keep the graph search,
+            which retires finished sentences (XLA miscompiles that shrinking
+            loop, and measured slower at batch 32). Sources are padded to a
+            multiple of `XLA_SOURCE_BUCKET` tokens, so XLA compiles one
+            program per bucket (seconds each, on the first request of its
+            length). Off by default: the stock TF Serving binary refuses
+            XLA:CPU functions unless started with
             `--xla_cpu_compilation_enabled=true`, and TFLite conversion
             retraces the search without it anyway.
         matmul_dtype: the search's matrix products (see `TextOutput`).
@@ -80,10 +95,15 @@ class Translator(TextOutput):
         # trace and the SavedModel holds it once. Autograph is off: the
         # search's loops are explicit tf.while_loops, and converting the
         # code costs more than half of an export's tracing time.
+        self._traced_search = tf.function(self._search, autograph=False)
         # With XLA, only the ids-in, ids-out search is compiled:
         # tensorflow-text ops have no XLA kernels, so tokenization stays out.
-        self._traced_search = tf.function(self._search, autograph=False,
-                                          jit_compile=self.jit_compile or None)
+        self._compiled_search = tf.function(
+            functools.partial(self._search, retire_finished=False), autograph=False,
+            jit_compile=True)
+
+    def with_xla_search(self):
+        return self.with_settings(jit_compile=True)
 
     @classmethod
     def ensemble(cls, translators, names=None):
@@ -133,10 +153,20 @@ class Translator(TextOutput):
     def search(self, source_ids, beam_size=None, alpha=None, beta=None, max_length=None,
                active_beams=None, prefix_ids=None):
         """Beam search over source ids -> (ids [B, K, T], scores [B, K])."""
-        return self._traced_search(source_ids, beam_size, alpha, beta, max_length, active_beams,
-                                   prefix_ids)
+        options = (beam_size, alpha, beta, max_length, active_beams, prefix_ids)
+        if not self.jit_compile:
+            return self._traced_search(source_ids, *options)
+        def compiled():
+            # Bucketed widths: XLA compiles a program per input shape.
+            bucketed = [_pad_to_bucket(ids, XLA_SOURCE_BUCKET) if ids is not None else None
+                        for ids in (source_ids, prefix_ids)]
+            return self._compiled_search(bucketed[0], *options[:-1], bucketed[1])
 
-    def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams, prefix_ids):
+        return tf.cond(tf.shape(source_ids)[0] == 1, compiled,
+                       lambda: self._traced_search(source_ids, *options))
+
+    def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams, prefix_ids,
+                retire_finished=True):
         return generate(
             self.model,
             source_ids,
@@ -149,6 +179,7 @@ class Translator(TextOutput):
             prefix_ids=prefix_ids,
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             matmul_dtype=self.matmul_dtype,
+            retire_finished=retire_finished,
         )
 
     def encode_text(self, text):
