@@ -14,7 +14,10 @@ export of the same run made by other code, e.g. by `--keep-export` before a
 change) the two alternate request by request, so that a machine whose speed
 drifts (this one's varies 10-15% within minutes) slows both alike, and each
 round's ratio is printed beside the medians; both exports' translations of
-the source file are compared. `--inter-op-threads` and `--intra-op-threads`
+the source file are compared. `--xla` exports the run with its
+one-sentence search compiled by XLA (`keras-seq2seq export --xla`): with
+`--baseline` a plain export of the same run, the A/B of the two searches.
+`--inter-op-threads` and `--intra-op-threads`
 set TensorFlow's thread pools as TF Serving's flags of those names would
 (on 2 cores, `--intra-op-threads 1` decodes faster). Prints one JSON line.
 """
@@ -65,6 +68,9 @@ def main():
     parser.add_argument("--baseline", default=None, help="another export of the run, to A/B")
     parser.add_argument("--keep-export", default=None,
                         help="export here (a versioned folder) instead of a temporary one")
+    parser.add_argument("--xla", action="store_true",
+                        help="export with the one-sentence search compiled by XLA "
+                        "(`keras-seq2seq export --xla`)")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over each form")
     parser.add_argument("--single", type=int, default=150, help="lines decoded one at a time")
     add_thread_arguments(parser)
@@ -81,14 +87,20 @@ def main():
     }
     with tempfile.TemporaryDirectory() as folder:
         translator = load_run(args.run)
+        if args.xla:
+            translator = translator.with_xla_search()
         path = export_saved_model(translator, args.keep_export or folder)
         signatures = {"current": tf.saved_model.load(path).signatures["serving_default"]}
         if args.baseline:
             signatures["baseline"] = tf.saved_model.load(args.baseline).signatures[
                 "serving_default"]
         translations = {name: translate_texts(s, lines, 32) for name, s in signatures.items()}
-        for s in signatures.values():  # warm-up at each request size
-            s(text=tf.constant(lines[:1]))
+        # Warm-up at each request size; one sentence at a time, on every
+        # line timed, so that an XLA search has compiled each source-length
+        # bucket (as a server does once) before the timing.
+        for s in signatures.values():
+            for batch in forms["batch1"]:
+                s(text=tf.constant(batch))
         result = {}
         for form, batches in forms.items():
             per_s = timed_rounds(signatures, batches, args.rounds)
@@ -101,6 +113,7 @@ def main():
             result[form] = figures
     report = {"run": args.run, "source": args.source, "lines": len(lines),
               "beam_size": translator.beam_size, "alpha": translator.alpha,
+              "xla": args.xla,
               "decode": result, **threads, "machine": machine()}
     if args.baseline:
         differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))

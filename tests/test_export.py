@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tensorflow.core.framework import tensor_pb2
+
 from keras_seq2seq import AttentionSeq2Seq
 from keras_seq2seq.export import Translator, export_saved_model, verify_export
 from tests.conftest import matmul_dtypes
@@ -231,6 +233,60 @@ def test_xla_search_gives_the_same_beams(translator):
         assert _strings(one["translations"]) == _strings(want["translations"][i])
         np.testing.assert_allclose(one["scores"][0], want["scores"][i], rtol=1e-4, atol=1e-5)
     assert compiled._compiled_search.experimental_get_tracing_count() == 1
+
+
+def _length_delimited_fields(data):
+    """`[(field number, payload)]` of a protobuf message whose fields are all
+    length-delimited (messages, strings), read by hand."""
+    def varint(i):
+        value = shift = 0
+        while True:
+            value |= (data[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not data[i - 1] & 0x80:
+                return value, i
+
+    fields, i = [], 0
+    while i < len(data):
+        key, i = varint(i)
+        assert key & 7 == 2, "a field that is not length-delimited"
+        length, i = varint(i)
+        fields.append((key >> 3, data[i:i + length]))
+        i += length
+    return fields
+
+
+def test_an_xla_export_carries_tf_serving_warmup_requests_for_each_bucket(translator, tmp_path):
+    from keras_seq2seq.export.translator import XLA_SOURCE_BUCKET
+
+    compiled = translator.with_xla_search()
+    path = export_saved_model(compiled, str(tmp_path / "xla"), check=False)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(
+        os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))]
+    # PredictionLog.predict_log (6) -> PredictLog.request (1) -> PredictRequest:
+    # model_spec (1) with signature_name (3), inputs (2) as map entries.
+    texts = []
+    for record in records:
+        [(log_field, log)] = _length_delimited_fields(record)
+        [(request_field, request)] = _length_delimited_fields(log)
+        assert (log_field, request_field) == (6, 1)
+        (spec_field, spec), (inputs_field, entry) = _length_delimited_fields(request)
+        assert spec_field == 1 and _length_delimited_fields(spec) == [(3, b"serving_default")]
+        (_, name), (_, tensor) = _length_delimited_fields(entry)
+        assert inputs_field == 2 and name == b"text"
+        texts += list(tf.make_ndarray(tensor_pb2.TensorProto.FromString(tensor)))
+    lengths = [int(tf.shape(translator.encode_text(tf.constant([t])))[1]) for t in texts]
+    # One one-sentence request in each bucket up to the longest source.
+    last_bucket = (translator.max_source_length - 1) // XLA_SOURCE_BUCKET
+    assert last_bucket == 1
+    assert [(n - 1) // XLA_SOURCE_BUCKET for n in lengths] == list(range(last_bucket + 1))
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    assert served(text=tf.constant(texts[:1]))["translation"].shape == (1,)
+    # The plain export has none.
+    assert "tf_serving_warmup_requests" not in os.listdir(
+        os.path.join(export_saved_model(translator, str(tmp_path / "plain"), check=False),
+                     "assets.extra"))
 
 
 def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator):

@@ -7,6 +7,7 @@ point, `keras_seq2seq.decoding.generate`.
 """
 
 import functools
+import os
 
 import tensorflow as tf
 
@@ -15,6 +16,7 @@ from keras_seq2seq.decoding import score as score_outputs
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.text_output import TextOutput
 from keras_seq2seq.export.run_folder import register_exportable
+from keras_seq2seq.export.warmup import WARMUP_FILE, write_warmup_requests
 from keras_seq2seq.models import Ensemble
 from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 
@@ -339,6 +341,30 @@ class Translator(TextOutput):
         return {"translation": self.decode_text(ids, text), "score": scores}
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
+
+    def write_assets(self, directory):
+        """With `jit_compile`, also TF Serving's warm-up requests: one
+        sentence in each source-length bucket, so that the server compiles
+        them all at load rather than on the first request of each length."""
+        super().write_assets(directory)
+        if self.jit_compile:
+            write_warmup_requests(os.path.join(directory, WARMUP_FILE),
+                                  [("serving_default", {"text": [text]})
+                                   for text in self.bucket_texts()])
+
+    def bucket_texts(self):
+        """One text of each source-length bucket XLA compiles for, up to
+        `max_source_length` tokens (longer texts are truncated to it)."""
+        texts, buckets = [], set()
+        for words in range(self.max_source_length + 1):
+            text = " ".join(["a"] * words)
+            length = int(tf.shape(self.encode_text(tf.constant([text])))[1])
+            if (length - 1) // XLA_SOURCE_BUCKET not in buckets:
+                buckets.add((length - 1) // XLA_SOURCE_BUCKET)
+                texts.append(text)
+            if length >= self.max_source_length:
+                break
+        return texts
 
     def check_inputs(self):
         """The run's sample sources, plus an empty and an emoji input."""
