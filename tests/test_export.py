@@ -261,7 +261,9 @@ def test_an_xla_export_carries_tf_serving_warmup_requests_for_each_bucket(transl
     from keras_seq2seq.export.translator import XLA_SOURCE_BUCKET
 
     compiled = translator.with_xla_search()
-    path = export_saved_model(compiled, str(tmp_path / "xla"), check=False)
+    # The check runs a one-sentence request too: the compiled search's.
+    assert [len(r["text"]) for r in compiled.check_requests(compiled.check_inputs())] == [2, 1]
+    path = export_saved_model(compiled, str(tmp_path / "xla"), check=True)
     records = [r.numpy() for r in tf.data.TFRecordDataset(
         os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))]
     # PredictionLog.predict_log (6) -> PredictLog.request (1) -> PredictRequest:

@@ -44,6 +44,12 @@ class Exportable(tf.Module):
         """`{input name: array}` for `verify_export` to compare outputs on."""
         raise NotImplementedError
 
+    def check_requests(self, inputs):
+        """The requests `verify_export` compares an export on, from the
+        check inputs: all of them as one request, unless the export serves
+        some requests another way."""
+        return [inputs]
+
     def tflite_decode(self):
         """`(function, input_signature)`: the batch-1 search TFLite converts."""
         raise NotImplementedError

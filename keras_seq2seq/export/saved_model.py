@@ -74,7 +74,10 @@ def export_saved_model(exportable, export_dir, check=False, check_inputs=None):
         # The Keras model, for conversions that must retrace the decode (TFLite).
         exportable.save_run(os.path.join(extra, "run"))
         if check:
-            verify_export(exportable, path, check_inputs)
+            if check_inputs is None:
+                check_inputs = exportable.check_inputs()
+            for request in exportable.check_requests(check_inputs):
+                verify_export(exportable, path, request)
         while True:
             version = next_version_dir(export_dir)
             try:
