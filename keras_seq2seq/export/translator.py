@@ -161,9 +161,9 @@ class Translator(TextOutput):
 
         def compiled():
             # Bucketed widths: XLA compiles a program per input shape.
-            bucketed = [_pad_to_bucket(ids, XLA_SOURCE_BUCKET) if ids is not None else None
-                        for ids in (source_ids, prefix_ids)]
-            return self._compiled_search(bucketed[0], *options[:-1], bucketed[1])
+            prefix = None if prefix_ids is None else _pad_to_bucket(prefix_ids, XLA_SOURCE_BUCKET)
+            return self._compiled_search(_pad_to_bucket(source_ids, XLA_SOURCE_BUCKET),
+                                         beam_size, alpha, beta, max_length, active_beams, prefix)
 
         return tf.cond(tf.shape(source_ids)[0] == 1, compiled,
                        lambda: self._traced_search(source_ids, *options))
@@ -356,16 +356,13 @@ class Translator(TextOutput):
     def bucket_texts(self):
         """One text of each source-length bucket XLA compiles for, up to
         `max_source_length` tokens (longer texts are truncated to it)."""
-        texts, buckets = [], set()
-        for words in range(self.max_source_length + 1):
-            text = " ".join(["a"] * words)
-            length = int(tf.shape(self.encode_text(tf.constant([text])))[1])
-            if (length - 1) // XLA_SOURCE_BUCKET not in buckets:
-                buckets.add((length - 1) // XLA_SOURCE_BUCKET)
-                texts.append(text)
-            if length >= self.max_source_length:
-                break
-        return texts
+        candidates = [" ".join(["a"] * words) for words in range(self.max_source_length + 1)]
+        lengths = tf.reduce_sum(
+            tf.cast(self.encode_text(tf.constant(candidates)) != PAD_ID, tf.int32), axis=1)
+        first_of_bucket = {}
+        for text, length in zip(candidates, lengths.numpy()):
+            first_of_bucket.setdefault((length - 1) // XLA_SOURCE_BUCKET, text)
+        return list(first_of_bucket.values())
 
     def check_requests(self, inputs):
         """With `jit_compile`, a one-sentence request as well: the compiled
