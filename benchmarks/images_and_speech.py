@@ -57,6 +57,9 @@ def main():
                         help="length penalties to choose from on validation (default: the recipe's)")
     parser.add_argument("--batch-1-items", type=int, default=200,
                         help="test items decoded one at a time for the batch-1 figure")
+    parser.add_argument("--xla", action="store_true",
+                        help="also export with --xla and time its batch 1 (after an untimed "
+                             "pass, which compiles each length bucket, as both exports get)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -82,7 +85,21 @@ def main():
     items, targets = task.test_items()
     read_all(signature, name, items[:32], 32)  # traces once, outside the timing
     texts, per_s_32 = read_all(signature, name, items, 32)
-    _, per_s_1 = read_all(signature, name, items[: args.batch_1_items], 1)
+    singles = items[: args.batch_1_items]
+    xla = {}
+    if args.xla:
+        read_all(signature, name, singles, 1)
+    single_texts, per_s_1 = read_all(signature, name, singles, 1)
+    if args.xla:
+        xla_export = export_saved_model(exportable.with_xla_search(),
+                                        os.path.join(work_dir, "bench-export-xla"), check=True)
+        compiled = tf.saved_model.load(xla_export).signatures["serving_default"]
+        read_all(compiled, name, singles, 1)  # compiles each bucket, outside the timing
+        xla_texts, xla_per_s_1 = read_all(compiled, name, singles, 1)
+        xla = {"xla_items_per_s_batch_1": round(xla_per_s_1, 1),
+               "xla_ms_per_item_batch_1": round(1000 / xla_per_s_1, 1),
+               "xla_readings_differing": sum(a != b for a, b in zip(xla_texts, single_texts)),
+               "xla_export": xla_export}
     scores = reading_scores(texts, targets, "test", f"beam {exportable.beam_size}")
     print(json.dumps({
         "recipe": recipe.name,
@@ -93,6 +110,7 @@ def main():
         "items_per_s_batch_32": round(per_s_32, 1),
         "items_per_s_batch_1": round(per_s_1, 1),
         "ms_per_item_batch_1": round(1000 / per_s_1, 1),
+        **xla,
         "search": f"beam {exportable.beam_size}, alpha {exportable.alpha}",
         "tuned_on": "validation: " + json.dumps(table) if table else None,
         "through": "SavedModel serving_default, encoded bytes in",

@@ -450,9 +450,10 @@ def build_parser():
                         "faster at batch 32 on CPUs with AMX, slower where bfloat16 is "
                         "emulated (see README, Serving)")
     p.add_argument("--xla", action="store_true",
-                   help="translation exports: one-sentence requests run an XLA-compiled "
-                        "search, 2-3x faster on CPU; TF Serving must then be started with "
-                        "--xla_cpu_compilation_enabled=true (see README, Serving)")
+                   help="models that write text: one-item requests (a sentence, image or "
+                        "recording) run an XLA-compiled search, 2-3x faster on CPU; TF "
+                        "Serving must then be started with --xla_cpu_compilation_enabled=true "
+                        "(see README, Serving)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser(

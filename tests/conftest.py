@@ -37,3 +37,26 @@ def matmul_dtypes(concrete):
     graph = concrete.graph.as_graph_def()
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     return {tf.dtypes.as_dtype(n.attr["T"].type) for n in nodes if "MatMul" in n.op}
+
+
+def assert_xla_reads_one_item_as_a_batch(reader, items, tmp_path):
+    """`reader.with_xla_search()` answers each one-item request (the XLA
+    search, its input padded to a bucket) with the n-best that the graph
+    search gives the whole batch, and its export carries one TF Serving
+    warm-up request per bucket and passes its check in a clean process."""
+    from keras_seq2seq.export import export_saved_model
+
+    compiled = reader.with_xla_search()
+    assert compiled.settings["jit_compile"] and not reader.settings["jit_compile"]
+    name = reader.input_name
+    want = reader.beam_search(**{name: tf.constant(items)})
+    for i, item in enumerate(items):
+        one = compiled.beam_search(**{name: tf.constant([item])})
+        np.testing.assert_array_equal(one["translations"][0], want["translations"][i])
+        np.testing.assert_allclose(one["scores"][0], want["scores"][i], rtol=1e-4, atol=1e-5)
+    assert compiled._compiled_search.experimental_get_tracing_count() == 1
+    path = export_saved_model(compiled, str(tmp_path / "xla"), check=True)
+    records = list(tf.data.TFRecordDataset(
+        os.path.join(path, "assets.extra", "tf_serving_warmup_requests")))
+    assert len(records) == len(compiled.warmup_inputs())
+    return compiled

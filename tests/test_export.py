@@ -299,7 +299,7 @@ def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator
     # bfloat16 keeps 8 bits of mantissa; the scores are sums of float32
     # log-probabilities of bfloat16 products.
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=2e-2)
-    spec = [tf.TensorSpec([None, None], tf.int32)] + [None] * 6
+    spec = [tf.TensorSpec([None, None], tf.int32), {}]
     assert matmul_dtypes(translator._traced_search.get_concrete_function(*spec)) == {tf.float32}
     assert tf.bfloat16 in matmul_dtypes(fast._traced_search.get_concrete_function(*spec))
     decode, signature = fast.tflite_decode()

@@ -222,6 +222,16 @@ def test_export_reads_encoded_images_as_the_model_reads_pixels(trained):
     np.testing.assert_array_equal(greedy["translation"], reader.tokenizer.decode(ids[:, 0]))
 
 
+def test_an_xla_export_reads_one_image_as_a_batch(trained, tmp_path):
+    from tests.conftest import assert_xla_reads_one_item_as_a_batch
+
+    task, reader, _ = trained
+    pngs = read_digit_strings(task.paths["test"])[0][:3]
+    compiled = assert_xla_reads_one_item_as_a_batch(reader, pngs, tmp_path)
+    # Every image is fitted to one size: one program, one warm-up request.
+    assert len(compiled.warmup_inputs()) == 1
+
+
 def test_alignments_are_attention_maps_over_the_feature_map(trained):
     task, _, export = trained
     pngs, _ = read_digit_strings(task.paths["test"])

@@ -490,11 +490,30 @@ def test_bfloat16_matmuls_read_as_float32_does_and_tflite_stays_float32(trained)
     inputs = reader.model_inputs(audio)
     want, got = reader.search(inputs), fast.search(inputs)
     np.testing.assert_allclose(got[1], want[1], rtol=2e-2)
-    assert tf.bfloat16 in matmul_dtypes(fast._traced_search.get_concrete_function(
-        inputs, None, None, None, None))
+    assert tf.bfloat16 in matmul_dtypes(
+        fast._traced_search.get_concrete_function(inputs, {}))
     decode, signature = fast.tflite_decode()
     concrete = tf.function(decode, autograph=False, input_signature=signature).get_concrete_function()
     assert matmul_dtypes(concrete) == {tf.float32}
+
+
+def test_an_xla_export_reads_one_recording_as_a_batch_and_warms_up_every_length(
+        trained, tmp_path):
+    from keras_seq2seq.export.speech_reader import XLA_BUCKET_SECONDS
+    from tests.conftest import assert_xla_reads_one_item_as_a_batch
+
+    task, reader, _ = trained
+    wavs = read_digit_strings(task.paths["test"])[0][:3] + [encode_wav(np.zeros(0))]
+    compiled = assert_xla_reads_one_item_as_a_batch(reader, wavs, tmp_path)
+    # Silence as long as each bucket up to the cap: 1, 2, ..., 8, 16, 32 s.
+    lengths = [waveforms_from_bytes(tf.constant(inputs["audio"]))[1].numpy()[0] / 8000
+               for inputs in compiled.warmup_inputs()]
+    assert lengths == [s for s in XLA_BUCKET_SECONDS if s <= MAX_AUDIO_SECONDS]
+    # A recording is padded to the first bucket that holds it, past which
+    # its length (not the waveform's width) says the model hears nothing.
+    inputs, _ = compiled.xla_bucketed({"waveform": tf.zeros([1, 8001]),
+                                       "lengths": tf.constant([8001])}, {})
+    assert inputs["waveform"].shape == (1, 16000) and inputs["lengths"].numpy().tolist() == [8001]
 
 
 @pytest.mark.parametrize("make, message", [

@@ -64,13 +64,13 @@ class Exportable(tf.Module):
                         "bfloat16 matrix products are an option of models that write text")
 
     def with_xla_search(self):
-        """The same exportable whose one-sentence requests run an XLA-compiled
-        search (`Translator`'s `jit_compile`); exportables without one raise
+        """The same exportable whose one-item requests run an XLA-compiled
+        search (`TextOutput`'s `jit_compile`); exportables without one raise
         `UserError`."""
         from keras_seq2seq.errors import UserError
 
         raise UserError(f"a {self.__class__.__name__} export has no XLA search: it is an "
-                        "option of translation exports")
+                        "option of models that write text")
 
     def for_export(self):
         """The module to save (this one, unless resources must be made anew)."""

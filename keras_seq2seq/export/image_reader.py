@@ -17,6 +17,10 @@ from keras_seq2seq.export.run_folder import register_exportable
 IMAGE = tf.TensorSpec([None], tf.string, name="image")
 
 
+def _blank_png():
+    return tf.io.encode_png(tf.zeros([8, 8, 1], tf.uint8)).numpy()
+
+
 @register_exportable
 class ImageReader(Reader):
     """Encoded images in, their text out (see `Reader` for the arguments;
@@ -36,9 +40,9 @@ class ImageReader(Reader):
     input_name = "image"
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, name=None):
+                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,
-                         matmul_dtype, name=name)
+                         matmul_dtype, jit_compile, name=name)
         self.height, self.width = model.image_height, model.image_width
         self.read_pixels = tf.function(self._read_pixels, autograph=False, input_signature=[
             tf.TensorSpec([None, self.height, self.width, 1], tf.float32, name="pixels")])
@@ -51,6 +55,10 @@ class ImageReader(Reader):
     def model_inputs(self, image):
         """Encoded images string [B] -> float32 pixels [B, height, width, 1]."""
         return images_from_bytes(image, self.height, self.width)
+
+    def warmup_inputs(self):
+        """One blank image: every image is fitted to one size, one program."""
+        return [{"image": [_blank_png()]}]
 
     # -- the signatures (bodies in `Reader`) ----------------------------------
 
@@ -119,8 +127,7 @@ class ImageReader(Reader):
 
     def check_inputs(self):
         """The run's sample images, plus a blank one."""
-        blank = tf.io.encode_png(tf.zeros([8, 8, 1], tf.uint8)).numpy()
-        return {"image": self.check_items + [blank]}
+        return {"image": self.check_items + [_blank_png()]}
 
     def tflite_decode(self):
         """Fitted pixels in (a client decodes its image as

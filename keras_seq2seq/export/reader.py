@@ -28,21 +28,20 @@ class Reader(TextOutput):
         check_items: encoded files `check_inputs` gives `verify_export`
             (bytes; or base64 str, as `run_settings` keeps them in JSON).
         matmul_dtype: the search's matrix products (see `TextOutput`).
+        jit_compile: search one-item requests with XLA (see `TextOutput`).
     """
 
     # The name of the signatures' input: encoded files, string [batch].
     input_name = None
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, name=None):
-        super().__init__(model, tokenizer, matmul_dtype, name=name)
+                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
+        super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
         self.max_target_length = int(max_target_length)
         self.beam_size = int(beam_size)
         self.alpha = float(alpha)
         self.check_items = [base64.b64decode(item) if isinstance(item, str) else bytes(item)
                             for item in check_items][:8]
-        # One traced search, called by every signature (see `Translator`).
-        self._traced_search = tf.function(self._search, autograph=False)
 
     def model_inputs(self, data):
         """Encoded files, string [B] -> what the model's `encode` takes."""
@@ -53,7 +52,7 @@ class Reader(TextOutput):
                 "alpha": self.alpha,
                 "check_items": [base64.b64encode(item).decode("ascii")
                                 for item in self.check_items],
-                "matmul_dtype": self.matmul_dtype}
+                "matmul_dtype": self.matmul_dtype, "jit_compile": self.jit_compile}
 
     def reader_settings(self):
         """What `settings` tells clients about the model's search and outputs."""
@@ -67,6 +66,7 @@ class Reader(TextOutput):
             "beam_size": self.beam_size,
             "alpha": self.alpha,
             "matmul_dtype": self.matmul_dtype,
+            "jit_compile": self.jit_compile,
         }
 
     # -- model inputs in, ids out: the core every signature shares ----------
@@ -81,17 +81,19 @@ class Reader(TextOutput):
 
         # TF's batch normalization fails on an empty batch ("Incompatible
         # shapes: [16] vs. [0,16,32,8]"); an empty request gets empty outputs.
+        options = dict(beam_size=beam_size, alpha=alpha, max_length=max_length,
+                       active_beams=active_beams)
         return tf.cond(tf.shape(self.model.source_mask(inputs))[0] > 0,
-                       lambda: self._traced_search(inputs, beam_size, alpha, max_length,
-                                                   active_beams),
-                       no_inputs)
+                       lambda: self.search_by_request_size(inputs, options), no_inputs)
 
-    def _search(self, inputs, beam_size, alpha, max_length, active_beams):
+    def _search(self, inputs, options, retire_finished=True):
+        alpha = options.get("alpha")
         return generate(self.model, inputs, self.max_target_length,
-                        beam_size=beam_size or self.beam_size,
+                        beam_size=options.get("beam_size") or self.beam_size,
                         alpha=self.alpha if alpha is None else alpha,
-                        length_cap=max_length, active_beams=active_beams,
-                        matmul_dtype=self.matmul_dtype)
+                        length_cap=options.get("max_length"),
+                        active_beams=options.get("active_beams"),
+                        matmul_dtype=self.matmul_dtype, retire_finished=retire_finished)
 
     def decode_text(self, ids):
         """[B, T] ids -> [B] strings."""
@@ -148,7 +150,7 @@ class Reader(TextOutput):
 
     def _tflite_search(self, inputs):
         # Inlined, not a call of the traced search: the converter freezes one graph.
-        target_ids, scores = self.for_tflite()._search(inputs, None, None, None, None)
+        target_ids, scores = self.for_tflite()._search(inputs, {})
         return {"scores": scores, "target_ids": target_ids}
 
 

@@ -22,6 +22,12 @@ from keras_seq2seq.export.reader import SEARCH_OPTIONS, Reader
 from keras_seq2seq.export.run_folder import register_exportable
 
 AUDIO = tf.TensorSpec([None], tf.string, name="audio")
+# The lengths XLA compiles one-recording searches for (with `jit_compile`),
+# in seconds: a recording is padded with silence to the first that holds it.
+# Whole seconds up to the lengths most requests have, then fewer, longer
+# buckets, so that a server compiles ten programs, not one a second.
+XLA_BUCKET_SECONDS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
+assert XLA_BUCKET_SECONDS[-1] >= MAX_AUDIO_SECONDS
 
 
 @register_exportable
@@ -44,9 +50,9 @@ class SpeechReader(Reader):
     input_name = "audio"
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, name=None):
+                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,
-                         matmul_dtype, name=name)
+                         matmul_dtype, jit_compile, name=name)
         self.sample_rate = model.sample_rate
         self.read_waveform = tf.function(self._read_waveform, autograph=False, input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="waveform"),
@@ -61,6 +67,23 @@ class SpeechReader(Reader):
         """WAV bytes string [B] -> `{"waveform", "lengths"}`."""
         waveform, lengths = waveforms_from_bytes(audio, self.sample_rate)
         return {"waveform": waveform, "lengths": lengths}
+
+    def xla_bucketed(self, inputs, options):
+        """The waveform padded with silence to the first of
+        `XLA_BUCKET_SECONDS` that holds it (`lengths` unchanged: the model
+        masks what lies past them); a longer one (a `read_waveform` request
+        over the cap) keeps its length."""
+        samples = tf.shape(inputs["waveform"])[1]
+        buckets = tf.constant(XLA_BUCKET_SECONDS, tf.int32) * self.sample_rate
+        bucket = tf.gather(buckets, tf.minimum(
+            tf.searchsorted(buckets, samples[None])[0], len(XLA_BUCKET_SECONDS) - 1))
+        waveform = tf.pad(inputs["waveform"], [[0, 0], [0, tf.maximum(bucket - samples, 0)]])
+        return {"waveform": waveform, "lengths": inputs["lengths"]}, options
+
+    def warmup_inputs(self):
+        """A recording of silence as long as each bucket."""
+        return [{"audio": [encode_wav(np.zeros(seconds * self.sample_rate), self.sample_rate)]}
+                for seconds in XLA_BUCKET_SECONDS if seconds <= MAX_AUDIO_SECONDS]
 
     # -- the signatures (bodies in `Reader`) ----------------------------------
 

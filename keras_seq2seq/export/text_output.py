@@ -1,10 +1,12 @@
 """`TextOutput`: the base of exportables whose outputs are text (a tokenizer's)."""
 
+import functools
 import os
 
 import tensorflow as tf
 
 from keras_seq2seq.export.exportable import Exportable
+from keras_seq2seq.export.warmup import WARMUP_FILE, write_warmup_requests
 from keras_seq2seq.text import load_tokenizer
 
 # The dtypes of the search's matrix products: the model's (None) or bfloat16.
@@ -32,18 +34,87 @@ class TextOutput(Exportable):
             hypotheses nearly tie (56 of the 1,000 Multi30k test
             translations, BLEU 37.09 against 37.18; README, Serving).
             TFLite conversion keeps float32.
-        **settings: the subclass's `run_settings()`.
+        jit_compile: search one-item requests with XLA (2-3x faster on CPU,
+            see README, Serving); larger batches keep the graph search,
+            which retires finished items (XLA miscompiles that shrinking
+            loop, and measured slower at batch 32 anyway). Inputs of
+            varying size are padded to buckets (`xla_bucketed`), so XLA
+            compiles one program per bucket (seconds each, on the first
+            request of its size, or at load from the warm-up requests an
+            export carries). Off by default: the stock TF Serving binary
+            refuses XLA:CPU functions unless started with
+            `--xla_cpu_compilation_enabled=true`, and TFLite conversion
+            retraces the search without it anyway.
+
+    Subclasses implement `_search(inputs, options, retire_finished)`, the
+    search over model inputs, and call `search_by_request_size`.
     """
 
-    def __init__(self, model, tokenizer, matmul_dtype=None, name=None):
+    def __init__(self, model, tokenizer, matmul_dtype=None, jit_compile=False, name=None):
         super().__init__(model, name=name)
         self.tokenizer = tokenizer
         if matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}")
         self.matmul_dtype = matmul_dtype
+        self.jit_compile = bool(jit_compile)
+        # The signatures call one traced search (a function call in their
+        # graphs), so that signatures with the same search settings share a
+        # trace and the SavedModel holds it once. Autograph is off: the
+        # search's loops are explicit tf.while_loops, and converting the
+        # code costs more than half of an export's tracing time.
+        self._traced_search = tf.function(self._search, autograph=False)
+        # With XLA, only the inputs-in, ids-out search is compiled: the
+        # tensorflow-text, image and audio decoding ops have no XLA kernels.
+        self._compiled_search = tf.function(
+            functools.partial(self._search, retire_finished=False), autograph=False,
+            jit_compile=True)
 
     def with_bfloat16_matmuls(self):
         return self.with_settings(matmul_dtype="bfloat16")
+
+    def with_xla_search(self):
+        return self.with_settings(jit_compile=True)
+
+    # -- the search every signature runs ----------------------------------------
+
+    def _search(self, inputs, options, retire_finished=True):
+        """Beam search over model inputs -> `(ids [B, K, T], scores [B, K])`.
+
+        `options`: the subclass's per-request search options by name; one
+        left out or None takes the export's own setting. `retire_finished`:
+        `decoding.decode`'s (False for the compiled search).
+        """
+        raise NotImplementedError
+
+    def search_by_request_size(self, inputs, options):
+        """`_search` of a request: a one-item request through the compiled
+        search (with `jit_compile`), its inputs padded to their bucket;
+        any other through the traced one."""
+        if not self.jit_compile:
+            return self._traced_search(inputs, options)
+        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        return tf.cond(batch == 1,
+                       lambda: self._compiled_search(*self.xla_bucketed(inputs, options)),
+                       lambda: self._traced_search(inputs, options))
+
+    def xla_bucketed(self, inputs, options):
+        """`(inputs, options)` of a one-item request padded to the size
+        XLA compiles for; the padding must change no output. Inputs of one
+        size for every request (fitted images) need none: the default."""
+        return inputs, options
+
+    def warmup_inputs(self):
+        """`serving_default`'s inputs of one one-item request in each
+        bucket, which an export with `jit_compile` carries as TF Serving
+        warm-up requests."""
+        raise NotImplementedError
+
+    def check_requests(self, inputs):
+        """With `jit_compile`, a one-item request as well: the compiled
+        search answers it."""
+        if not self.jit_compile:
+            return [inputs]
+        return [inputs, {name: list(value)[:1] for name, value in inputs.items()}]
 
     def for_tflite(self):
         """This exportable as TFLite converts it: float32 products, TFLite's
@@ -71,8 +142,14 @@ class TextOutput(Exportable):
 
     def write_assets(self, directory):
         """Clients tokenizing themselves (ids signatures, TFLite) need the
-        SentencePiece model or word list, as a run folder keeps it."""
+        SentencePiece model or word list, as a run folder keeps it. With
+        `jit_compile`, also TF Serving's warm-up requests (`warmup_inputs`),
+        so that the server compiles every bucket at load rather than on the
+        first request of each size."""
         self.write_run_files(directory)
+        if self.jit_compile:
+            write_warmup_requests(os.path.join(directory, WARMUP_FILE),
+                                  [("serving_default", inputs) for inputs in self.warmup_inputs()])
 
     def write_tflite_assets(self, stem):
         """A one-piece-per-line vocabulary, and the tokenizer's own file."""

@@ -6,9 +6,6 @@ prints is what TF Serving returns. Every signature runs the one search entry
 point, `keras_seq2seq.decoding.generate`.
 """
 
-import functools
-import os
-
 import tensorflow as tf
 
 from keras_seq2seq.decoding import attention_of, generate, sample_generate
@@ -16,7 +13,6 @@ from keras_seq2seq.decoding import score as score_outputs
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.text_output import TextOutput
 from keras_seq2seq.export.run_folder import register_exportable
-from keras_seq2seq.export.warmup import WARMUP_FILE, write_warmup_requests
 from keras_seq2seq.models import Ensemble
 from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 
@@ -60,16 +56,8 @@ class Translator(TextOutput):
             summarization uses it; 0: off).
         check_texts: sources `check_inputs` gives `verify_export` (with an
             empty and an emoji input added).
-        jit_compile: search one-sentence requests with XLA (2-3x faster on
-            CPU, see README, Serving); larger batches keep the graph search,
-            which retires finished sentences (XLA miscompiles that shrinking
-            loop, and measured slower at batch 32). Sources are padded to a
-            multiple of `XLA_SOURCE_BUCKET` tokens, so XLA compiles one
-            program per bucket (seconds each, on the first request of its
-            length). Off by default: the stock TF Serving binary refuses
-            XLA:CPU functions unless started with
-            `--xla_cpu_compilation_enabled=true`, and TFLite conversion
-            retraces the search without it anyway.
+        jit_compile: search one-sentence requests with XLA, sources padded
+            to a multiple of `XLA_SOURCE_BUCKET` tokens (see `TextOutput`).
         matmul_dtype: the search's matrix products (see `TextOutput`).
 
     Example:
@@ -81,7 +69,7 @@ class Translator(TextOutput):
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
                  beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
                  jit_compile=False, matmul_dtype=None, name=None):
-        super().__init__(model, tokenizer, matmul_dtype, name=name)
+        super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
         self.max_source_length = int(max_source_length)
@@ -91,21 +79,6 @@ class Translator(TextOutput):
         self.beta = float(beta)
         self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         self.check_texts = [str(t) for t in check_texts][:8]
-        self.jit_compile = bool(jit_compile)
-        # The signatures call one traced search (a function call in their
-        # graphs), so that signatures with the same search settings share a
-        # trace and the SavedModel holds it once. Autograph is off: the
-        # search's loops are explicit tf.while_loops, and converting the
-        # code costs more than half of an export's tracing time.
-        self._traced_search = tf.function(self._search, autograph=False)
-        # With XLA, only the ids-in, ids-out search is compiled:
-        # tensorflow-text ops have no XLA kernels, so tokenization stays out.
-        self._compiled_search = tf.function(
-            functools.partial(self._search, retire_finished=False), autograph=False,
-            jit_compile=True)
-
-    def with_xla_search(self):
-        return self.with_settings(jit_compile=True)
 
     @classmethod
     def ensemble(cls, translators, names=None):
@@ -155,31 +128,29 @@ class Translator(TextOutput):
     def search(self, source_ids, beam_size=None, alpha=None, beta=None, max_length=None,
                active_beams=None, prefix_ids=None):
         """Beam search over source ids -> (ids [B, K, T], scores [B, K])."""
-        options = (beam_size, alpha, beta, max_length, active_beams, prefix_ids)
-        if not self.jit_compile:
-            return self._traced_search(source_ids, *options)
+        return self.search_by_request_size(source_ids, dict(
+            beam_size=beam_size, alpha=alpha, beta=beta, max_length=max_length,
+            active_beams=active_beams, prefix_ids=prefix_ids))
 
-        def compiled():
-            # Bucketed widths: XLA compiles a program per input shape.
-            prefix = None if prefix_ids is None else _pad_to_bucket(prefix_ids, XLA_SOURCE_BUCKET)
-            return self._compiled_search(_pad_to_bucket(source_ids, XLA_SOURCE_BUCKET),
-                                         beam_size, alpha, beta, max_length, active_beams, prefix)
+    def xla_bucketed(self, source_ids, options):
+        """Sources (and prefixes) padded to a multiple of `XLA_SOURCE_BUCKET` tokens."""
+        if options.get("prefix_ids") is not None:
+            options = dict(options, prefix_ids=_pad_to_bucket(options["prefix_ids"],
+                                                              XLA_SOURCE_BUCKET))
+        return _pad_to_bucket(source_ids, XLA_SOURCE_BUCKET), options
 
-        return tf.cond(tf.shape(source_ids)[0] == 1, compiled,
-                       lambda: self._traced_search(source_ids, *options))
-
-    def _search(self, source_ids, beam_size, alpha, beta, max_length, active_beams, prefix_ids,
-                retire_finished=True):
+    def _search(self, source_ids, options, retire_finished=True):
+        alpha, beta = options.get("alpha"), options.get("beta")
         return generate(
             self.model,
             source_ids,
             self.max_target_length,
-            beam_size=beam_size or self.beam_size,
+            beam_size=options.get("beam_size") or self.beam_size,
             alpha=self.alpha if alpha is None else alpha,
             beta=self.beta if beta is None else beta,
-            length_cap=max_length,
-            active_beams=active_beams,
-            prefix_ids=prefix_ids,
+            length_cap=options.get("max_length"),
+            active_beams=options.get("active_beams"),
+            prefix_ids=options.get("prefix_ids"),
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             matmul_dtype=self.matmul_dtype,
             retire_finished=retire_finished,
@@ -343,17 +314,7 @@ class Translator(TextOutput):
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
 
-    def write_assets(self, directory):
-        """With `jit_compile`, also TF Serving's warm-up requests: one
-        sentence in each source-length bucket, so that the server compiles
-        them all at load rather than on the first request of each length."""
-        super().write_assets(directory)
-        if self.jit_compile:
-            write_warmup_requests(os.path.join(directory, WARMUP_FILE),
-                                  [("serving_default", {"text": [text]})
-                                   for text in self.bucket_texts()])
-
-    def bucket_texts(self):
+    def warmup_inputs(self):
         """One text of each source-length bucket XLA compiles for, up to
         `max_source_length` tokens (longer texts are truncated to it)."""
         candidates = [" ".join(["a"] * words) for words in range(self.max_source_length + 1)]
@@ -362,14 +323,7 @@ class Translator(TextOutput):
         first_of_bucket = {}
         for text, length in zip(candidates, lengths.numpy()):
             first_of_bucket.setdefault((length - 1) // XLA_SOURCE_BUCKET, text)
-        return list(first_of_bucket.values())
-
-    def check_requests(self, inputs):
-        """With `jit_compile`, a one-sentence request as well: the compiled
-        search answers it."""
-        if not self.jit_compile:
-            return [inputs]
-        return [inputs, {name: list(value)[:1] for name, value in inputs.items()}]
+        return [{"text": [text]} for text in first_of_bucket.values()]
 
     def check_inputs(self):
         """The run's sample sources, plus an empty and an emoji input."""
@@ -381,8 +335,7 @@ class Translator(TextOutput):
         def decode(source_ids):
             # Inlined, not a call of the traced search: the converter freezes
             # one graph, and never compiles it with XLA.
-            target_ids, scores = self.for_tflite()._search(
-                source_ids, None, None, None, None, None, None)
+            target_ids, scores = self.for_tflite()._search(source_ids, {})
             return {"scores": scores, "target_ids": target_ids}
 
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]

@@ -47,7 +47,8 @@ class LogMelSpectrogram(keras.layers.Layer):
     Returns:
         `(features, mask)`: float32 [batch, frames, mel_bins] (0 on padded
         frames) and bool [batch, frames]. An utterance of n samples has
-        `max(1, ceil(n / frame_step))` frames.
+        `max(1, ceil(n / frame_step))` frames; the outputs have as many
+        frames as the waveform's whole width (`samples`) has.
 
     Example:
 
@@ -95,20 +96,23 @@ class LogMelSpectrogram(keras.layers.Layer):
         waveform = tf.cast(waveform, tf.float32)
         if lengths is None:
             lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        samples = tf.shape(waveform)[1]
         # Whatever a batch holds past a recording's end reads as silence.
-        waveform *= tf.cast(tf.sequence_mask(lengths, tf.shape(waveform)[1]), tf.float32)
+        waveform *= tf.cast(tf.sequence_mask(lengths, samples), tf.float32)
         # At least one frame, even for an empty recording.
-        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(self.frame_length -
-                                                            tf.shape(waveform)[1], 0)]])
+        waveform = tf.pad(waveform, [[0, 0], [0, tf.maximum(self.frame_length - samples, 0)]])
+        # The frames of the whole waveform, even past the longest recording's
+        # end (masked): a shape that follows the input's alone, as XLA
+        # compiles it.
         framed = tf.signal.frame(waveform, self.frame_length, self.frame_step, pad_end=True)
+        framed = framed[:, : self.frames(samples)]
         frames = self.frames(lengths)
-        framed = framed[:, : tf.reduce_max(frames)]
         power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
         if self.compression == "pcen":
             features = self._pcen(tf.sqrt(power) @ self._mel)
         else:
             features = tf.math.log(power @ self._mel + 1e-6)
-        mask = tf.sequence_mask(frames, tf.reduce_max(frames))
+        mask = tf.sequence_mask(frames, tf.shape(framed)[1])
         weights = tf.cast(mask, tf.float32)[:, :, None]
         counted = tf.reduce_sum(weights, axis=1, keepdims=True)
         mean = tf.reduce_sum(features * weights, axis=1, keepdims=True) / counted

@@ -106,12 +106,14 @@ class SpeechToText(EncoderAttentionDecoder):
         return {"waveform": inputs["waveform"], "lengths": inputs["lengths"]}
 
     def source_mask(self, inputs):
-        """True [batch, positions] on memory positions that hold speech."""
-        lengths = self._memory_lengths(inputs)
-        return ops.arange(ops.max(lengths, initial=0))[None, :] < lengths[:, None]
+        """True [batch, positions] on memory positions that hold speech (the
+        memory has the positions of the waveform's whole width)."""
+        positions = self._memory_lengths(ops.shape(inputs["waveform"])[1])
+        return ops.arange(positions)[None, :] < self._memory_lengths(inputs["lengths"])[:, None]
 
-    def _memory_lengths(self, inputs):
-        lengths = self.frontend.frames(inputs["lengths"])
+    def _memory_lengths(self, samples):
+        """Memory positions of recordings of `samples` samples."""
+        lengths = self.frontend.frames(samples)
         if self.subsampling is not None:
             lengths = self.subsampling.reduced_lengths(lengths)
         return self.encoder.reduced_lengths(lengths)
@@ -122,9 +124,8 @@ class SpeechToText(EncoderAttentionDecoder):
             return
         labels = decoder_input_ids[:, 1:]  # the target, without BOS
         label_lengths = ops.sum(ops.cast(ops.not_equal(labels, PAD_ID), "int32"), axis=1)
-        losses = ctc_loss_per_token(
-            ops.cast(self.ctc_projection(memory), "float32"), self._memory_lengths(inputs),
-            labels, label_lengths)
+        losses = ctc_loss_per_token(ops.cast(self.ctc_projection(memory), "float32"),
+                                    self._memory_lengths(inputs["lengths"]), labels, label_lengths)
         self.add_loss(self.ctc_weight * ops.mean(losses))
 
     def get_config(self):
