@@ -10,7 +10,9 @@ Prints one JSON line: sequence accuracy, character (digit) error rate,
 training minutes, and items/s through the export at batch 32 and batch 1.
 With `--alphas`, the length penalty is first chosen on the validation split
 (best sequence accuracy, then the lower error rate), never on the test one,
-and the export carries the chosen value.
+and the export carries the chosen value. With `--xla`, an `export --xla`
+of the same run is timed one item at a time as well (its `xla_` figures,
+and how many of those readings differ from the plain export's).
 
     python benchmarks/images_and_speech.py --recipe digit-strings-image \
         --data ../shared/data/mnist-digits --max-minutes 30
