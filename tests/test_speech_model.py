@@ -505,10 +505,12 @@ def test_an_xla_export_reads_one_recording_as_a_batch_and_warms_up_every_length(
     task, reader, _ = trained
     wavs = read_digit_strings(task.paths["test"])[0][:3] + [encode_wav(np.zeros(0))]
     compiled = assert_xla_reads_one_item_as_a_batch(reader, wavs, tmp_path)
-    # Silence as long as each bucket up to the cap: 1, 2, ..., 8, 16, 32 s.
+    # Silence as long as each bucket, the last as long as the cap: 1, 2,
+    # ..., 8, 16 and 30 s (bucket 32).
     lengths = [waveforms_from_bytes(tf.constant(inputs["audio"]))[1].numpy()[0] / 8000
                for inputs in compiled.warmup_inputs()]
-    assert lengths == [s for s in XLA_BUCKET_SECONDS if s <= MAX_AUDIO_SECONDS]
+    assert lengths == list(XLA_BUCKET_SECONDS[:-1]) + [MAX_AUDIO_SECONDS] == [
+        1, 2, 3, 4, 5, 6, 7, 8, 16, 30]
     # A recording is padded to the first bucket that holds it, past which
     # its length (not the waveform's width) says the model hears nothing.
     inputs, _ = compiled.xla_bucketed({"waveform": tf.zeros([1, 8001]),

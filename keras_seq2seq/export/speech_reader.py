@@ -81,9 +81,11 @@ class SpeechReader(Reader):
         return {"waveform": waveform, "lengths": inputs["lengths"]}, options
 
     def warmup_inputs(self):
-        """A recording of silence as long as each bucket."""
-        return [{"audio": [encode_wav(np.zeros(seconds * self.sample_rate), self.sample_rate)]}
-                for seconds in XLA_BUCKET_SECONDS if seconds <= MAX_AUDIO_SECONDS]
+        """A recording of silence as long as each bucket (the last: as long
+        as a request may be, `MAX_AUDIO_SECONDS`)."""
+        return [{"audio": [encode_wav(np.zeros(min(seconds, MAX_AUDIO_SECONDS) * self.sample_rate),
+                                      self.sample_rate)]}
+                for seconds in XLA_BUCKET_SECONDS]
 
     # -- the signatures (bodies in `Reader`) ----------------------------------
 
