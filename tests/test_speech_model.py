@@ -536,6 +536,15 @@ def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, make, mess
     assert serve(audio=tf.constant([], tf.string))["translation"].shape == (0,)
 
 
+def test_samples_over_the_cap_fail_the_request_and_the_model_keeps_serving(trained):
+    _, _, export = trained
+    read = tf.saved_model.load(export).signatures["read_waveform"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 30 s"):
+        read(waveform=tf.zeros([1, 8000 * 30 + 1]), lengths=tf.constant([8000]))
+    assert read(waveform=tf.zeros([1, 8000 * 30]),
+                lengths=tf.constant([8000]))["translation"].shape == (1,)
+
+
 def test_tflite_model_reads_samples_with_the_saved_models_nbest(trained, tmp_path):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     from keras_seq2seq.export import convert_to_tflite

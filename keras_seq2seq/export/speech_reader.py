@@ -71,8 +71,7 @@ class SpeechReader(Reader):
     def xla_bucketed(self, inputs, options):
         """The waveform padded with silence to the first of
         `XLA_BUCKET_SECONDS` that holds it (`lengths` unchanged: the model
-        masks what lies past them); a longer one (a `read_waveform` request
-        over the cap) keeps its length."""
+        masks what lies past them). Requests are capped below the last."""
         samples = tf.shape(inputs["waveform"])[1]
         buckets = tf.constant(XLA_BUCKET_SECONDS, tf.int32) * self.sample_rate
         bucket = tf.gather(buckets, tf.minimum(
@@ -92,9 +91,14 @@ class SpeechReader(Reader):
     def _read_waveform(self, waveform, lengths):
         """`waveform` float32 [B, samples] in [-1, 1] at the model's sample
         rate, zero-padded, and `lengths` int32 [B] -> `translation` [B],
-        `score` [B]: for clients that decode audio themselves."""
+        `score` [B]: for clients that decode audio themselves. At most
+        `MAX_AUDIO_SECONDS` of samples, as WAV requests."""
         samples = tf.shape(waveform)[1]
-        lengths = tf.clip_by_value(lengths, 0, samples)
+        cap = tf.debugging.assert_less_equal(
+            samples, MAX_AUDIO_SECONDS * self.sample_rate,
+            message=f"a recording may last at most {MAX_AUDIO_SECONDS} s")
+        with tf.control_dependencies([cap]):
+            lengths = tf.clip_by_value(lengths, 0, samples)
         return self.read_inputs({"waveform": waveform, "lengths": lengths})
 
     @tf.function(autograph=False, input_signature=[AUDIO])
