@@ -26,6 +26,14 @@ MAX_AUDIO_SECONDS = 30
 MAX_AUDIO_BYTES = MAX_AUDIO_SECONDS * SAMPLE_RATE * 2 * 2 + 4096
 
 
+def assert_within_duration_cap(samples, sample_rate=SAMPLE_RATE):
+    """The assertion (InvalidArgument at run time) that a recording of
+    `samples` samples lasts at most `MAX_AUDIO_SECONDS`."""
+    return tf.debugging.assert_less_equal(
+        samples, MAX_AUDIO_SECONDS * sample_rate,
+        message=f"a recording may last at most {MAX_AUDIO_SECONDS} s")
+
+
 def decode_wav(data, sample_rate=SAMPLE_RATE):
     """WAV bytes (a string scalar) -> float32 [samples], mono, in [-1, 1].
 
@@ -49,9 +57,7 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
         tf.debugging.assert_equal(
             rate, sample_rate,
             message=f"recordings must be sampled at {sample_rate} Hz (resample before sending)"),
-        tf.debugging.assert_less_equal(
-            tf.shape(audio)[0], MAX_AUDIO_SECONDS * sample_rate,
-            message=f"a recording may last at most {MAX_AUDIO_SECONDS} s"),
+        assert_within_duration_cap(tf.shape(audio)[0], sample_rate),
     ]
     with tf.control_dependencies(checks):
         return tf.reduce_mean(audio, axis=1)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_seq2seq.data.audio import (
     MAX_AUDIO_BYTES,
     MAX_AUDIO_SECONDS,
+    assert_within_duration_cap,
     encode_wav,
     waveforms_from_bytes,
 )
@@ -94,10 +95,7 @@ class SpeechReader(Reader):
         `score` [B]: for clients that decode audio themselves. At most
         `MAX_AUDIO_SECONDS` of samples, as WAV requests."""
         samples = tf.shape(waveform)[1]
-        cap = tf.debugging.assert_less_equal(
-            samples, MAX_AUDIO_SECONDS * self.sample_rate,
-            message=f"a recording may last at most {MAX_AUDIO_SECONDS} s")
-        with tf.control_dependencies([cap]):
+        with tf.control_dependencies([assert_within_duration_cap(samples, self.sample_rate)]):
             lengths = tf.clip_by_value(lengths, 0, samples)
         return self.read_inputs({"waveform": waveform, "lengths": lengths})
 

@@ -94,9 +94,9 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def call(self, waveform, lengths=None):
         waveform = tf.cast(waveform, tf.float32)
-        if lengths is None:
-            lengths = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
         samples = tf.shape(waveform)[1]
+        if lengths is None:
+            lengths = tf.fill(tf.shape(waveform)[:1], samples)
         # Whatever a batch holds past a recording's end reads as silence.
         waveform *= tf.cast(tf.sequence_mask(lengths, samples), tf.float32)
         # At least one frame, even for an empty recording.
