@@ -91,6 +91,51 @@ def average_checkpoints(run_dir, last):
     return exportable
 
 
+class MovingAverageWeights:
+    """Puts the optimizer's moving average of the weights in the model
+    wherever `fit` reads the weights instead of training them.
+
+    An optimizer built with `use_ema=True` (recipe key
+    `training.ema_momentum`; Polyak averaging) keeps an exponential moving
+    average of every trainable variable, and `fit` ends by copying the
+    average into the model, so the trained model is the average. This
+    makes the rest of training agree with that: validation runs on the
+    average, and so do the epoch-end callbacks between `first` and `last`
+    (the best checkpoint, early stopping and its restored weights, the
+    epoch checkpoints `average_last` averages). Callbacks after `last`
+    (`BackupAndRestore`) see the training weights, and the average stays in
+    the optimizer's variables, so a resumed run continues both.
+
+    Example:
+
+    >>> averaged = MovingAverageWeights()
+    >>> model.fit(data, callbacks=[averaged.first, checkpoint, averaged.last, backup])
+    """
+
+    def __init__(self):
+        self.average_in_model = False
+        self.first = keras.callbacks.LambdaCallback(
+            on_test_begin=lambda logs=None: self._put_average_in(True),
+            on_test_end=lambda logs=None: self._put_average_in(False),
+            on_epoch_end=lambda epoch, logs=None: self._put_average_in(True))
+        self.last = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs=None: self._put_average_in(False))
+
+    def _put_average_in(self, wanted):
+        if self.average_in_model == wanted:
+            return
+        optimizer = self.first.model.optimizer
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = optimizer.inner_optimizer
+        for variable, average in zip(optimizer._trainable_variables,
+                                     optimizer._model_variables_moving_average):
+            # Through host memory: a swap in place would need a third variable.
+            kept = variable.numpy()
+            variable.assign(average)
+            average.assign(kept)
+        self.average_in_model = wanted
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training cleanly, after the current batch, once `minutes` have passed."""
 
@@ -112,7 +157,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
                        monitor="val_loss", tensorboard=True, best_checkpoint=True,
-                       terminate_on_nan=True):
+                       terminate_on_nan=True, keep_last_epochs=0, moving_average=False):
     """The callbacks `train` uses, each on by default.
 
     Args:
@@ -128,6 +173,11 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
         tensorboard, best_checkpoint, terminate_on_nan: the TensorBoard logs
             (and `logs/curves.png`, the loss and metric curves), best-checkpoint
             saving and stopping on a NaN loss.
+        keep_last_epochs: keep the last N epochs' weights in `checkpoints/`
+            (`KeepLastEpochs`, for `average_checkpoints`; 0: none).
+        moving_average: the optimizer keeps a moving average of the weights
+            (`use_ema`): validation, the best checkpoint, early stopping and
+            the kept epochs see the average (`MovingAverageWeights`).
     """
     callbacks = []
     if terminate_on_nan:
@@ -145,6 +195,11 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=patience, restore_best_weights=True, verbose=1))
+    if keep_last_epochs:
+        callbacks.append(KeepLastEpochs(os.path.join(work_dir, "checkpoints"), keep_last_epochs))
+    if moving_average:
+        averaged = MovingAverageWeights()
+        callbacks = [averaged.first, *callbacks, averaged.last]
     backup_dir = backup_dir or os.path.join(work_dir, "backup")
     announce_resume(backup_dir)
     # Two copies, so that a kill while writing one still leaves the other.
@@ -299,10 +354,10 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
     finally:
         keras.config.set_dtype_policy(previous_policy)
     max_minutes = max_minutes or recipe.training["max_minutes"]
-    callbacks = training_callbacks(work_dir, backup_dir, max_minutes, **(callback_options or {}))
     average_last = recipe.training["average_last"]
-    if average_last:
-        callbacks.append(KeepLastEpochs(os.path.join(work_dir, "checkpoints"), average_last))
+    callbacks = training_callbacks(work_dir, backup_dir, max_minutes, keep_last_epochs=average_last,
+                                   moving_average=recipe.training["ema_momentum"] is not None,
+                                   **(callback_options or {}))
     train_batches, val_batches = task.datasets()
     history = fit(model, train_batches, val_batches, epochs,
                   callbacks + list(extra_callbacks), verbose)

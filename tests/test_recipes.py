@@ -8,10 +8,13 @@ import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
+import keras_seq2seq
 from keras_seq2seq import cli
 from keras_seq2seq.data import generate_date_pairs
 from keras_seq2seq.data.records import iter_records
@@ -317,7 +320,6 @@ def test_fine_tuning_keeps_the_tokenizer_and_lowers_the_loss_on_new_data(own_dat
     """`--init-from` a run: same tokenizer file, the run's weights as the
     start, and after training the new data's validation loss is lower than
     the starting model's."""
-    import keras_seq2seq
     from keras_seq2seq.tasks import task_for
     from keras_seq2seq.training import train
 
@@ -372,6 +374,53 @@ def test_average_last_makes_the_runs_model_the_mean_of_its_last_epochs(tmp_path,
     assert any(not np.allclose(a, b) for a, b in zip(*each))
     assert cli.main(["average", "--run", work, "--last", "3"]) == 2
     assert "keeps 2 epoch checkpoint(s)" in capsys.readouterr().err
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Fails training after epoch 1's callbacks (its backup) have run, as a kill would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_ema_momentum_trains_validates_checkpoints_and_resumes_the_average(tmp_path):
+    from keras_seq2seq.tasks import task_for
+    from keras_seq2seq.training import train
+
+    files = _date_files(str(tmp_path / "data"), seed=5, counts=(600, 100, 100))
+    recipe = load_recipe("dates-attention").on_files(files["train"], files["val"], name="ema")
+    recipe = recipe.replace(training={"epochs": 2, "average_last": 1, "ema_momentum": 0.9})
+    work = str(tmp_path / "run")
+    options = dict(tensorboard=False, patience=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(task_for(recipe), work, verbose=0, callback_options=options,
+              extra_callbacks=[_StopAfterFirstEpoch()])
+    # The backup holds the training weights, and their average apart; the
+    # epoch's checkpoints hold the average.
+    task = task_for(recipe).prepare(work, strategy=tf.distribute.get_strategy())
+    interrupted = task.build_model(total_steps=1)
+    interrupted.optimizer.build(interrupted.trainable_variables)
+    interrupted.load_weights(os.path.join(work, "backup", "latest.weights.h5"))
+    average = [v.numpy() for v in interrupted.optimizer._model_variables_moving_average]
+    trained = [v.numpy() for v in interrupted.trainable_variables]
+    assert not all(np.allclose(a, t) for a, t in zip(average, trained))
+    interrupted.load_weights(os.path.join(work, "checkpoints", "epoch-001.weights.h5"))
+    for checkpointed, a in zip(interrupted.trainable_variables, average):
+        np.testing.assert_allclose(checkpointed.numpy(), a, rtol=1e-6)
+
+    result = train(task_for(recipe), work, verbose=0, callback_options=options)
+    assert len(result.history.history["val_loss"]) == 1  # resumed at epoch 2
+    model = RunFolder(work).load().model
+    saved = model.get_weights()
+    model.load_weights(os.path.join(work, "checkpoints", "best.weights.h5"))
+    for got, best in zip(saved, model.get_weights()):
+        np.testing.assert_allclose(got, best, rtol=1e-6)
+    # Validation ran on the average, the model the run keeps.
+    model.set_weights(saved)
+    model.compile(loss=keras_seq2seq.SequenceCrossEntropy())
+    _, val = task.datasets()
+    loss = model.evaluate(val, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(loss, result.history.history["val_loss"][-1], rtol=1e-4)
 
 
 @pytest.mark.slow

@@ -99,8 +99,11 @@ class Task:
         if training["schedule"] == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 learning_rate, decay_steps=total_steps, alpha=0.05)
+        ema_momentum = training["ema_momentum"]
         model.compile(
-            optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"]),
+            optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"],
+                                use_ema=ema_momentum is not None,
+                                ema_momentum=ema_momentum or 0.99),
             loss=SequenceCrossEntropy(
                 label_smoothing=training["label_smoothing"], ignore_unknown=model.copies_source,
                 from_log_probabilities=model.returns_log_probabilities),

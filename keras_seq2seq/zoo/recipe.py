@@ -143,6 +143,9 @@ SCHEMA = {
         "seed": (int, 0),
         # Keep the last N epochs' weights; the run's model is their average.
         "average_last": (int, 0),
+        # Train with an exponential moving average of the weights (Polyak
+        # averaging) at this momentum; the run's model is the average.
+        "ema_momentum": (Optional(Number()), None),
         "max_source_length": (int, 100),
         # Cut longer sources to max_source_length (counted and reported)
         # instead of dropping the pair; the export always cuts.
@@ -477,6 +480,8 @@ def _check_combinations(values, source, lines):
             fail(("training", key), f"must be at least 1, got {training[key]}")
     if training["average_last"] < 0:
         fail(("training", "average_last"), f"must be 0 (off) or more, got {training['average_last']}")
+    if training["ema_momentum"] is not None and not 0 < training["ema_momentum"] < 1:
+        fail(("training", "ema_momentum"), f"must be in (0, 1), got {training['ema_momentum']}")
     if training["learning_rate"] <= 0:
         fail(("training", "learning_rate"), "must be positive")
     if not 0 <= training["label_smoothing"] < 1:
