@@ -22,6 +22,11 @@ one-sentence search compiled by XLA (`keras-seq2seq export --xla`), each
 scored and timed.
 Prints one JSON line: the figures of both and keras-seq2seq's ratios to
 OpenNMT-py's.
+
+With `--decode-only` nothing trains: the models an earlier run left (ours
+in `--work-dir`, OpenNMT-py's last checkpoint under /tmp/peers) are
+exported, scored and timed again, both in this run, for decode figures
+without the hour of training (no training figures then).
 """
 
 import argparse
@@ -36,7 +41,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from benchmarks.common import add_precision_arguments  # noqa: E402
-from benchmarks.train_multi30k import DECODE_REQUESTS, train_and_score  # noqa: E402
+from benchmarks.train_multi30k import DECODE_REQUESTS, score_run, train_and_score  # noqa: E402
 
 PEERS_ROOT = "/tmp/peers"
 
@@ -121,8 +126,21 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     mean_of_reports = float(re.search(r"mean_tgt_tok_s=([\d.]+)",
                                       _wall_seconds(run_dir, name)).group(1))
     tokens_per_s, median_tokens_per_s = _report_rates(os.path.join(run_dir, f"{name}.out"))
-    evaluation = os.path.join(run_dir, f"eval_{name}")
-    checkpoint = os.path.join(run_dir, f"{name}_step_{steps}.pt")
+    return {
+        **opennmt_py_scores(peers, os.path.join(run_dir, f"{name}_step_{steps}.pt"), name),
+        "train_target_tokens_per_s": round(tokens_per_s),
+        "train_target_tokens_per_s_median": round(median_tokens_per_s),
+        "train_target_tokens_per_s_mean_of_reports": round(mean_of_reports),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "minutes": round(trained_minutes, 2),
+        "steps": steps,
+    }
+
+
+def opennmt_py_scores(peers, checkpoint, name="side-by-side"):
+    """BLEU, chrF and decode speeds of an OpenNMT-py checkpoint, with the
+    peers' evaluation script and `onmt_translate_in_file_order.py`."""
+    evaluation = os.path.join(PEERS_ROOT, "onmt-py-run", f"eval_{name}")
     _run("run_onmt_py_eval.sh", checkpoint, evaluation, peers=peers)
     file_order_log = os.path.join(evaluation, "beam5_b32_file_order.log")
     with open(file_order_log, "w") as log:
@@ -145,14 +163,9 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     beam = next(s for s in scores if "beam5_b32" in s["hyp"])
     return {
         "toolkit": "OpenNMT-py 3.5.1",
+        "checkpoint": checkpoint,
         "bleu": beam["bleu"],
         "chrf": beam["chrf"],
-        "train_target_tokens_per_s": round(tokens_per_s),
-        "train_target_tokens_per_s_median": round(median_tokens_per_s),
-        "train_target_tokens_per_s_mean_of_reports": round(mean_of_reports),
-        "peak_rss_mb": round(peak_rss_mb, 1),
-        "minutes": round(trained_minutes, 2),
-        "steps": steps,
         "decode_sentences_per_s": {
             "beam5_batch32": speed["beam5_b32"],
             "beam5_batch32_file_order": _sentences_per_s(file_order_log),
@@ -161,22 +174,47 @@ def opennmt_py(peers, minutes, name="side-by-side"):
     }
 
 
+def last_checkpoint(name="side-by-side"):
+    """The last checkpoint an earlier run of `opennmt_py` wrote (its final
+    one: the folder may also hold older runs' checkpoints of more steps)."""
+    run_dir = os.path.join(PEERS_ROOT, "onmt-py-run")
+    paths = [os.path.join(run_dir, f) for f in os.listdir(run_dir)
+             if re.fullmatch(rf"{name}_step_\d+\.pt", f)]
+    if not paths:
+        sys.exit(f"--decode-only: {run_dir} holds no {name}_step_N.pt: run without it first")
+    return max(paths, key=os.path.getmtime)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the multi30k folder")
     parser.add_argument("--peers", required=True, help="the shared peers folder (its scripts)")
-    parser.add_argument("--max-minutes", type=float, required=True)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="each system's training budget (needed unless --decode-only)")
     parser.add_argument("--work-dir", default=os.path.join("runs", "bench-side-by-side"))
+    parser.add_argument("--decode-only", action="store_true",
+                        help="train nothing: export and time the models an earlier run left "
+                        "(ours in --work-dir, OpenNMT-py's last checkpoint under "
+                        f"{PEERS_ROOT}), both in this run")
     add_precision_arguments(parser)
     args = parser.parse_args()
+    if args.max_minutes is None and not args.decode_only:
+        parser.error("--max-minutes is required unless --decode-only")
+    peers = os.path.abspath(args.peers)
 
-    # OpenNMT-py first: its rate decides nothing of ours, and a failure in
-    # its scripts shows before our training spends the budget.
-    theirs = opennmt_py(os.path.abspath(args.peers), args.max_minutes)
-    print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
-    ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
-                                 args.work_dir, args.mixed_precision, bfloat16_matmuls=True,
-                                 xla_search=True)
+    if args.decode_only:
+        theirs = opennmt_py_scores(peers, last_checkpoint())
+        print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
+        ours = score_run("multi30k-de-en-attention", args.data, args.work_dir,
+                         bfloat16_matmuls=True, xla_search=True)
+    else:
+        # OpenNMT-py first: its rate decides nothing of ours, and a failure
+        # in its scripts shows before our training spends the budget.
+        theirs = opennmt_py(peers, args.max_minutes)
+        print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
+        ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
+                                     args.work_dir, args.mixed_precision, bfloat16_matmuls=True,
+                                     xla_search=True)
 
     def ratio(key, sub=None, figures=ours):
         a, b = (figures[key], theirs[key]) if sub is None else (figures[key][sub], theirs[key][sub])
@@ -187,15 +225,15 @@ def main():
                 **{f"decode_{key}": ratio("decode_sentences_per_s", key, figures=figures)
                    for key in DECODE_REQUESTS}}
 
+    training = {} if args.decode_only else {
+        "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
+        "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median")}
     print(json.dumps({
         "keras_seq2seq": ours,
         "opennmt_py": theirs,
         "ratios": {
-            "bleu": ratio("bleu"),
-            "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
-            "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median"),
-            **{f"decode_{key}": ratio("decode_sentences_per_s", key)
-               for key in DECODE_REQUESTS},
+            **export_ratios(ours),
+            **training,
             "bfloat16_matmuls": export_ratios(ours["bfloat16_matmuls"]),
             "xla_search": export_ratios(ours["xla_search"]),
         },

@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import add_precision_arguments, machine, request_batches  # noqa: E402
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
-from keras_seq2seq.export import export_saved_model  # noqa: E402
+from keras_seq2seq.export import RunFolder, export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
 from keras_seq2seq.tasks import task_for, translate_texts  # noqa: E402
 from keras_seq2seq.training import train  # noqa: E402
@@ -152,13 +152,10 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
     median_tokens_per_s = statistics.median(tokens * b / batches / s for s, b in later)
 
-    sources = list(iter_lines(paths["test"][0]))
-    references = list(iter_lines(paths["test"][1]))
-    scores, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
-                                  references)
+    exports, served = score_exports(translator, work_dir, paths, bfloat16_matmuls, xla_search)
     figures = {
         "recipe": recipe.name,
-        **{key: scores[key] for key in ("bleu", "chrf", "repeated_trigram_rate")},
+        **exports,
         "train_target_tokens_per_s": round(tokens_per_s),
         # Not moved by an epoch that stalls (stalls of half a minute or more
         # were seen in both toolkits' runs); compare with the peers' median.
@@ -166,10 +163,31 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
         "epochs": len(history.history.get("loss", [])),
-        "decode_sentences_per_s": scores["decode_sentences_per_s"],
         "mixed_precision": recipe.training["mixed_precision"],
         "machine": machine(),
     }
+    return figures, served, paths
+
+
+def score_run(recipe_name, data, work_dir, bfloat16_matmuls=False, xla_search=False):
+    """`score_exports` of the run an earlier `train_and_score` left in
+    `work_dir`, with the machine named (no training figures)."""
+    task = task_for(load_recipe(recipe_name, data_dir=data))
+    task.prepare(work_dir)
+    figures, _ = score_exports(RunFolder(work_dir).load(), work_dir, task.paths,
+                               bfloat16_matmuls, xla_search)
+    return {"recipe": recipe_name, "run": work_dir, **figures, "machine": machine()}
+
+
+def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_search=False):
+    """Exports a trained model under `work_dir` and scores the export on the
+    test files of `paths`: `(figures, serving_default)`, the figures as
+    `score_export`'s, with those of the `bfloat16_matmuls` and `xla_search`
+    exports under those keys when asked for."""
+    sources = list(iter_lines(paths["test"][0]))
+    references = list(iter_lines(paths["test"][1]))
+    figures, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
+                                      references)
     if bfloat16_matmuls:
         figures["bfloat16_matmuls"], _, _ = score_export(
             translator.with_bfloat16_matmuls(),
@@ -178,7 +196,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         figures["xla_search"], _, _ = score_export(
             translator.with_xla_search(), os.path.join(work_dir, "export-xla"), sources,
             references)
-    return figures, served, paths
+    return figures, served
 
 
 def main():
