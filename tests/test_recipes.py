@@ -121,6 +121,8 @@ training: {epochs: 1}
      "training.batchsize: unknown key (did you mean 'batch_size'?)"),
     (("training: {epochs: 1}", "training: {epochs: ten}"),
      "training.epochs: expected int, got 'ten'"),
+    (("training: {epochs: 1}", "training: {epochs: 1, ema_momentum: 1.5}"),
+     "training.ema_momentum: must be in (0, 1), got 1.5"),
     (("training: {epochs: 1}", "training: {epochs: 1, schedule: cosin}"),
      "training.schedule: 'cosin' is not one of constant, cosine (did you mean 'cosine'?)"),
     (("train.src, target: train.tgt}\n  val", "missing.src, target: train.tgt}\n  val"),
