@@ -484,6 +484,8 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
                "training_noise": 0.02}}, "data.training_noise: only speech strings"),
     ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
                "training_levels": [0.01, 0.1]}}, "data.training_levels: only speech clips"),
+    ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
+               "training_equalization": 6}}, "data.training_equalization: only speech clips"),
 ])
 def test_image_recipes_are_checked_before_training(tmp_path, change, message):
     (tmp_path / "I").write_bytes(b"")
@@ -521,6 +523,11 @@ def test_speech_recipes_need_their_recordings_folder(tmp_path):
     values["data"]["training_levels"] = [0.003, 0.1]
     assert recipe_from_dict(values, base_dir=str(tmp_path)).data["training_levels"] == [0.003, 0.1]
     del values["data"]["training_levels"]
+    for decibels in (-1, 30):
+        values["data"]["training_equalization"] = decibels
+        with pytest.raises(RecipeError, match=r"data.training_equalization: must be in \[0, 20\]"):
+            recipe_from_dict(values, base_dir=str(tmp_path))
+    del values["data"]["training_equalization"]
     assert recipe_from_dict(values, base_dir=str(tmp_path)).data["recordings"] == str(
         tmp_path / "clips")
 

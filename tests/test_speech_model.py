@@ -2,6 +2,7 @@
 encoder, SpeechToText, its task, export and TFLite."""
 
 import io
+import json
 import os
 import wave
 
@@ -436,6 +437,15 @@ def test_a_run_folder_composed_with_other_settings_fails_before_training(tmp_pat
         task_for(recipe(training_noise=0.02)).prepare(run)
     with pytest.raises(RunFolderError, match=r"data.train_size 8 \(the recipe says 16\)"):
         task_for(recipe(train_size=16)).prepare(run)
+    # A folder recorded before data.training_equalization existed was
+    # composed without equalizers.
+    record = tmp_path / "run" / "data" / "composed.json"
+    settings = json.loads(record.read_text())
+    del settings["data.training_equalization"]
+    record.write_text(json.dumps(settings))
+    task_for(recipe()).prepare(run)
+    with pytest.raises(RunFolderError, match=r"data.training_equalization 0.0 \(the recipe says 6"):
+        task_for(recipe(training_equalization=6)).prepare(run)
 
 
 def test_training_levels_change_training_strings_only(tmp_path):
@@ -458,6 +468,26 @@ def test_training_levels_change_training_strings_only(tmp_path):
         assert low * 0.9 < min(levels) and max(levels) < high * 1.1
     # Drawn log-uniformly: about as many under the geometric middle as over.
     assert 10 < sum(level < np.sqrt(0.003 * 0.3) for level in levels) < 30
+
+
+def test_training_equalization_changes_training_clips_only(tmp_path):
+    from keras_seq2seq.data.spoken_digits import equalize
+
+    plain, equalized = compose_twice(tmp_path, training_equalization=6.0)
+    assert read_digit_strings(plain["train"]) != read_digit_strings(equalized["train"])
+    # A flat curve changes nothing; a tilt of +6 dB at 0 Hz to -6 dB at the
+    # Nyquist frequency lowers 3.9 kHz about 12 dB against 100 Hz, at the
+    # clip's own level.
+    low, high = tone(0.5, hz=100), tone(0.5, hz=3900)
+    np.testing.assert_allclose(equalize(low + high, [0, 0, 0]), low + high, atol=1e-5)
+    tilted = equalize(low + high, [6.0, 0, 0])
+    spectrum = np.abs(np.fft.rfft(tilted))
+    frequencies = np.fft.rfftfreq(len(tilted), 1 / 8000)
+    ratio_db = 20 * np.log10(spectrum[np.argmin(abs(frequencies - 100))]
+                             / spectrum[np.argmin(abs(frequencies - 3900))])
+    assert ratio_db == pytest.approx(12.0, abs=0.5)
+    assert np.sqrt(np.mean(tilted ** 2)) == pytest.approx(np.sqrt(np.mean((low + high) ** 2)),
+                                                          rel=1e-4)
 
 
 def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):

@@ -13,11 +13,16 @@ Ko et al. 2015): a new tempo and pitch for each use of a clip, so that
 2,100 recordings stand for more voices; training strings may take louder
 noise than validation and test ones (multi-condition training): the added
 noise is at a level of its own, not relative to the voice, so the quietest
-speakers' clips are the ones it drowns; and training clips may be played at
+speakers' clips are the ones it drowns; training clips may be played at
 levels drawn for each use (`levels`), so that every voice is heard both
-loud and drowned, not only the quietest speaker's.
+loud and drowned, not only the quietest speaker's; and each training clip
+may pass through a random smooth equalizer (`equalization`, channel
+augmentation): the clips of one string come from different recordings,
+each with its own microphone and room colouring, which the front-end's
+per-utterance normalization cannot take out clip by clip.
 """
 
+import functools
 import os
 import re
 
@@ -61,8 +66,31 @@ def change_speed(samples, speed):
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
+def equalize(samples, weights_db):
+    """`samples` through a zero-phase filter whose gain in decibels is
+    `sum(w_k cos(k pi f))` over `weights_db` (k = 1, 2, ...; `f` in [0, 1],
+    1 the Nyquist frequency: a tilt, a bump, a ripple), at the same
+    root-mean-square level as before."""
+    # A power-of-two transform is several times faster than one of the
+    # clip's own length; the smooth curve's short impulse response barely
+    # reaches the zero padding.
+    size = 1 << max(int(len(samples) - 1).bit_length(), 1)
+    spectrum = np.fft.rfft(samples, size)
+    gains = 10.0 ** (np.asarray(weights_db) @ _cosines(len(weights_db), len(spectrum)) / 20)
+    filtered = np.fft.irfft(spectrum * gains, size)[: len(samples)]
+    level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    return (filtered * (level / max(float(np.sqrt(np.mean(filtered ** 2))), 1e-12))
+            ).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _cosines(count, bins):
+    """[count, bins]: cos(k pi f) for k = 1..count over `bins` frequencies f in [0, 1]."""
+    return np.cos(np.pi * np.arange(1, count + 1)[:, None] * np.linspace(0.0, 1.0, bins))
+
+
 def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
-                      noise=NOISE_CEILING, levels=None):
+                      noise=NOISE_CEILING, levels=None, equalization=0.0):
     """One recording of a random string of 1 to `max_digits` of the clips.
 
     `speed_perturbation` d plays each clip at a speed drawn uniformly from
@@ -72,6 +100,8 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
     `(low, high)`: each clip is scaled to a root-mean-square level drawn
     log-uniformly from [low, high] instead of by a gain drawn from [0.5,
     1.5] (one draw either way, so the other draws stay in step).
+    `equalization` e passes each clip through a random smooth equalizer
+    within +-e dB (`equalize`; 0: none, and no draws).
 
     Returns `(wav bytes, "4 0 7")`.
     """
@@ -90,6 +120,9 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
             clip = clips[i] * rng.uniform(0.5, 1.5)
         if speed_perturbation:
             clip = change_speed(clip, rng.uniform(1 - speed_perturbation, 1 + speed_perturbation))
+        if equalization:
+            # Three weights of at most e / 3: the curve stays within +-e dB.
+            clip = equalize(clip, rng.uniform(-1, 1, 3) * equalization / 3)
         parts += [clip / max(1.0, float(np.abs(clip).max()) / 0.99), silence(0.03, 0.35)]
     parts[-1] = silence(0.05, 0.3)
     audio = np.concatenate(parts)
@@ -99,7 +132,7 @@ def compose_utterance(clips, digits, rng, max_digits=7, speed_perturbation=0.0,
 
 def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
                                speed_perturbation=0.0, training_noise=NOISE_CEILING,
-                               training_levels=None):
+                               training_levels=None, training_equalization=0.0):
     """Composes each split's utterances from its own clips, once, into `folder`.
 
     Args:
@@ -115,6 +148,9 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
         training_levels: `(low, high)` root-mean-square levels of the
             training clips (`compose_utterance`'s `levels`); validation and
             test clips keep their random gains in [0.5, 1.5].
+        training_equalization: the training clips' random equalizers'
+            largest gain, in dB (`compose_utterance`'s `equalization`);
+            validation and test clips play unfiltered.
 
     Returns:
         `{split: path}` of `SPLIT.tfrecord` files, one WAV file a record,
@@ -125,10 +161,11 @@ def write_spoken_digit_strings(folder, recordings, sizes, max_digits=7, seed=0,
     def compose(split, count):
         clips, digits = read_clips(recordings, split)
         rng = np.random.default_rng({"train": 1000 + seed, "val": 2000, "test": 3000}[split])
-        speed, noise, levels = ((speed_perturbation, training_noise, training_levels)
-                                if split == "train" else (0.0, NOISE_CEILING, None))
-        pairs = [compose_utterance(clips, digits, rng, max_digits, speed, noise, levels)
-                 for _ in range(count)]
+        speed, noise, levels, equalization = (
+            (speed_perturbation, training_noise, training_levels, training_equalization)
+            if split == "train" else (0.0, NOISE_CEILING, None, 0.0))
+        pairs = [compose_utterance(clips, digits, rng, max_digits, speed, noise, levels,
+                                   equalization) for _ in range(count)]
         return [p for p, _ in pairs], [t for _, t in pairs]
 
     return write_records(folder, sizes, compose)

@@ -19,7 +19,10 @@ from keras_seq2seq.text import SubwordTokenizer, character_tokenizer, load_token
 # The recipe's data keys that change what is composed (file paths do not:
 # a data folder may move).
 COMPOSITION_KEYS = ("generate", "max_digits", "speed_perturbation", "training_noise",
-                    "training_levels")
+                    "training_levels", "training_equalization")
+# Keys added since run folders began recording their composition, with the
+# value a record that lacks one was composed under.
+COMPOSITION_KEYS_ADDED = {"data.training_equalization": 0.0}
 
 
 class ReadingTask(Task):
@@ -76,6 +79,7 @@ class ReadingTask(Task):
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 composed = json.load(f)
+            composed = {**COMPOSITION_KEYS_ADDED, **composed}
             changed = [key for key in settings if key in composed and composed[key] != settings[key]]
             if changed:
                 raise RunFolderError(
@@ -195,7 +199,8 @@ class SpeechTextTask(ReadingTask):
                                           seed=self.recipe.training["seed"],
                                           speed_perturbation=data["speed_perturbation"],
                                           training_noise=data["training_noise"],
-                                          training_levels=data["training_levels"])
+                                          training_levels=data["training_levels"],
+                                          training_equalization=data["training_equalization"])
 
     def dataset(self, split, shuffle):
         training = self.recipe.training

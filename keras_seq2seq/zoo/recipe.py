@@ -116,6 +116,9 @@ SCHEMA = {
         # played at, drawn log-uniformly for each use (null: random gains in
         # [0.5, 1.5], as validation and test clips keep).
         "training_levels": (Optional(Numbers(2)), None),
+        # Speech: the largest gain (dB, +-) of the random smooth equalizer
+        # each training clip passes through (0: none).
+        "training_equalization": (Number(), 0.0),
         # Files (text tasks).
         "train": (Optional("split"), None),
         "val": (Optional("split"), None),
@@ -453,6 +456,11 @@ def _check_combinations(values, source, lines):
         if levels is not None and not 0 < levels[0] <= levels[1] <= 1:
             fail(("data", "training_levels"),
                  f"must be [low, high] with 0 < low <= high <= 1, got {levels}")
+        if data["training_equalization"] and values["task"] != "speech":
+            fail(("data", "training_equalization"), "only speech clips pass through equalizers")
+        if not 0 <= data["training_equalization"] <= 20:
+            fail(("data", "training_equalization"),
+                 f"must be in [0, 20] dB, got {data['training_equalization']}")
     elif data["generate"] not in (None, "dates"):
         fail(("data", "generate"), f"a text task cannot generate {data['generate']!r} data")
     elif not data["generate"]:
