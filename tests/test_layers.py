@@ -119,6 +119,24 @@ def test_encoder_and_decoder_serialization():
     assert isinstance(again.attention, BahdanauAttention) and again.attention.units == 5
     named = AttentionDecoder(8, attention="location_sensitive")
     assert AttentionDecoder.from_config(named.get_config()).get_config() == named.get_config()
+    # A named mechanism's own constructor arguments travel with the name.
+    shaped = AttentionDecoder(8, attention="location_sensitive_cumulative",
+                              attention_options={"filters": 4, "kernel_size": 9})
+    again = AttentionDecoder.from_config(shaped.get_config())
+    assert (again.attention.filters, again.attention.kernel_size, again.attention.cumulative) == (
+        4, 9, True)
+    assert again.get_config() == shaped.get_config()
+
+
+def test_named_attention_options_are_the_constructor_arguments_the_name_leaves():
+    from keras_seq2seq.layers.attention import attention_options, get_attention
+
+    assert attention_options("location_sensitive") == ["cumulative", "filters", "kernel_size"]
+    assert attention_options("location_sensitive_cumulative") == ["filters", "kernel_size"]
+    assert attention_options("luong_general") == []
+    with pytest.raises(ValueError, match="'luong_general' attention has no option 'filters'; "
+                                         "it takes none"):
+        get_attention("luong_general", 8, {"filters": 4})
 
 
 def _decoder_run(decoder, rng, source_lengths=(4, 2)):

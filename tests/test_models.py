@@ -39,7 +39,8 @@ def _compile(model, lr=1e-2):
 MODELS = [
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="luong_general"),
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="bahdanau", input_feeding=False),
-    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="location_sensitive", cell_type="gru"),
+    lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, attention="location_sensitive",
+                             attention_options={"filters": 8, "kernel_size": 5}, cell_type="gru"),
     lambda: Seq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, decoder_layers=2),
     lambda: AttentionSeq2Seq(12, embedding_dim=16, units=32, encoder_layers=2, init_scale=0.1),
     # The copy task's ids 4-11 out of a larger shared vocabulary.

@@ -137,6 +137,11 @@ training: {epochs: 1}
     (("model: {class: attention_seq2seq, units: 16}",
       "model: {class: attention_seq2seq, attention: luong_genral}"),
      "model: unknown attention"),
+    (("model: {class: attention_seq2seq, units: 16}",
+      "model: {class: attention_seq2seq, attention: location_sensitive, "
+      "attention_options: {filter: 8}}"),
+     "model: attention_options: 'location_sensitive' attention has no option 'filter'; "
+     "it takes cumulative, filters, kernel_size"),
     (("tokenizer: {type: sentencepiece, vocabulary_size: 300}",
       "tokenizer: {type: characters, vocabulary_size: 8000}"),
      "tokenizer.vocabulary_size: a characters tokenizer's vocabulary is the characters"),

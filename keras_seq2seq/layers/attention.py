@@ -19,6 +19,8 @@ positions get exactly zero weight. Scores and the softmax are computed in
 float32 even under mixed precision.
 """
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -296,22 +298,45 @@ class CoverageAttention(BahdanauAttention):
         return self._additive_score(query, keys, location)
 
 
+# Each name: a class and the constructor arguments the name sets; every
+# class also takes `units` (Luong's "dot" and "general" ignore it).
 ATTENTION_MECHANISMS = {
-    "bahdanau": lambda units: BahdanauAttention(units=units),
-    "luong_dot": lambda units: LuongAttention("dot"),
-    "luong_general": lambda units: LuongAttention("general"),
-    "luong_concat": lambda units: LuongAttention("concat", units=units),
-    "location_sensitive": lambda units: LocationSensitiveAttention(units=units),
-    "location_sensitive_cumulative":
-        lambda units: LocationSensitiveAttention(units=units, cumulative=True),
-    "coverage": lambda units: CoverageAttention(units=units),
+    "bahdanau": (BahdanauAttention, {}),
+    "luong_dot": (LuongAttention, {"score_mode": "dot"}),
+    "luong_general": (LuongAttention, {"score_mode": "general"}),
+    "luong_concat": (LuongAttention, {"score_mode": "concat"}),
+    "location_sensitive": (LocationSensitiveAttention, {}),
+    "location_sensitive_cumulative": (LocationSensitiveAttention, {"cumulative": True}),
+    "coverage": (CoverageAttention, {}),
 }
 
 
-def get_attention(name, units):
-    """An attention mechanism by name (see `ATTENTION_MECHANISMS`)."""
+def attention_options(name):
+    """The constructor arguments `get_attention(name, units, options)` takes
+    in `options`: those of the class that neither `units` nor the name sets."""
+    cls, preset = ATTENTION_MECHANISMS[name]
+    parameters = inspect.signature(cls.__init__).parameters
+    return sorted(key for key, parameter in parameters.items()
+                  if parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+                  and key not in ("self", "units", *preset))
+
+
+def get_attention(name, units, options=None):
+    """An attention mechanism by name (see `ATTENTION_MECHANISMS`).
+
+    `options`: more constructor arguments of its class, by name
+    (`attention_options(name)` lists them), e.g. `{"filters": 16,
+    "kernel_size": 31}` for `"location_sensitive"`.
+    """
     if name not in ATTENTION_MECHANISMS:
         raise ValueError(
             f"unknown attention {name!r}; choose one of {sorted(ATTENTION_MECHANISMS)}"
         )
-    return ATTENTION_MECHANISMS[name](units)
+    options = dict(options or {})
+    accepted = attention_options(name)
+    for key in options:
+        if key not in accepted:
+            raise ValueError(f"attention_options: {name!r} attention has no option {key!r}; "
+                             f"it takes {', '.join(accepted) or 'none'}")
+    cls, preset = ATTENTION_MECHANISMS[name]
+    return cls(units=units, **preset, **options)

@@ -42,6 +42,9 @@ class AttentionDecoder(keras.layers.Layer):
         input_feeding: feed the previous attentional vector to the first RNN
             layer.
         dropout: dropout rate on RNN outputs between layers and on the output.
+        attention_options: more constructor arguments of the named attention
+            mechanism (`layers.attention.get_attention`), e.g. `{"filters":
+            16, "kernel_size": 31}` for `"location_sensitive"`.
 
     The decoder state is a dict of [batch, ...] tensors: `"rnn"` (per layer a
     list `[h, c]` or `[h]`), `"attentional"` [batch, units], and, with
@@ -69,6 +72,7 @@ class AttentionDecoder(keras.layers.Layer):
         attention_units=None,
         input_feeding=True,
         dropout=0.0,
+        attention_options=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -80,6 +84,7 @@ class AttentionDecoder(keras.layers.Layer):
         self.attention_units = attention_units or units
         self.input_feeding = bool(input_feeding and attention is not None)
         self.dropout = dropout
+        self.attention_options = dict(attention_options or {})
         if isinstance(attention, AttentionMechanism):
             self.attention = attention
             self.attention_name = None
@@ -87,7 +92,8 @@ class AttentionDecoder(keras.layers.Layer):
             self.attention = None
             self.attention_name = None
         else:
-            self.attention = get_attention(attention, self.attention_units)
+            self.attention = get_attention(attention, self.attention_units,
+                                           self.attention_options)
             self.attention_name = attention
 
         rnn_class = keras.layers.LSTM if cell_type == "lstm" else keras.layers.GRU
@@ -324,6 +330,7 @@ class AttentionDecoder(keras.layers.Layer):
             attention_units=self.attention_units,
             input_feeding=self.input_feeding,
             dropout=self.dropout,
+            attention_options=self.attention_options,
         )
         return config
 

@@ -32,6 +32,10 @@ class EncoderAttentionDecoder(SequenceModel):
             from the encoder's final states and sees the source only
             through them.
         attention_units: hidden size of additive attention mechanisms.
+        attention_options: more constructor arguments of the named attention
+            mechanism (`layers.attention.attention_options(name)` lists
+            them), e.g. `{"filters": 16, "kernel_size": 31}` for
+            `"location_sensitive"`.
         input_feeding: feed the previous attentional vector to the decoder.
         dropout: dropout rate in encoder and decoder.
         target_size: rows of the target embedding and width of the output
@@ -44,7 +48,8 @@ class EncoderAttentionDecoder(SequenceModel):
 
     def __init__(self, vocabulary_size, embedding_dim=64, units=128, decoder_layers=1,
                  cell_type="lstm", attention="bahdanau", attention_units=None,
-                 input_feeding=True, dropout=0.0, target_size=None, **kwargs):
+                 input_feeding=True, dropout=0.0, target_size=None, attention_options=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if attention is None and self.attention_required:
             raise ValueError(f"{self.__class__.__name__} reads its input through attention: "
@@ -57,6 +62,7 @@ class EncoderAttentionDecoder(SequenceModel):
         self.cell_type = cell_type
         self.attention_name = attention
         self.attention_units = attention_units
+        self.attention_options = dict(attention_options or {})
         self.input_feeding = input_feeding
         self.dropout = dropout
         self.target_embedding = keras.layers.Embedding(
@@ -65,7 +71,7 @@ class EncoderAttentionDecoder(SequenceModel):
         self.decoder = AttentionDecoder(
             units, num_layers=decoder_layers, cell_type=cell_type, attention=attention,
             attention_units=attention_units, input_feeding=input_feeding, dropout=dropout,
-            name="decoder")
+            attention_options=attention_options, name="decoder")
         # Under mixed precision the projection, the largest matmul of a
         # training step, runs in the low precision (as Keras' mixed-precision
         # guide advises); `logits` casts its result to float32 for the softmax
@@ -226,6 +232,7 @@ class EncoderAttentionDecoder(SequenceModel):
             cell_type=self.cell_type,
             attention=self.attention_name,
             attention_units=self.attention_units,
+            attention_options=self.attention_options,
             input_feeding=self.input_feeding,
             dropout=self.dropout,
         )

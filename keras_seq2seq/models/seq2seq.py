@@ -34,6 +34,8 @@ class AttentionSeq2Seq(EncoderAttentionDecoder):
             (`"luong_general"`, `"luong_dot"`, `"luong_concat"`,
             `"bahdanau"`, `"location_sensitive"`) or `None`.
         attention_units: hidden size of additive attention mechanisms.
+        attention_options: more constructor arguments of the named attention
+            mechanism (see `EncoderAttentionDecoder`).
         input_feeding: feed the previous attentional vector to the decoder.
         dropout: dropout rate in encoder and decoder.
         reverse_source: reverse source sentences (Sutskever et al. 2014).
@@ -73,6 +75,7 @@ class AttentionSeq2Seq(EncoderAttentionDecoder):
         bidirectional=True,
         attention="luong_general",
         attention_units=None,
+        attention_options=None,
         input_feeding=True,
         dropout=0.0,
         reverse_source=False,
@@ -93,7 +96,8 @@ class AttentionSeq2Seq(EncoderAttentionDecoder):
         super().__init__(
             vocabulary_size, embedding_dim=embedding_dim, units=units,
             decoder_layers=decoder_layers, cell_type=cell_type, attention=attention,
-            attention_units=attention_units, input_feeding=input_feeding, dropout=dropout,
+            attention_units=attention_units, attention_options=attention_options,
+            input_feeding=input_feeding, dropout=dropout,
             # The embedding rows and outputs of the target side.
             target_size=len(target_vocabulary or range(vocabulary_size)), **kwargs)
         self.source_vocabulary = source_vocabulary
@@ -239,7 +243,7 @@ class Seq2Seq(AttentionSeq2Seq):
     """
 
     def __init__(self, vocabulary_size, reverse_source=True, bidirectional=False, **kwargs):
-        for key in ("attention", "attention_units", "input_feeding"):
+        for key in ("attention", "attention_units", "attention_options", "input_feeding"):
             kwargs.pop(key, None)
         super().__init__(
             vocabulary_size,
