@@ -65,7 +65,9 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 from keras_seq2seq.tasks import task_for
 from keras_seq2seq.training import train
 from keras_seq2seq.zoo import load_recipe
-recipe = load_recipe("dates-attention").replace(data={"train_size": 2000}, training={"epochs": 2})
+# With a moving average of the weights, which the replicas must keep in step.
+recipe = load_recipe("dates-attention").replace(data={"train_size": 2000},
+                                                training={"epochs": 2, "ema_momentum": 0.9})
 task = task_for(recipe)
 result = train(task, sys.argv[1], verbose=0, strategy=strategy)
 translator, history = result.exportable, result.history
@@ -73,6 +75,10 @@ assert strategy.num_replicas_in_sync == 2
 # The saved model holds plain variables, not mirrored ones.
 assert all(type(v.value).__name__ == "ResourceVariable" for v in translator.model.variables)
 print("loss", *history.history["loss"])
+print("val_loss", *history.history["val_loss"])
+import keras_seq2seq
+translator.model.compile(loss=keras_seq2seq.SequenceCrossEntropy())
+print("model_val_loss", translator.model.evaluate(task.datasets()[1], verbose=0))
 print("exact", task.evaluate(translator)["exact_match"])
 """
 
@@ -87,3 +93,8 @@ def test_mirrored_replicas_train_and_export_plain_variables(tmp_path):
     # the 400 pieces: 6.0). One epoch alone ended at 3.03 from other initial weights.
     assert last < first and last < 3.0
     assert (tmp_path / "run" / "model.keras").exists()
+    # The run's model is the average of its best epoch: its validation loss
+    # is the lowest logged, which validation measured on the average.
+    logged = [float(x) for x in re.search(r"val_loss (.*)", result.stdout).group(1).split()]
+    model = float(re.search(r"model_val_loss ([0-9.]+)", result.stdout).group(1))
+    assert model == pytest.approx(min(logged), rel=1e-3), result.stdout
