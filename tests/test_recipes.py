@@ -123,6 +123,8 @@ training: {epochs: 1}
      "training.epochs: expected int, got 'ten'"),
     (("training: {epochs: 1}", "training: {epochs: 1, ema_momentum: 1.5}"),
      "training.ema_momentum: must be in (0, 1), got 1.5"),
+    (("training: {epochs: 1}", "training: {epochs: 1, weight_decay: -0.1}"),
+     "training.weight_decay: must be in [0, 1), got -0.1"),
     (("training: {epochs: 1}", "training: {epochs: 1, schedule: cosin}"),
      "training.schedule: 'cosin' is not one of constant, cosine (did you mean 'cosine'?)"),
     (("train.src, target: train.tgt}\n  val", "missing.src, target: train.tgt}\n  val"),
@@ -388,6 +390,26 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         raise KeyboardInterrupt
+
+
+def test_weight_decay_shrinks_kernels_and_embeddings_not_biases(tmp_path):
+    import tensorflow as tf
+
+    from keras_seq2seq.tasks import task_for
+
+    files = _date_files(str(tmp_path / "data"), seed=5, counts=(200, 50, 50))
+    recipe = load_recipe("dates-attention").on_files(files["train"], files["val"], name="decay")
+    recipe = recipe.replace(training={"weight_decay": 0.1, "learning_rate": 0.01,
+                                      "schedule": "constant"})
+    task = task_for(recipe)
+    task.prepare(str(tmp_path / "run"))
+    model = task.build_model(total_steps=10)
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    # A zero gradient moves no weight through Adam: what changes is the decay.
+    model.optimizer.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    for v in model.trainable_variables:
+        shrink = 1.0 if v.path.endswith("/bias") else 1 - 0.01 * 0.1
+        np.testing.assert_allclose(v.numpy(), before[v.path] * shrink, rtol=1e-6, err_msg=v.path)
 
 
 def test_ema_momentum_trains_validates_checkpoints_and_resumes_the_average(tmp_path):

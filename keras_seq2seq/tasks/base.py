@@ -100,10 +100,15 @@ class Task:
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 learning_rate, decay_steps=total_steps, alpha=0.05)
         ema_momentum = training["ema_momentum"]
+        optimizer = FusedAdam(learning_rate, global_clipnorm=training["clipnorm"],
+                              weight_decay=training["weight_decay"] or None,
+                              use_ema=ema_momentum is not None,
+                              ema_momentum=ema_momentum or 0.99)
+        # As BERT's AdamW: biases (an LSTM's forget-gate bias starts at 1) keep
+        # their values.
+        optimizer.exclude_from_weight_decay(var_names=["bias"])
         model.compile(
-            optimizer=FusedAdam(learning_rate, global_clipnorm=training["clipnorm"],
-                                use_ema=ema_momentum is not None,
-                                ema_momentum=ema_momentum or 0.99),
+            optimizer=optimizer,
             loss=SequenceCrossEntropy(
                 label_smoothing=training["label_smoothing"], ignore_unknown=model.copies_source,
                 from_log_probabilities=model.returns_log_probabilities),

@@ -149,6 +149,10 @@ SCHEMA = {
         # Train with an exponential moving average of the weights (Polyak
         # averaging) at this momentum; the run's model is the average.
         "ema_momentum": (Optional(Number()), None),
+        # Decoupled weight decay (AdamW, Loshchilov and Hutter 2019): each
+        # step shrinks every kernel and embedding by learning rate * this
+        # (biases are left alone); 0 is off.
+        "weight_decay": (Number(), 0.0),
         "max_source_length": (int, 100),
         # Cut longer sources to max_source_length (counted and reported)
         # instead of dropping the pair; the export always cuts.
@@ -490,6 +494,8 @@ def _check_combinations(values, source, lines):
         fail(("training", "average_last"), f"must be 0 (off) or more, got {training['average_last']}")
     if training["ema_momentum"] is not None and not 0 < training["ema_momentum"] < 1:
         fail(("training", "ema_momentum"), f"must be in (0, 1), got {training['ema_momentum']}")
+    if not 0 <= training["weight_decay"] < 1:
+        fail(("training", "weight_decay"), f"must be in [0, 1), got {training['weight_decay']}")
     if training["learning_rate"] <= 0:
         fail(("training", "learning_rate"), "must be positive")
     if not 0 <= training["label_smoothing"] < 1:
