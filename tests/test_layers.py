@@ -126,6 +126,9 @@ def test_encoder_and_decoder_serialization():
     assert (again.attention.filters, again.attention.kernel_size, again.attention.cumulative) == (
         4, 9, True)
     assert again.get_config() == shaped.get_config()
+    with pytest.raises(ValueError, match="attention_options are the constructor arguments of a "
+                                         "named attention mechanism"):
+        AttentionDecoder(8, attention=BahdanauAttention(5), attention_options={"units": 4})
 
 
 def test_named_attention_options_are_the_constructor_arguments_the_name_leaves():

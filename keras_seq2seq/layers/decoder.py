@@ -85,6 +85,9 @@ class AttentionDecoder(keras.layers.Layer):
         self.input_feeding = bool(input_feeding and attention is not None)
         self.dropout = dropout
         self.attention_options = dict(attention_options or {})
+        if self.attention_options and not isinstance(attention, str):
+            raise ValueError("attention_options are the constructor arguments of a named "
+                             f"attention mechanism; attention is {attention!r}")
         if isinstance(attention, AttentionMechanism):
             self.attention = attention
             self.attention_name = None
