@@ -393,8 +393,6 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def test_weight_decay_shrinks_kernels_and_embeddings_not_biases(tmp_path):
-    import tensorflow as tf
-
     from keras_seq2seq.tasks import task_for
 
     files = _date_files(str(tmp_path / "data"), seed=5, counts=(200, 50, 50))
