@@ -187,8 +187,37 @@ def cmd_export(args):
     else:
         exportable = Translator.ensemble(exportables, names=args.run)
         print(f"Ensemble of {len(exportables)} runs (the first run's search settings)")
+    if args.shortlist:
+        exportable = _with_shortlist(exportable, args)
     path = training.export(exportable, args.export_dir, check=not args.no_check)
     print(f"SavedModel exported to {path}")
+
+
+def _with_shortlist(exportable, args):
+    """The exportable with a shortlist of `args.shortlist` outputs a source
+    token, from `--shortlist-data` or the first run's training files."""
+    from keras_seq2seq.data import iter_lines
+    from keras_seq2seq.errors import UserError
+    from keras_seq2seq.export import RunFolder, Translator
+
+    if not isinstance(exportable, Translator):
+        raise UserError("--shortlist is an option of translation exports (text in, text out)")
+    files = args.shortlist_data
+    if not files:
+        train = ((RunFolder(args.run[0]).recipe or {}).get("data") or {}).get("train") or {}
+        if "source" not in train:
+            raise UserError(f"{args.run[0]} was not trained on a pair of line files: give "
+                            "--shortlist-data SOURCE TARGET (its training pairs)")
+        files = [train["source"], train["target"]]
+    for path in files:
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no such file (the shortlist's training pairs; give "
+                            "--shortlist-data SOURCE TARGET)")
+    shortlisted = exportable.with_shortlist(iter_lines(files[0]), iter_lines(files[1]),
+                                            args.shortlist, args.shortlist_frequent)
+    print(f"Shortlist: {args.shortlist} outputs a source token, the "
+          f"{len(shortlisted.shortlist.frequent)} commonest for every request, from {files[0]}")
+    return shortlisted
 
 
 def cmd_average(args):
@@ -454,6 +483,16 @@ def build_parser():
                         "recording) run an XLA-compiled search, 2-3x faster on CPU; TF "
                         "Serving must then be started with --xla_cpu_compilation_enabled=true "
                         "(see README, Serving)")
+    p.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
+                   help="translation: searches score only each source token's PER_TOKEN "
+                        "likeliest translations (from training pairs) and the commonest "
+                        "output tokens: faster, translations may change (see README, "
+                        "Serving; 0: the whole vocabulary)")
+    p.add_argument("--shortlist-frequent", type=int, default=100, metavar="N",
+                   help="with --shortlist: the N commonest output tokens, in every request")
+    p.add_argument("--shortlist-data", nargs=2, default=None, metavar=("SOURCE", "TARGET"),
+                   help="with --shortlist: the training pairs to count (default: the run's "
+                        "training files)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser(

@@ -7,6 +7,8 @@ import sys
 import textwrap
 
 import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
 
 from keras_seq2seq import cli
 
@@ -105,6 +107,27 @@ def test_translate_nbest_beam_and_sampling(quickstart_run, tmp_path, capsys):
                      "--input", str(source), "--output", str(tmp_path / "exported1.txt"),
                      "--sampling", "--top-k", "3", "--seed", "1"]) == 0
     assert (tmp_path / "exported1.txt").read_text(encoding="utf-8").splitlines() == first
+
+
+def test_export_with_a_shortlist(quickstart_run, tmp_path, capsys):
+    run = quickstart_run / "runs" / "quickstart"
+    # Generated data: the recipe names no training files to count.
+    assert cli.main(["export", "--run", str(run), "--export-dir", str(tmp_path / "e"),
+                     "--shortlist", "5"]) == 2
+    assert "--shortlist-data" in capsys.readouterr().err
+    assert cli.main(["export", "--run", str(run), "--export-dir", str(tmp_path / "e"),
+                     "--shortlist", "5", "--shortlist-data", str(run / "data" / "nowhere.src"),
+                     str(run / "data" / "train.tgt")]) == 2
+    assert "nowhere.src: no such file" in capsys.readouterr().err
+    assert cli.main(["export", "--run", str(run), "--export-dir", str(tmp_path / "e"),
+                     "--shortlist", "5", "--shortlist-data", str(run / "data" / "train.src"),
+                     str(run / "data" / "train.tgt")]) == 0
+    version = tmp_path / "e" / "1"
+    settings = json.loads((version / "assets.extra" / "settings.json").read_text())
+    assert settings["shortlist"]["per_token"] == 5
+    assert (version / "assets.extra" / "run" / "shortlist.npz").exists()
+    served = tf.saved_model.load(str(version)).signatures["serving_default"]
+    assert served(text=tf.constant(["12/25/07"]))["translation"].shape == (1,)
 
 
 def test_tflite_command(quickstart_run, tmp_path, capsys):

@@ -16,6 +16,7 @@ from keras_seq2seq.decoding.generate import (
     translate_in_length_batches,
 )
 from keras_seq2seq.decoding.scoring import force_decode
+from keras_seq2seq.decoding.shortlist import LexicalShortlist
 from keras_seq2seq.decoding.search import (
     SamplingSelector,
     Selector,
@@ -30,6 +31,7 @@ from keras_seq2seq.decoding.search import (
 )
 
 __all__ = [
+    "LexicalShortlist",
     "SamplingSelector",
     "Selector",
     "TopKSelector",

@@ -12,7 +12,7 @@ from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, dec
 
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
-             prefix_ids=None, matmul_dtype=None, **options):
+             prefix_ids=None, matmul_dtype=None, outputs=None, **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -35,6 +35,11 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             bfloat16 (`model.step_weights`), on CPUs with bfloat16 units
             (AMX, AVX512_BF16) faster at large batches; None: the model's
             compute dtype.
+        outputs: optional int32 [n], sorted output indices (as
+            `model.target_index` counts them) starting with the special ids
+            0-3, which hold any prefix's tokens (a shortlist,
+            `LexicalShortlist.outputs`): the search scores only these,
+            normalized over them (`model.step_weights`).
         **options: `decode` options (alpha, min_length,
             no_repeat_ngram_size, selector, active_beams, retire_finished).
 
@@ -49,8 +54,10 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     ...                        max_length=24, beam_size=5, alpha=0.6)
     """
     context, state = model.encode(inputs)
+    if prefix_ids is not None:
+        prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     # Read (and cast) once, not at every step of the loop.
-    weights = model.step_weights(matmul_dtype)
+    weights = model.step_weights(matmul_dtype, outputs)
     limits = model.length_limits(inputs, max_length)
     if length_cap is not None:
         limits = tf.minimum(limits, tf.maximum(tf.cast(length_cap, tf.int32), 1))
@@ -66,8 +73,9 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
         with tf.control_dependencies([check]):
             limits = tf.identity(limits)
         beta = 0.0
-    if prefix_ids is not None:
-        prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
+    if outputs is not None and prefix_ids is not None:
+        # The step counts in positions of the sorted `outputs`, which hold the prefix.
+        prefix_ids = tf.searchsorted(outputs, prefix_ids, out_type=tf.int32)
     ids, scores = decode(
         lambda token_ids, state, context: model.step(token_ids, state, context, weights),
         state,
@@ -82,6 +90,8 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
         **coverage,
         **options,
     )
+    if outputs is not None:
+        ids = tf.gather(outputs, ids)
     return model.output_ids(ids), scores
 
 

@@ -99,13 +99,16 @@ def blockwise_top_k(scores, k, block_size=_TOP_K_BLOCK):
 
     Args:
         scores: float [rows, width].
-        k: how many to keep (static), at most the number of blocks.
+        k: how many to keep (static), at most the width.
 
     Returns:
         `(values, indices)`, each [rows, k], largest first.
     """
     width = scores.shape[-1] or tf.shape(scores)[-1]
+    # At least k blocks (padding ones too): XLA compiles this branch of
+    # `_candidates` for rows of any width, the narrow ones included.
     blocks = (width + block_size - 1) // block_size
+    blocks = max(blocks, k) if isinstance(blocks, int) else tf.maximum(blocks, k)
     padded = tf.pad(scores, [[0, 0], [0, blocks * block_size - width]],
                     constant_values=scores.dtype.min)
     padded = tf.reshape(padded, [-1, blocks, block_size])

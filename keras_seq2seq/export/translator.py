@@ -6,13 +6,16 @@ prints is what TF Serving returns. Every signature runs the one search entry
 point, `keras_seq2seq.decoding.generate`.
 """
 
+import itertools
+import os
+
 import tensorflow as tf
 
-from keras_seq2seq.decoding import attention_of, generate, sample_generate
+from keras_seq2seq.decoding import LexicalShortlist, attention_of, generate, sample_generate
 from keras_seq2seq.decoding import score as score_outputs
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export.text_output import TextOutput
-from keras_seq2seq.export.run_folder import register_exportable
+from keras_seq2seq.export.run_folder import RunFolder, register_exportable
 from keras_seq2seq.models import Ensemble
 from keras_seq2seq.text import EOS_ID, PAD_ID, UNK_ID
 
@@ -21,6 +24,8 @@ TARGET = tf.TensorSpec([None], tf.string, name="target")
 TARGET_PREFIX = tf.TensorSpec([None], tf.string, name="target_prefix")
 # Source lengths XLA compiles for (with `jit_compile`): multiples of this.
 XLA_SOURCE_BUCKET = 16
+# A translator's `LexicalShortlist`, in its run folder.
+SHORTLIST_FILE = "shortlist.npz"
 
 
 def _pad_to_bucket(ids, bucket):
@@ -59,6 +64,13 @@ class Translator(TextOutput):
         jit_compile: search one-sentence requests with XLA, sources padded
             to a multiple of `XLA_SOURCE_BUCKET` tokens (see `TextOutput`).
         matmul_dtype: the search's matrix products (see `TextOutput`).
+        shortlist: a `LexicalShortlist` (`with_shortlist` builds one from
+            training pairs): every search scores only the outputs it lists
+            for the request's sources (and a prefix's tokens), normalized
+            over them: faster, and a sentence's translation may then change
+            with the other sentences of its request. None: the whole
+            output vocabulary. `score` and `sampling` always use the whole
+            vocabulary, and so does the TFLite conversion.
 
     Example:
 
@@ -68,8 +80,12 @@ class Translator(TextOutput):
 
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
                  beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
-                 jit_compile=False, matmul_dtype=None, name=None):
+                 jit_compile=False, matmul_dtype=None, shortlist=None, name=None):
         super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
+        if shortlist is not None and not model.shortlists_outputs:
+            raise UserError(f"a {model.__class__.__name__} cannot restrict its outputs to a "
+                             "shortlist")
+        self.shortlist = shortlist
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
         self.max_source_length = int(max_source_length)
@@ -101,6 +117,38 @@ class Translator(TextOutput):
             raise UserError(str(e)) from None
         return cls(model, first.tokenizer, **first.run_settings())
 
+    def with_shortlist(self, sources, targets, per_token=10, frequent=100):
+        """This translator with a `LexicalShortlist` built from training
+        pairs, tokenized as training tokenized them.
+
+        Args:
+            sources, targets: parallel iterables of source and target lines.
+            per_token, frequent: see `LexicalShortlist.from_pairs`.
+        """
+        if not self.model.shortlists_outputs:
+            raise UserError(f"a {self.model.__class__.__name__} cannot restrict its outputs "
+                            "to a shortlist")
+        return self.with_settings(shortlist=LexicalShortlist.from_pairs(
+            self._token_pairs(sources, targets), self.tokenizer.vocab_size,
+            self.model.target_size, per_token=per_token, frequent=frequent))
+
+    def _token_pairs(self, sources, targets, batch=2000):
+        """`(source ids, output indices)` arrays of each pair, in batches."""
+        lines = itertools.zip_longest(sources, targets)
+        while True:
+            pairs = list(itertools.islice(lines, batch))
+            if not pairs:
+                return
+            if any(source is None or target is None for source, target in pairs):
+                raise UserError("a shortlist's source and target lines differ in number: "
+                                "they must be parallel, one line per line")
+            text = tf.constant([source for source, _ in pairs])
+            source_ids = self.encode_text(text).numpy()
+            outputs = self.model.target_index(
+                self.encode_target(text, tf.constant([target for _, target in pairs]))).numpy()
+            for source, output in zip(source_ids, outputs):
+                yield source[source != PAD_ID], output[output != PAD_ID]
+
     @property
     def settings(self):
         return {
@@ -116,12 +164,39 @@ class Translator(TextOutput):
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "jit_compile": self.jit_compile,
             "matmul_dtype": self.matmul_dtype,
+            "shortlist": None if self.shortlist is None else {
+                "per_token": self.shortlist.per_token,
+                "frequent": len(self.shortlist.frequent)},
         }
 
     def run_settings(self):
         return {k: getattr(self, k) for k in (
             "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
-            "no_repeat_ngram_size", "check_texts", "jit_compile", "matmul_dtype")}
+            "no_repeat_ngram_size", "check_texts", "jit_compile", "matmul_dtype", "shortlist")}
+
+    def for_tflite(self):
+        """As `TextOutput.for_tflite`, searching the whole vocabulary."""
+        return self.with_settings(matmul_dtype=None, shortlist=None)
+
+    # -- the run folder: the shortlist in a file of its own --------------------
+
+    def save_run(self, directory):
+        settings = self.run_settings()
+        if self.shortlist is not None:
+            settings["shortlist"] = SHORTLIST_FILE
+        RunFolder(directory).save(self, self.model, settings)
+
+    def write_run_files(self, directory):
+        super().write_run_files(directory)
+        if self.shortlist is not None:
+            self.shortlist.save(os.path.join(directory, SHORTLIST_FILE))
+
+    @classmethod
+    def from_run(cls, folder, settings):
+        if settings.get("shortlist"):
+            settings = dict(settings, shortlist=LexicalShortlist.load(
+                folder.file(settings["shortlist"])))
+        return super().from_run(folder, settings)
 
     # -- ids in, ids out: the core every signature shares -------------------
 
@@ -141,6 +216,13 @@ class Translator(TextOutput):
 
     def _search(self, source_ids, options, retire_finished=True):
         alpha, beta = options.get("alpha"), options.get("beta")
+        outputs = None
+        if self.shortlist is not None:
+            prefix = options.get("prefix_ids")
+            outputs = self.shortlist.outputs(
+                source_ids, None if prefix is None else self.model.target_index(prefix),
+                # The compiled search (XLA) needs shapes that follow the inputs'.
+                static_size=not retire_finished)
         return generate(
             self.model,
             source_ids,
@@ -153,6 +235,7 @@ class Translator(TextOutput):
             prefix_ids=options.get("prefix_ids"),
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             matmul_dtype=self.matmul_dtype,
+            outputs=outputs,
             retire_finished=retire_finished,
         )
 

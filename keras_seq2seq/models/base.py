@@ -77,6 +77,8 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         returns_log_probabilities: whether `call` returns normalized
             log-probabilities (a mixture of distributions) instead of
             logits; the loss then reads them as they are.
+        shortlists_outputs: whether `step_weights` takes `outputs`, a
+            shortlist of the outputs to score.
     """
 
     pad_id = PAD_ID
@@ -84,6 +86,7 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
     end_id = EOS_ID
     copies_source = False
     returns_log_probabilities = False
+    shortlists_outputs = False
 
     def with_dtype_policy(self, policy):
         """The same model, config and weights, computing under `policy` (a
@@ -114,10 +117,21 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         the step reads the model's variables itself)."""
         raise NotImplementedError
 
-    def step_weights(self, matmul_dtype=None):
+    def step_weights(self, matmul_dtype=None, outputs=None):
         """The weights `step` reads, read once (and cast) for a loop of many
         steps; `matmul_dtype` "bfloat16" asks for bfloat16 matrix products
-        in a float32 model. None (the default): the step reads its own."""
+        in a float32 model. None (the default): the step reads its own.
+
+        `outputs`: optional int32 [n], a sorted subset of the step's
+        outputs that starts with the special ids 0-3 (a shortlist, see
+        `decoding.LexicalShortlist`). The step then scores only these: its
+        `log_probs` are [rows, n], normalized over them, and its
+        `token_ids` count in positions of `outputs` too. Models that cannot
+        restrict their outputs (`shortlists_outputs` False) raise
+        ValueError."""
+        if outputs is not None:
+            raise ValueError(f"{self.__class__.__name__} cannot restrict its outputs to a "
+                             "shortlist")
         return None
 
     def length_limits(self, inputs, max_length):

@@ -45,6 +45,7 @@ class EncoderAttentionDecoder(SequenceModel):
     # Whether the model can only read its input through attention (an image
     # or a recording has no final states that could carry it alone).
     attention_required = True
+    shortlists_outputs = True
 
     def __init__(self, vocabulary_size, embedding_dim=64, units=128, decoder_layers=1,
                  cell_type="lstm", attention="bahdanau", attention_units=None,
@@ -142,18 +143,28 @@ class EncoderAttentionDecoder(SequenceModel):
         output, _, state = self._decoder_step(token_ids, state, context, weights)
         return ops.log_softmax(self.logits(output, weights), axis=-1), state
 
-    def step_weights(self, matmul_dtype=None):
+    def step_weights(self, matmul_dtype=None, outputs=None):
         """The decoder's and the output layer's weights (see `SequenceModel`;
-        `AttentionDecoder.step_weights` for `matmul_dtype`)."""
+        `AttentionDecoder.step_weights` for `matmul_dtype`). With `outputs`,
+        the output layer's columns of those outputs only, gathered once."""
         projection = self.output_projection
-        return {"decoder": self.decoder.step_weights(matmul_dtype),
-                "output": (ops.cast(projection.kernel, matmul_dtype or projection.compute_dtype),
-                           ops.cast(projection.bias, "float32"))}
+        kernel = ops.cast(projection.kernel, matmul_dtype or projection.compute_dtype)
+        bias = ops.cast(projection.bias, "float32")
+        weights = {"decoder": self.decoder.step_weights(matmul_dtype)}
+        if outputs is not None:
+            outputs = ops.convert_to_tensor(outputs, "int32")
+            kernel, bias = ops.take(kernel, outputs, axis=1), ops.take(bias, outputs)
+            weights["outputs"] = outputs
+        weights["output"] = (kernel, bias)
+        return weights
 
     def _decoder_step(self, token_ids, state, context, weights=None):
         """`step` up to the output layer: `(output, embedded input, state)`."""
-        embedded = self.target_embedding(
-            self.embedding_rows(ops.convert_to_tensor(token_ids, "int32")))
+        token_ids = ops.convert_to_tensor(token_ids, "int32")
+        if weights is not None and "outputs" in weights:
+            # A shortlist's positions -> the output indices the embedding reads.
+            token_ids = ops.take(weights["outputs"], token_ids)
+        embedded = self.target_embedding(self.embedding_rows(token_ids))
         output, state = self.decoder.step(embedded, state, context, training=False,
                                           weights=None if weights is None else weights["decoder"])
         return output, embedded, state

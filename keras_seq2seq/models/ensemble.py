@@ -61,8 +61,17 @@ class Ensemble(SequenceModel):
         encoded = [member.encode(inputs, training=training) for member in self.members]
         return tuple(c for c, _ in encoded), tuple(s for _, s in encoded)
 
-    def step_weights(self, matmul_dtype=None):
-        return tuple(member.step_weights(matmul_dtype) for member in self.members)
+    @property
+    def target_size(self):
+        """The members' output width (their output spaces are equal)."""
+        return self.members[0].target_size
+
+    @property
+    def shortlists_outputs(self):
+        return all(member.shortlists_outputs for member in self.members)
+
+    def step_weights(self, matmul_dtype=None, outputs=None):
+        return tuple(member.step_weights(matmul_dtype, outputs) for member in self.members)
 
     def step(self, token_ids, state, context, weights=None):
         weights = weights or (None,) * len(self.members)

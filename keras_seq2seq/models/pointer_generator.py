@@ -83,6 +83,8 @@ class PointerGenerator(AttentionSeq2Seq):
 
     copies_source = True
     returns_log_probabilities = True
+    # Its outputs extend the vocabulary with each source's own words.
+    shortlists_outputs = False
 
     def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
         if attention is None:
@@ -99,6 +101,13 @@ class PointerGenerator(AttentionSeq2Seq):
         self.generation_switch.build((None, self.units + self.embedding_dim))
         super().build(input_shape)
         self._is_unknown = ops.equal(ops.arange(self.vocabulary_size), UNK_ID)
+
+    def step_weights(self, matmul_dtype=None, outputs=None):
+        """As `EncoderAttentionDecoder`'s, without a shortlist."""
+        if outputs is not None:
+            raise ValueError("a pointer-generator cannot restrict its outputs to a shortlist: "
+                             "they extend the vocabulary with each source's words")
+        return super().step_weights(matmul_dtype)
 
     def start_decoder(self, source_ids, memory, states):
         context, state = super().start_decoder(source_ids, memory, states)

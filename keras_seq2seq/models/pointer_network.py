@@ -173,8 +173,12 @@ class PointerNetwork(SequenceModel):
             banned = banned | (ops.equal(token, END_TOKEN) & incomplete)
         return ops.where(banned, NEG_INF, scores)
 
-    def step_weights(self, matmul_dtype=None):
-        """The decoder's weights (see `SequenceModel.step_weights`)."""
+    def step_weights(self, matmul_dtype=None, outputs=None):
+        """The decoder's weights (see `SequenceModel.step_weights`; a
+        pointer network's outputs are its input's positions: no shortlist)."""
+        if outputs is not None:
+            raise ValueError("a pointer network's outputs are its input's positions: it "
+                             "takes no shortlist")
         return self.decoder.step_weights(matmul_dtype)
 
     def step(self, token_ids, state, context, weights=None):
