@@ -17,6 +17,11 @@ round's ratio is printed beside the medians; both exports' translations of
 the source file are compared. `--xla` exports the run with its
 one-sentence search compiled by XLA (`keras-seq2seq export --xla`): with
 `--baseline` a plain export of the same run, the A/B of the two searches.
+`--shortlist PER_TOKEN` exports it with a lexical shortlist built from the
+run's training files (`keras-seq2seq export --shortlist`): with
+`--baseline` a plain export of the same run, the A/B of the shortlist.
+`--reference` (the source's translations) adds each export's BLEU and chrF
+(sacrebleu) of the source file.
 `--inter-op-threads` and `--intra-op-threads`
 set TensorFlow's thread pools as TF Serving's flags of those names would
 (on 2 cores, `--intra-op-threads 1` decodes faster). Prints one JSON line.
@@ -37,7 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from benchmarks.common import (  # noqa: E402
     add_thread_arguments, apply_thread_arguments, machine, request_batches)
 from keras_seq2seq.data import iter_lines  # noqa: E402
-from keras_seq2seq.export import export_saved_model, load_run  # noqa: E402
+from keras_seq2seq.export import RunFolder, export_saved_model, load_run  # noqa: E402
 from keras_seq2seq.tasks import translate_texts  # noqa: E402
 
 
@@ -71,6 +76,12 @@ def main():
     parser.add_argument("--xla", action="store_true",
                         help="export with the one-sentence search compiled by XLA "
                         "(`keras-seq2seq export --xla`)")
+    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
+                        help="export with a lexical shortlist of this many outputs a source "
+                        "token (`keras-seq2seq export --shortlist`)")
+    parser.add_argument("--shortlist-frequent", type=int, default=100)
+    parser.add_argument("--reference", default=None,
+                        help="reference translations of --source: BLEU and chrF of each export")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over each form")
     parser.add_argument("--single", type=int, default=150, help="lines decoded one at a time")
     add_thread_arguments(parser)
@@ -89,6 +100,10 @@ def main():
         translator = load_run(args.run)
         if args.xla:
             translator = translator.with_xla_search()
+        if args.shortlist:
+            source, target = RunFolder(args.run).training_files()
+            translator = translator.with_shortlist(iter_lines(source), iter_lines(target),
+                                                   args.shortlist, args.shortlist_frequent)
         path = export_saved_model(translator, args.keep_export or folder)
         signatures = {"current": tf.saved_model.load(path).signatures["serving_default"]}
         if args.baseline:
@@ -113,11 +128,19 @@ def main():
             result[form] = figures
     report = {"run": args.run, "source": args.source, "lines": len(lines),
               "beam_size": translator.beam_size, "alpha": translator.alpha,
-              "xla": args.xla,
+              "xla": args.xla, "shortlist": translator.settings["shortlist"],
               "decode": result, **threads, "machine": machine()}
     if args.baseline:
         differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))
         report["translations_that_differ"] = differ
+    if args.reference:
+        import sacrebleu
+
+        references = [list(iter_lines(args.reference))]
+        report["quality"] = {
+            name: {"bleu": round(sacrebleu.corpus_bleu(t, references).score, 2),
+                   "chrf": round(sacrebleu.corpus_chrf(t, references).score, 2)}
+            for name, t in translations.items()}
     print(json.dumps(report), flush=True)
 
 

@@ -202,13 +202,10 @@ def _with_shortlist(exportable, args):
 
     if not isinstance(exportable, Translator):
         raise UserError("--shortlist is an option of translation exports (text in, text out)")
-    files = args.shortlist_data
+    files = args.shortlist_data or RunFolder(args.run[0]).training_files()
     if not files:
-        train = ((RunFolder(args.run[0]).recipe or {}).get("data") or {}).get("train") or {}
-        if "source" not in train:
-            raise UserError(f"{args.run[0]} was not trained on a pair of line files: give "
-                            "--shortlist-data SOURCE TARGET (its training pairs)")
-        files = [train["source"], train["target"]]
+        raise UserError(f"{args.run[0]} was not trained on a pair of line files: give "
+                        "--shortlist-data SOURCE TARGET (its training pairs)")
     for path in files:
         if not os.path.exists(path):
             raise UserError(f"{path}: no such file (the shortlist's training pairs; give "

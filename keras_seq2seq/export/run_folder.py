@@ -99,6 +99,14 @@ class RunFolder:
         """The recipe the run was trained from (a dict), or None."""
         return self.read().get("recipe")
 
+    def training_files(self):
+        """`(source file, target file)` of the recipe's training pairs, or None
+        when it was trained on anything else (generated data, records)."""
+        train = ((self.recipe or {}).get("data") or {}).get("train") or {}
+        if "source" not in train:
+            return None
+        return train["source"], train["target"]
+
     @property
     def is_trained(self):
         """Whether training finished and saved its exportable here."""
