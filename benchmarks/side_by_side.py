@@ -19,7 +19,8 @@ requests; OpenNMT-py through `onmt_translate_in_file_order.py`), and at batch
 Our trained model is exported three times, in float32, with bfloat16
 matrix products (`keras-seq2seq export --bfloat16-matmuls`) and with its
 one-sentence search compiled by XLA (`keras-seq2seq export --xla`), each
-scored and timed.
+scored and timed; with `--shortlist PER_TOKEN`, twice more, float32 and
+XLA, with a lexical shortlist (`keras-seq2seq export --shortlist`).
 Prints one JSON line: the figures of both and keras-seq2seq's ratios to
 OpenNMT-py's.
 
@@ -196,6 +197,9 @@ def main():
                         help="train nothing: export and time the models an earlier run left "
                         "(ours in --work-dir, OpenNMT-py's last checkpoint under "
                         f"{PEERS_ROOT}), both in this run")
+    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
+                        help="also export, score and time our model with a lexical shortlist "
+                        "of this many outputs a source token (float32 and XLA)")
     add_precision_arguments(parser)
     args = parser.parse_args()
     if args.max_minutes is None and not args.decode_only:
@@ -206,7 +210,7 @@ def main():
         theirs = opennmt_py_scores(peers, last_checkpoint())
         print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
         ours = score_run("multi30k-de-en-attention", args.data, args.work_dir,
-                         bfloat16_matmuls=True, xla_search=True)
+                         bfloat16_matmuls=True, xla_search=True, shortlist=args.shortlist)
     else:
         # OpenNMT-py first: its rate decides nothing of ours, and a failure
         # in its scripts shows before our training spends the budget.
@@ -214,7 +218,7 @@ def main():
         print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
         ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
                                      args.work_dir, args.mixed_precision, bfloat16_matmuls=True,
-                                     xla_search=True)
+                                     xla_search=True, shortlist=args.shortlist)
 
     def ratio(key, sub=None, figures=ours):
         a, b = (figures[key], theirs[key]) if sub is None else (figures[key][sub], theirs[key][sub])
@@ -234,8 +238,9 @@ def main():
         "ratios": {
             **export_ratios(ours),
             **training,
-            "bfloat16_matmuls": export_ratios(ours["bfloat16_matmuls"]),
-            "xla_search": export_ratios(ours["xla_search"]),
+            **{name: export_ratios(ours[name])
+               for name in ("bfloat16_matmuls", "xla_search", "shortlist", "xla_search_shortlist")
+               if name in ours},
         },
     }), flush=True)
 

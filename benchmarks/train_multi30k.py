@@ -118,7 +118,7 @@ def score_export(exportable, path, sources, references):
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
-                    epochs=None, bfloat16_matmuls=False, xla_search=False):
+                    epochs=None, bfloat16_matmuls=False, xla_search=False, shortlist=0):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
     `mixed_precision`: True or False overrides the recipe's
     `training.mixed_precision` (None keeps it); exports are float32 either way.
@@ -129,6 +129,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     `xla_search`: also export the model with its one-sentence search
     compiled by XLA (`keras-seq2seq export --xla`) and score that export
     (figures under "xla_search").
+    `shortlist`: also score exports with a shortlist (see `score_exports`).
 
     Returns `(figures, served, paths)`: the figures of the JSON line, the
     export's `serving_default` and the recipe's files.
@@ -152,7 +153,8 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     tokens_per_s = sum(tokens * b / batches for _, b in later) / sum(s for s, _ in later)
     median_tokens_per_s = statistics.median(tokens * b / batches / s for s, b in later)
 
-    exports, served = score_exports(translator, work_dir, paths, bfloat16_matmuls, xla_search)
+    exports, served = score_exports(translator, work_dir, paths, bfloat16_matmuls, xla_search,
+                                    shortlist)
     figures = {
         "recipe": recipe.name,
         **exports,
@@ -169,32 +171,44 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     return figures, served, paths
 
 
-def score_run(recipe_name, data, work_dir, bfloat16_matmuls=False, xla_search=False):
+def score_run(recipe_name, data, work_dir, bfloat16_matmuls=False, xla_search=False,
+              shortlist=0):
     """`score_exports` of the run an earlier `train_and_score` left in
     `work_dir`, with the machine named (no training figures)."""
     task = task_for(load_recipe(recipe_name, data_dir=data))
     task.prepare(work_dir)
     figures, _ = score_exports(RunFolder(work_dir).load(), work_dir, task.paths,
-                               bfloat16_matmuls, xla_search)
+                               bfloat16_matmuls, xla_search, shortlist)
     return {"recipe": recipe_name, "run": work_dir, **figures, "machine": machine()}
 
 
-def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_search=False):
+def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_search=False,
+                  shortlist=0):
     """Exports a trained model under `work_dir` and scores the export on the
     test files of `paths`: `(figures, serving_default)`, the figures as
     `score_export`'s, with those of the `bfloat16_matmuls` and `xla_search`
-    exports under those keys when asked for."""
+    exports under those keys when asked for; with `shortlist` (outputs a
+    source token, `keras-seq2seq export --shortlist`, built from the
+    training files), those of the float32 export and (with `xla_search`)
+    the XLA export with that shortlist, under "shortlist" and
+    "xla_search_shortlist"."""
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
     figures, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
                                       references)
+    variants = {}
     if bfloat16_matmuls:
-        figures["bfloat16_matmuls"], _, _ = score_export(
-            translator.with_bfloat16_matmuls(),
-            os.path.join(work_dir, "export-bfloat16-matmuls"), sources, references)
+        variants["bfloat16_matmuls"] = translator.with_bfloat16_matmuls()
     if xla_search:
-        figures["xla_search"], _, _ = score_export(
-            translator.with_xla_search(), os.path.join(work_dir, "export-xla"), sources,
+        variants["xla_search"] = translator.with_xla_search()
+    if shortlist:
+        shortlisted = translator.with_shortlist(*map(iter_lines, paths["train"]), shortlist)
+        variants["shortlist"] = shortlisted
+        if xla_search:
+            variants["xla_search_shortlist"] = shortlisted.with_xla_search()
+    for name, variant in variants.items():
+        figures[name], _, _ = score_export(
+            variant, os.path.join(work_dir, "export-" + name.replace("_", "-")), sources,
             references)
     return figures, served
 
@@ -210,13 +224,16 @@ def main():
                         help="also score an export with bfloat16 matrix products")
     parser.add_argument("--xla", action="store_true",
                         help="also score an export whose one-sentence search XLA compiles")
+    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
+                        help="also score exports with a lexical shortlist (float32, and XLA "
+                        "with --xla)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")
     args = parser.parse_args()
     figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
                                     args.mixed_precision, args.epochs, args.bfloat16_matmuls,
-                                    args.xla)
+                                    args.xla, args.shortlist)
     print(json.dumps(figures), flush=True)
 
 
