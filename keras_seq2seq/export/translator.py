@@ -34,6 +34,12 @@ def _pad_to_bucket(ids, bucket):
     return tf.pad(ids, [[0, 0], [0, (width + bucket - 1) // bucket * bucket - width]])
 
 
+def _check_takes_shortlist(model):
+    if not model.shortlists_outputs:
+        raise UserError(f"a {model.__class__.__name__} cannot restrict its outputs to a "
+                        "shortlist")
+
+
 @register_exportable
 class Translator(TextOutput):
     """Strings in, translations out; tokenization and search in the graph.
@@ -82,9 +88,8 @@ class Translator(TextOutput):
                  beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
                  jit_compile=False, matmul_dtype=None, shortlist=None, name=None):
         super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
-        if shortlist is not None and not model.shortlists_outputs:
-            raise UserError(f"a {model.__class__.__name__} cannot restrict its outputs to a "
-                             "shortlist")
+        if shortlist is not None:
+            _check_takes_shortlist(model)
         self.shortlist = shortlist
         if beta and not model.has_coverage:
             model.coverage(None)  # raises: no coverage to penalise
@@ -125,9 +130,7 @@ class Translator(TextOutput):
             sources, targets: parallel iterables of source and target lines.
             per_token, frequent: see `LexicalShortlist.from_pairs`.
         """
-        if not self.model.shortlists_outputs:
-            raise UserError(f"a {self.model.__class__.__name__} cannot restrict its outputs "
-                            "to a shortlist")
+        _check_takes_shortlist(self.model)  # before counting the pairs
         return self.with_settings(shortlist=LexicalShortlist.from_pairs(
             self._token_pairs(sources, targets), self.tokenizer.vocab_size,
             self.model.target_size, per_token=per_token, frequent=frequent))
