@@ -20,7 +20,8 @@ one-sentence search compiled by XLA (`keras-seq2seq export --xla`): with
 `--shortlist PER_TOKEN` exports it with a lexical shortlist built from the
 run's training files (`keras-seq2seq export --shortlist`): with
 `--baseline` a plain export of the same run, the A/B of the shortlist.
-`--reference` (the source's translations) adds each export's BLEU and chrF
+`--bfloat16-matmuls` exports it with bfloat16 matrix products (`keras-seq2seq
+export --bfloat16-matmuls`). `--reference` (the source's translations) adds each export's BLEU and chrF
 (sacrebleu) of the source file.
 `--inter-op-threads` and `--intra-op-threads`
 set TensorFlow's thread pools as TF Serving's flags of those names would
@@ -76,6 +77,9 @@ def main():
     parser.add_argument("--xla", action="store_true",
                         help="export with the one-sentence search compiled by XLA "
                         "(`keras-seq2seq export --xla`)")
+    parser.add_argument("--bfloat16-matmuls", action="store_true",
+                        help="export with bfloat16 matrix products "
+                        "(`keras-seq2seq export --bfloat16-matmuls`)")
     parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
                         help="export with a lexical shortlist of this many outputs a source "
                         "token (`keras-seq2seq export --shortlist`)")
@@ -100,6 +104,8 @@ def main():
         translator = load_run(args.run)
         if args.xla:
             translator = translator.with_xla_search()
+        if args.bfloat16_matmuls:
+            translator = translator.with_bfloat16_matmuls()
         if args.shortlist:
             source, target = RunFolder(args.run).training_files()
             translator = translator.with_shortlist(iter_lines(source), iter_lines(target),
@@ -128,7 +134,8 @@ def main():
             result[form] = figures
     report = {"run": args.run, "source": args.source, "lines": len(lines),
               "beam_size": translator.beam_size, "alpha": translator.alpha,
-              "xla": args.xla, "shortlist": translator.settings["shortlist"],
+              "xla": args.xla, "matmul_dtype": translator.matmul_dtype,
+              "shortlist": translator.settings["shortlist"],
               "decode": result, **threads, "machine": machine()}
     if args.baseline:
         differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))
