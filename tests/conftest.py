@@ -26,6 +26,22 @@ def rng():
     return np.random.default_rng(0)
 
 
+def peaked_model(vocabulary_size, seed, units=16):
+    """A small random `AttentionSeq2Seq` (Bahdanau attention) whose output
+    layer is scaled up, so that its distributions are peaked, as a trained
+    model's are, and its sentences end at different steps."""
+    import keras
+
+    from keras_seq2seq import AttentionSeq2Seq
+
+    keras.utils.set_random_seed(seed)
+    model = AttentionSeq2Seq(vocabulary_size, embedding_dim=8, units=units,
+                             attention="bahdanau")
+    model.build()
+    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
+    return model
+
+
 def write_lines(path, lines, encoding="utf-8"):
     with open(path, "w", encoding=encoding) as f:
         f.write("".join(line + "\n" for line in lines))

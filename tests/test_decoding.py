@@ -19,6 +19,7 @@ from keras_seq2seq.decoding import (
 from keras_seq2seq.decoding import search as search_module
 from keras_seq2seq.decoding.search import blockwise_top_k
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
+from tests.conftest import peaked_model
 
 VOCAB = 6  # pad, unk, bos, eos, and two words
 
@@ -408,11 +409,7 @@ def test_translate_in_length_batches_batches_by_length_and_keeps_the_order():
 @pytest.fixture(scope="module")
 def ragged_model():
     """A random model whose sentences finish at different steps."""
-    keras.utils.set_random_seed(3)
-    model = AttentionSeq2Seq(VOCAB, embedding_dim=8, units=8, attention="bahdanau")
-    model.build()
-    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
-    return model
+    return peaked_model(VOCAB, seed=3, units=8)
 
 
 RAGGED_SOURCES = np.array([[4, 5, 4, 5, 4, EOS_ID], [5, EOS_ID, 0, 0, 0, 0], [4, 4, EOS_ID, 0, 0, 0],

@@ -14,16 +14,13 @@ from keras_seq2seq.errors import UserError
 from keras_seq2seq.export import Translator
 from keras_seq2seq.text import EOS_ID, PAD_ID, SubwordTokenizer, train_sentencepiece
 from keras_seq2seq.training import KeepLastEpochs, average_weights, epoch_checkpoints
+from tests.conftest import peaked_model
 
 SOURCES = np.array([[7, 9, 12, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]], "int32")
 
 
 def _model(seed, vocabulary_size=40):
-    keras.utils.set_random_seed(seed)
-    model = AttentionSeq2Seq(vocabulary_size, embedding_dim=8, units=16, attention="bahdanau")
-    model.build()
-    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
-    return model
+    return peaked_model(vocabulary_size, seed)
 
 
 @pytest.fixture(scope="module")

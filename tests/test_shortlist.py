@@ -1,6 +1,5 @@
 """Lexical shortlists: the outputs a search scores, and what they change."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +9,7 @@ from keras_seq2seq.decoding import LexicalShortlist, generate
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export import RunFolder, Translator, export_saved_model
 from keras_seq2seq.text import EOS_ID, PAD_ID
+from tests.conftest import peaked_model
 
 VOCABULARY = 40
 SOURCES = np.array([[7, 9, 12, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]], "int32")
@@ -56,11 +56,7 @@ def test_a_shortlist_names_outputs_the_model_has():
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(4)
-    model = AttentionSeq2Seq(VOCABULARY, embedding_dim=8, units=16, attention="bahdanau")
-    model.build()
-    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
-    return model
+    return peaked_model(VOCABULARY, seed=4)
 
 
 def test_a_shortlist_of_every_output_searches_as_the_whole_vocabulary(model):
@@ -106,12 +102,8 @@ TEXTS = ["3rd of March 1999", "12/25/07", "tomorrow", "5 May 2001"]
 
 @pytest.fixture(scope="module")
 def translator(tokenizer):
-    keras.utils.set_random_seed(5)
-    model = AttentionSeq2Seq(tokenizer.vocab_size, embedding_dim=16, units=32,
-                             attention="luong_general")
-    model.build()
-    model.output_projection.kernel.assign(model.output_projection.kernel * 6.0)
-    return Translator(model, tokenizer, max_source_length=32, max_target_length=12,
+    return Translator(peaked_model(tokenizer.vocab_size, seed=5, units=32), tokenizer,
+                      max_source_length=32, max_target_length=12,
                       beam_size=3, check_texts=TEXTS[:2])
 
 
