@@ -21,7 +21,9 @@ one-sentence search compiled by XLA (`keras-seq2seq export --xla`): with
 run's training files (`keras-seq2seq export --shortlist`): with
 `--baseline` a plain export of the same run, the A/B of the shortlist.
 `--bfloat16-matmuls` exports it with bfloat16 matrix products (`keras-seq2seq
-export --bfloat16-matmuls`). `--reference` (the source's translations) adds each export's BLEU and chrF
+export --bfloat16-matmuls`). `--parallel-searches N` exports it searching each
+request as N searches side by side (`keras-seq2seq export --parallel-searches`;
+with `--intra-op-threads 1`, as TF Serving runs on 2 cores). `--reference` (the source's translations) adds each export's BLEU and chrF
 (sacrebleu) of the source file.
 `--inter-op-threads` and `--intra-op-threads`
 set TensorFlow's thread pools as TF Serving's flags of those names would
@@ -84,6 +86,9 @@ def main():
                         help="export with a lexical shortlist of this many outputs a source "
                         "token (`keras-seq2seq export --shortlist`)")
     parser.add_argument("--shortlist-frequent", type=int, default=100)
+    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
+                        help="export searching each request as N searches side by side "
+                        "(`keras-seq2seq export --parallel-searches`)")
     parser.add_argument("--reference", default=None,
                         help="reference translations of --source: BLEU and chrF of each export")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over each form")
@@ -106,6 +111,8 @@ def main():
             translator = translator.with_xla_search()
         if args.bfloat16_matmuls:
             translator = translator.with_bfloat16_matmuls()
+        if args.parallel_searches != 1:
+            translator = translator.with_parallel_searches(args.parallel_searches)
         if args.shortlist:
             source, target = RunFolder(args.run).training_files()
             translator = translator.with_shortlist(iter_lines(source), iter_lines(target),
@@ -136,6 +143,7 @@ def main():
               "beam_size": translator.beam_size, "alpha": translator.alpha,
               "xla": args.xla, "matmul_dtype": translator.matmul_dtype,
               "shortlist": translator.settings["shortlist"],
+              "parallel_searches": translator.parallel_searches,
               "decode": result, **threads, "machine": machine()}
     if args.baseline:
         differ = sum(a != b for a, b in zip(translations["current"], translations["baseline"]))

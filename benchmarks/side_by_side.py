@@ -20,7 +20,12 @@ Our trained model is exported three times, in float32, with bfloat16
 matrix products (`keras-seq2seq export --bfloat16-matmuls`) and with its
 one-sentence search compiled by XLA (`keras-seq2seq export --xla`), each
 scored and timed; with `--shortlist PER_TOKEN`, twice more, float32 and
-XLA, with a lexical shortlist (`keras-seq2seq export --shortlist`).
+XLA, with a lexical shortlist (`keras-seq2seq export --shortlist`); with
+`--parallel-searches N`, once more (float32) or three times more (float32,
+and with the shortlist in float32 and XLA) searching each request as N
+searches side by side (`keras-seq2seq export --parallel-searches`).
+`--intra-op-threads 1` runs our side as TF Serving started with
+`--tensorflow_intra_op_parallelism=1` (README, Serving: "Threads").
 Prints one JSON line: the figures of both and keras-seq2seq's ratios to
 OpenNMT-py's.
 
@@ -41,7 +46,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.common import add_precision_arguments  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_precision_arguments, add_thread_arguments, apply_thread_arguments)
 from benchmarks.train_multi30k import DECODE_REQUESTS, score_run, train_and_score  # noqa: E402
 
 PEERS_ROOT = "/tmp/peers"
@@ -200,8 +206,13 @@ def main():
     parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
                         help="also export, score and time our model with a lexical shortlist "
                         "of this many outputs a source token (float32 and XLA)")
+    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
+                        help="also export, score and time our model searching each request "
+                        "as N searches side by side (float32, and with the shortlist)")
     add_precision_arguments(parser)
+    add_thread_arguments(parser)
     args = parser.parse_args()
+    threads = apply_thread_arguments(args)
     if args.max_minutes is None and not args.decode_only:
         parser.error("--max-minutes is required unless --decode-only")
     peers = os.path.abspath(args.peers)
@@ -210,7 +221,8 @@ def main():
         theirs = opennmt_py_scores(peers, last_checkpoint())
         print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
         ours = score_run("multi30k-de-en-attention", args.data, args.work_dir,
-                         bfloat16_matmuls=True, xla_search=True, shortlist=args.shortlist)
+                         bfloat16_matmuls=True, xla_search=True, shortlist=args.shortlist,
+                         parallel_searches=args.parallel_searches)
     else:
         # OpenNMT-py first: its rate decides nothing of ours, and a failure
         # in its scripts shows before our training spends the budget.
@@ -218,7 +230,8 @@ def main():
         print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
         ours, _, _ = train_and_score("multi30k-de-en-attention", args.data, args.max_minutes,
                                      args.work_dir, args.mixed_precision, bfloat16_matmuls=True,
-                                     xla_search=True, shortlist=args.shortlist)
+                                     xla_search=True, shortlist=args.shortlist,
+                                     parallel_searches=args.parallel_searches)
 
     def ratio(key, sub=None, figures=ours):
         a, b = (figures[key], theirs[key]) if sub is None else (figures[key][sub], theirs[key][sub])
@@ -233,13 +246,15 @@ def main():
         "train_target_tokens_per_s": ratio("train_target_tokens_per_s"),
         "train_target_tokens_per_s_median": ratio("train_target_tokens_per_s_median")}
     print(json.dumps({
-        "keras_seq2seq": ours,
+        "keras_seq2seq": {**ours, **threads},
         "opennmt_py": theirs,
         "ratios": {
             **export_ratios(ours),
             **training,
             **{name: export_ratios(ours[name])
-               for name in ("bfloat16_matmuls", "xla_search", "shortlist", "xla_search_shortlist")
+               for name in ("bfloat16_matmuls", "xla_search", "shortlist", "xla_search_shortlist",
+                            "parallel_searches", "shortlist_parallel_searches",
+                            "xla_search_shortlist_parallel_searches")
                if name in ours},
         },
     }), flush=True)

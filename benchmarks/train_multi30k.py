@@ -31,7 +31,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import add_precision_arguments, machine, request_batches  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_precision_arguments, add_thread_arguments, apply_thread_arguments, machine,
+    request_batches)
 from keras_seq2seq.data import iter_lines, parallel_text_dataset  # noqa: E402
 from keras_seq2seq.export import RunFolder, export_saved_model  # noqa: E402
 from keras_seq2seq.metrics import repeated_ngram_rate  # noqa: E402
@@ -118,7 +120,8 @@ def score_export(exportable, path, sources, references):
 
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
-                    epochs=None, bfloat16_matmuls=False, xla_search=False, shortlist=0):
+                    epochs=None, bfloat16_matmuls=False, xla_search=False, shortlist=0,
+                    parallel_searches=1):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
     `mixed_precision`: True or False overrides the recipe's
     `training.mixed_precision` (None keeps it); exports are float32 either way.
@@ -129,7 +132,8 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     `xla_search`: also export the model with its one-sentence search
     compiled by XLA (`keras-seq2seq export --xla`) and score that export
     (figures under "xla_search").
-    `shortlist`: also score exports with a shortlist (see `score_exports`).
+    `shortlist`, `parallel_searches`: also score exports with a shortlist,
+    and searching a request as that many searches (see `score_exports`).
 
     Returns `(figures, served, paths)`: the figures of the JSON line, the
     export's `serving_default` and the recipe's files.
@@ -154,7 +158,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     median_tokens_per_s = statistics.median(tokens * b / batches / s for s, b in later)
 
     exports, served = score_exports(translator, work_dir, paths, bfloat16_matmuls, xla_search,
-                                    shortlist)
+                                    shortlist, parallel_searches)
     figures = {
         "recipe": recipe.name,
         **exports,
@@ -172,18 +176,18 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
 
 
 def score_run(recipe_name, data, work_dir, bfloat16_matmuls=False, xla_search=False,
-              shortlist=0):
+              shortlist=0, parallel_searches=1):
     """`score_exports` of the run an earlier `train_and_score` left in
     `work_dir`, with the machine named (no training figures)."""
     task = task_for(load_recipe(recipe_name, data_dir=data))
     task.prepare(work_dir)
     figures, _ = score_exports(RunFolder(work_dir).load(), work_dir, task.paths,
-                               bfloat16_matmuls, xla_search, shortlist)
+                               bfloat16_matmuls, xla_search, shortlist, parallel_searches)
     return {"recipe": recipe_name, "run": work_dir, **figures, "machine": machine()}
 
 
 def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_search=False,
-                  shortlist=0):
+                  shortlist=0, parallel_searches=1):
     """Exports a trained model under `work_dir` and scores the export on the
     test files of `paths`: `(figures, serving_default)`, the figures as
     `score_export`'s, with those of the `bfloat16_matmuls` and `xla_search`
@@ -191,7 +195,11 @@ def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_searc
     source token, `keras-seq2seq export --shortlist`, built from the
     training files), those of the float32 export and (with `xla_search`)
     the XLA export with that shortlist, under "shortlist" and
-    "xla_search_shortlist"."""
+    "xla_search_shortlist"; with `parallel_searches` N > 1 (`keras-seq2seq
+    export --parallel-searches`), those of the float32 export searching
+    each request as N searches, and of the shortlisted ones so, under
+    "parallel_searches", "shortlist_parallel_searches" and
+    "xla_search_shortlist_parallel_searches"."""
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
     figures, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
@@ -206,6 +214,11 @@ def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_searc
         variants["shortlist"] = shortlisted
         if xla_search:
             variants["xla_search_shortlist"] = shortlisted.with_xla_search()
+    if parallel_searches > 1:
+        for name, variant in [("", translator)] + list(variants.items()):
+            if name in ("", "shortlist", "xla_search_shortlist"):
+                variants[(name + "_" if name else "") + "parallel_searches"] = (
+                    variant.with_parallel_searches(parallel_searches))
     for name, variant in variants.items():
         figures[name], _, _ = score_export(
             variant, os.path.join(work_dir, "export-" + name.replace("_", "-")), sources,
@@ -227,14 +240,19 @@ def main():
     parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
                         help="also score exports with a lexical shortlist (float32, and XLA "
                         "with --xla)")
+    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
+                        help="also score exports searching each request as N searches side "
+                        "by side (float32, and with the shortlist)")
+    add_thread_arguments(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")
     args = parser.parse_args()
+    threads = apply_thread_arguments(args)
     figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
                                     args.mixed_precision, args.epochs, args.bfloat16_matmuls,
-                                    args.xla, args.shortlist)
-    print(json.dumps(figures), flush=True)
+                                    args.xla, args.shortlist, args.parallel_searches)
+    print(json.dumps({**figures, **threads}), flush=True)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,14 @@ def cmd_train(args, parser):
     _train_evaluate_export(recipe, args)
 
 
+def _at_least_one(text):
+    """argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_export(args):
     from keras_seq2seq import training
     from keras_seq2seq.export import RunFolder, Translator
@@ -182,6 +190,9 @@ def cmd_export(args):
         exportables = [exportable.with_bfloat16_matmuls() for exportable in exportables]
     if args.xla:
         exportables = [exportable.with_xla_search() for exportable in exportables]
+    if args.parallel_searches != 1:
+        exportables = [exportable.with_parallel_searches(args.parallel_searches)
+                       for exportable in exportables]
     if len(exportables) == 1:
         exportable = exportables[0]
     else:
@@ -480,6 +491,11 @@ def build_parser():
                         "recording) run an XLA-compiled search, 2-3x faster on CPU; TF "
                         "Serving must then be started with --xla_cpu_compilation_enabled=true "
                         "(see README, Serving)")
+    p.add_argument("--parallel-searches", type=_at_least_one, default=1, metavar="N",
+                   help="models that write text: search each request as N independent "
+                        "searches over parts of its batch, side by side on the server's "
+                        "threads; with TF Serving's --tensorflow_intra_op_parallelism=1, N "
+                        "as many as its cores (see README, Serving)")
     p.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
                    help="translation: searches score only each source token's PER_TOKEN "
                         "likeliest translations (from training pairs) and the commonest "

@@ -55,6 +55,13 @@ def matmul_dtypes(concrete):
     return {tf.dtypes.as_dtype(n.attr["T"].type) for n in nodes if "MatMul" in n.op}
 
 
+def while_loops(concrete):
+    """How many while loops a concrete function runs, nested ones included."""
+    graph = concrete.graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return sum(n.op in ("While", "StatelessWhile") for n in nodes)
+
+
 def assert_xla_reads_one_item_as_a_batch(reader, items, tmp_path):
     """`reader.with_xla_search()` answers each one-item request (the XLA
     search, its input padded to a bucket) with the n-best that the graph

@@ -19,7 +19,7 @@ from keras_seq2seq.decoding import (
 from keras_seq2seq.decoding import search as search_module
 from keras_seq2seq.decoding.search import blockwise_top_k
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
-from tests.conftest import peaked_model
+from tests.conftest import peaked_model, while_loops
 
 VOCAB = 6  # pad, unk, bos, eos, and two words
 
@@ -438,6 +438,26 @@ def test_retiring_finished_sentences_changes_no_output(ragged_model, options):
     for ids, scores in ((got, got_scores), (traced_ids, traced_scores), (xla_ids, xla_scores)):
         np.testing.assert_array_equal(ids.numpy(), want.numpy())
         np.testing.assert_allclose(scores.numpy(), want_scores.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("parts, sentences, options", [
+    (3, 5, dict(beam_size=3, alpha=0.6, beta=0.4, no_repeat_ngram_size=2)),
+    # One sentence in two parts: the first is empty and skips its search.
+    (2, 1, dict(beam_size=2, prefix_ids=np.array([[5, 4]], "int32"))),
+])
+def test_parallel_searches_give_the_whole_batchs_outputs(ragged_model, parts, sentences, options):
+    def search(parallel_searches):
+        return tf.function(lambda: generate(ragged_model, RAGGED_SOURCES[:sentences], max_length=14,
+                                            parallel_searches=parallel_searches, **options))
+
+    whole, split = search(1), search(parts)
+    (want, want_scores), (got, got_scores) = whole(), split()
+    assert got.shape[0] == sentences
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_allclose(got_scores.numpy(), want_scores.numpy(), rtol=1e-5)
+    # A loop of its own for each part.
+    loops = while_loops(whole.get_concrete_function())
+    assert loops > 0 and while_loops(split.get_concrete_function()) == parts * loops
 
 
 def test_a_retired_sentence_costs_no_more_steps():

@@ -309,6 +309,19 @@ def test_bfloat16_matmuls_search_in_bfloat16_and_tflite_stays_float32(translator
         translator.with_settings(matmul_dtype="float16")
 
 
+def test_parallel_searches_translate_as_one_search(translator):
+    split = translator.with_parallel_searches(2)
+    assert split.settings["parallel_searches"] == 2 and translator.settings["parallel_searches"] == 1
+    assert Translator(split.model, split.tokenizer, **split.run_settings()).parallel_searches == 2
+    assert split.for_tflite().parallel_searches == 1
+    for texts in (["3rd of March 1999", "12/25/07", "tomorrow"], ["12/25/07"]):
+        want, got = translator.beam_search(tf.constant(texts)), split.beam_search(tf.constant(texts))
+        assert _strings(got["translations"]) == _strings(want["translations"])
+        np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="parallel_searches"):
+        translator.with_parallel_searches(0)
+
+
 BAD_INPUTS = ["", "   \t ", "x" * 10_000, "😀🎉 東京 Ελληνικά", "3rd of March 1999"]
 
 

@@ -109,7 +109,7 @@ def test_translate_nbest_beam_and_sampling(quickstart_run, tmp_path, capsys):
     assert (tmp_path / "exported1.txt").read_text(encoding="utf-8").splitlines() == first
 
 
-def test_export_with_a_shortlist(quickstart_run, tmp_path, capsys):
+def test_export_with_a_shortlist_and_parallel_searches(quickstart_run, tmp_path, capsys):
     run = quickstart_run / "runs" / "quickstart"
     # Generated data: the recipe names no training files to count.
     assert cli.main(["export", "--run", str(run), "--export-dir", str(tmp_path / "e"),
@@ -121,13 +121,17 @@ def test_export_with_a_shortlist(quickstart_run, tmp_path, capsys):
     assert "nowhere.src: no such file" in capsys.readouterr().err
     assert cli.main(["export", "--run", str(run), "--export-dir", str(tmp_path / "e"),
                      "--shortlist", "5", "--shortlist-data", str(run / "data" / "train.src"),
-                     str(run / "data" / "train.tgt")]) == 0
+                     str(run / "data" / "train.tgt"), "--parallel-searches", "2"]) == 0
     version = tmp_path / "e" / "1"
     settings = json.loads((version / "assets.extra" / "settings.json").read_text())
-    assert settings["shortlist"]["per_token"] == 5
+    assert settings["shortlist"]["per_token"] == 5 and settings["parallel_searches"] == 2
     assert (version / "assets.extra" / "run" / "shortlist.npz").exists()
     served = tf.saved_model.load(str(version)).signatures["serving_default"]
+    # The export's check compared its outputs with the model's; here a
+    # request of one (one part empty) and one of three.
     assert served(text=tf.constant(["12/25/07"]))["translation"].shape == (1,)
+    assert served(text=tf.constant(["12/25/07", "3rd of March 1999", "1/2/03"]))[
+        "translation"].shape == (3,)
 
 
 def test_tflite_command(quickstart_run, tmp_path, capsys):

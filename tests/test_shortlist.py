@@ -165,7 +165,10 @@ def test_the_xla_search_searches_a_shortlist_of_a_size_xla_can_compile(shortlist
     from keras_seq2seq.export.translator import XLA_SOURCE_BUCKET, _pad_to_bucket
 
     source = shortlisted.encode_text(tf.constant(TEXTS[:1]))
-    got = shortlisted.with_xla_search().translate_ids(source)
+    # Held by a name: a tf.function method keeps only a weak reference to
+    # its object, which a temporary loses before the call.
+    compiled = shortlisted.with_xla_search()
+    got = compiled.translate_ids(source)
     padded = _pad_to_bucket(source, XLA_SOURCE_BUCKET)
     want = generate(shortlisted.model, padded, 12, beam_size=3, alpha=0.6,
                     outputs=shortlisted.shortlist.outputs(padded, static_size=True))

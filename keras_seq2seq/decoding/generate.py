@@ -12,7 +12,7 @@ from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, dec
 
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
-             prefix_ids=None, matmul_dtype=None, outputs=None, **options):
+             prefix_ids=None, matmul_dtype=None, outputs=None, parallel_searches=1, **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -40,6 +40,15 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             0-3, which hold any prefix's tokens (a shortlist,
             `LexicalShortlist.outputs`): the search scores only these,
             normalized over them (`model.step_weights`).
+        parallel_searches: search the batch as this many independent
+            searches, each over a consecutive part of it (its own encoder
+            pass and loop; an empty part is skipped), which TensorFlow's
+            executor runs side by side on its inter-op threads. With one
+            intra-op thread an operation (TF Serving's
+            `--tensorflow_intra_op_parallelism=1`) and a core for each
+            search, every core runs a search of its own instead of sharing
+            each small operation. The outputs are the same; sampling draws
+            are not (a row's random stream follows its place in its batch).
         **options: `decode` options (alpha, min_length,
             no_repeat_ngram_size, selector, active_beams, retire_finished).
 
@@ -53,6 +62,10 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     >>> ids, scores = generate(model, tokenizer.encode(["3rd of March 1999"], 48),
     ...                        max_length=24, beam_size=5, alpha=0.6)
     """
+    if parallel_searches > 1:
+        return _generate_in_parts(model, inputs, prefix_ids, parallel_searches, dict(
+            max_length=max_length, beam_size=beam_size, length_cap=length_cap, beta=beta,
+            matmul_dtype=matmul_dtype, outputs=outputs, **options))
     context, state = model.encode(inputs)
     if prefix_ids is not None:
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
@@ -93,6 +106,34 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if outputs is not None:
         ids = tf.gather(outputs, ids)
     return model.output_ids(ids), scores
+
+
+def _generate_in_parts(model, inputs, prefix_ids, parts, options):
+    """`generate` as `parts` searches over consecutive parts of the batch,
+    their results concatenated."""
+    inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
+    if prefix_ids is not None:
+        prefix_ids = tf.convert_to_tensor(prefix_ids, tf.int32)
+    batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+    cuts = [batch * i // parts for i in range(parts + 1)]
+    beam = options["beam_size"]
+
+    def search(start, stop):
+        def run():
+            cut = lambda x: x[start:stop]  # noqa: E731
+            return generate(model, tf.nest.map_structure(cut, inputs),
+                            prefix_ids=None if prefix_ids is None else cut(prefix_ids), **options)
+        return run
+
+    def nothing():
+        # An empty part never reaches the model (batch normalization fails
+        # on empty batches).
+        return (model.output_ids(tf.zeros([0, beam, options["max_length"]], tf.int32)),
+                tf.zeros([0, beam], tf.float32))
+
+    results = [tf.cond(stop > start, search(start, stop), nothing)
+               for start, stop in zip(cuts[:-1], cuts[1:])]
+    return tuple(tf.concat(columns, axis=0) for columns in zip(*results))
 
 
 def score(model, inputs, target_ids, attention=False):

@@ -72,6 +72,15 @@ class Exportable(tf.Module):
         raise UserError(f"a {self.__class__.__name__} export has no XLA search: it is an "
                         "option of models that write text")
 
+    def with_parallel_searches(self, count):
+        """The same exportable whose search splits a request into `count`
+        independent searches (`TextOutput`'s `parallel_searches`);
+        exportables without that option raise `UserError`."""
+        from keras_seq2seq.errors import UserError
+
+        raise UserError(f"a {self.__class__.__name__} export searches a request as one: "
+                        "parallel searches are an option of models that write text")
+
     def for_export(self):
         """The module to save (this one, unless resources must be made anew)."""
         return self

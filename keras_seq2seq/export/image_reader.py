@@ -40,9 +40,10 @@ class ImageReader(Reader):
     input_name = "image"
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
+                 check_items=(), matmul_dtype=None, jit_compile=False, parallel_searches=1,
+                 name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,
-                         matmul_dtype, jit_compile, name=name)
+                         matmul_dtype, jit_compile, parallel_searches, name=name)
         self.height, self.width = model.image_height, model.image_width
         self.read_pixels = tf.function(self._read_pixels, autograph=False, input_signature=[
             tf.TensorSpec([None, self.height, self.width, 1], tf.float32, name="pixels")])

@@ -29,14 +29,17 @@ class Reader(TextOutput):
             (bytes; or base64 str, as `run_settings` keeps them in JSON).
         matmul_dtype: the search's matrix products (see `TextOutput`).
         jit_compile: search one-item requests with XLA (see `TextOutput`).
+        parallel_searches: independent searches a request is split into
+            (see `TextOutput`).
     """
 
     # The name of the signatures' input: encoded files, string [batch].
     input_name = None
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
-        super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
+                 check_items=(), matmul_dtype=None, jit_compile=False, parallel_searches=1,
+                 name=None):
+        super().__init__(model, tokenizer, matmul_dtype, jit_compile, parallel_searches, name=name)
         self.max_target_length = int(max_target_length)
         self.beam_size = int(beam_size)
         self.alpha = float(alpha)
@@ -52,7 +55,8 @@ class Reader(TextOutput):
                 "alpha": self.alpha,
                 "check_items": [base64.b64encode(item).decode("ascii")
                                 for item in self.check_items],
-                "matmul_dtype": self.matmul_dtype, "jit_compile": self.jit_compile}
+                "matmul_dtype": self.matmul_dtype, "jit_compile": self.jit_compile,
+                "parallel_searches": self.parallel_searches}
 
     def reader_settings(self):
         """What `settings` tells clients about the model's search and outputs."""
@@ -67,6 +71,7 @@ class Reader(TextOutput):
             "alpha": self.alpha,
             "matmul_dtype": self.matmul_dtype,
             "jit_compile": self.jit_compile,
+            "parallel_searches": self.parallel_searches,
         }
 
     # -- model inputs in, ids out: the core every signature shares ----------
@@ -93,7 +98,9 @@ class Reader(TextOutput):
                         alpha=self.alpha if alpha is None else alpha,
                         length_cap=options.get("max_length"),
                         active_beams=options.get("active_beams"),
-                        matmul_dtype=self.matmul_dtype, retire_finished=retire_finished)
+                        matmul_dtype=self.matmul_dtype,
+                        parallel_searches=self.searches_of(retire_finished),
+                        retire_finished=retire_finished)
 
     def decode_text(self, ids):
         """[B, T] ids -> [B] strings."""

@@ -51,9 +51,10 @@ class SpeechReader(Reader):
     input_name = "audio"
 
     def __init__(self, model, tokenizer, max_target_length, beam_size=5, alpha=0.0,
-                 check_items=(), matmul_dtype=None, jit_compile=False, name=None):
+                 check_items=(), matmul_dtype=None, jit_compile=False, parallel_searches=1,
+                 name=None):
         super().__init__(model, tokenizer, max_target_length, beam_size, alpha, check_items,
-                         matmul_dtype, jit_compile, name=name)
+                         matmul_dtype, jit_compile, parallel_searches, name=name)
         self.sample_rate = model.sample_rate
         self.read_waveform = tf.function(self._read_waveform, autograph=False, input_signature=[
             tf.TensorSpec([None, None], tf.float32, name="waveform"),

@@ -86,8 +86,9 @@ class Translator(TextOutput):
 
     def __init__(self, model, tokenizer, max_source_length, max_target_length,
                  beam_size=5, alpha=0.6, beta=0.0, no_repeat_ngram_size=0, check_texts=(),
-                 jit_compile=False, matmul_dtype=None, shortlist=None, name=None):
-        super().__init__(model, tokenizer, matmul_dtype, jit_compile, name=name)
+                 jit_compile=False, matmul_dtype=None, shortlist=None, parallel_searches=1,
+                 name=None):
+        super().__init__(model, tokenizer, matmul_dtype, jit_compile, parallel_searches, name=name)
         if shortlist is not None:
             _check_takes_shortlist(model)
         self.shortlist = shortlist
@@ -167,6 +168,7 @@ class Translator(TextOutput):
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "jit_compile": self.jit_compile,
             "matmul_dtype": self.matmul_dtype,
+            "parallel_searches": self.parallel_searches,
             "shortlist": None if self.shortlist is None else {
                 "per_token": self.shortlist.per_token,
                 "frequent": len(self.shortlist.frequent)},
@@ -175,11 +177,12 @@ class Translator(TextOutput):
     def run_settings(self):
         return {k: getattr(self, k) for k in (
             "max_source_length", "max_target_length", "beam_size", "alpha", "beta",
-            "no_repeat_ngram_size", "check_texts", "jit_compile", "matmul_dtype", "shortlist")}
+            "no_repeat_ngram_size", "check_texts", "jit_compile", "matmul_dtype", "shortlist",
+            "parallel_searches")}
 
     def for_tflite(self):
         """As `TextOutput.for_tflite`, searching the whole vocabulary."""
-        return self.with_settings(matmul_dtype=None, shortlist=None)
+        return super().for_tflite().with_settings(shortlist=None)
 
     # -- the run folder: the shortlist in a file of its own --------------------
 
@@ -239,6 +242,7 @@ class Translator(TextOutput):
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             matmul_dtype=self.matmul_dtype,
             outputs=outputs,
+            parallel_searches=self.searches_of(retire_finished),
             retire_finished=retire_finished,
         )
 
