@@ -232,6 +232,20 @@ def test_an_xla_export_reads_one_image_as_a_batch(trained, tmp_path):
     assert len(compiled.warmup_inputs()) == 1
 
 
+def test_parallel_searches_read_as_one_search(trained):
+    task, reader, _ = trained
+    split = reader.with_parallel_searches(2)
+    assert split.run_settings()["parallel_searches"] == 2
+    pngs = read_digit_strings(task.paths["test"])[0][:3]
+    # One image: the other part is empty, which batch normalization refuses,
+    # so its search is skipped.
+    for images in (pngs, pngs[:1]):
+        want = reader.beam_search(tf.constant(images))
+        got = split.beam_search(tf.constant(images))
+        np.testing.assert_array_equal(got["translations"], want["translations"])
+        np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-5)
+
+
 def test_alignments_are_attention_maps_over_the_feature_map(trained):
     task, _, export = trained
     pngs, _ = read_digit_strings(task.paths["test"])

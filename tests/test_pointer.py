@@ -304,11 +304,15 @@ def test_tflite_gives_the_saved_models_beams(trained, tmp_path):
     assert os.path.getsize(out) > 0
 
 
-def test_export_refuses_bfloat16_matmuls_for_a_pointer_solver(trained, capsys):
+@pytest.mark.parametrize("flags, message", [
+    (["--bfloat16-matmuls"], "float32 only"),
+    (["--parallel-searches", "2"], "searches a request as one"),
+])
+def test_export_refuses_text_search_options_for_a_pointer_solver(trained, capsys, flags, message):
     from keras_seq2seq import cli
 
     _, _, work = trained
-    assert cli.main(["export", "--run", str(work / "run"), "--export-dir", str(work / "bf16"),
-                     "--bfloat16-matmuls"]) == 2
-    assert "float32 only" in capsys.readouterr().err
-    assert not os.path.exists(work / "bf16")
+    assert cli.main(["export", "--run", str(work / "run"), "--export-dir", str(work / "refused"),
+                     *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(work / "refused")
