@@ -411,3 +411,20 @@ def test_decoder_trains_through_its_recurrence_under_mixed_precision(rng):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_allclose(a, b, atol=0.05, rtol=0.05)
+
+
+def test_bidirectional_encoders_made_while_a_keras_file_loads_keep_both_directions():
+    # While a .keras file loads, Keras notes each object it serializes by
+    # id() (its object-sharing scope); `Bidirectional` serializes the layer
+    # it wraps, and a wrapped layer freed after one encoder could hand its
+    # id to the next encoder's, which then got a copy of the first one's
+    # direction (about 1 scope in 5 of six encoders, before the encoder
+    # kept its wrapped layers).
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    for _ in range(30):
+        with ObjectSharingScope():
+            encoders = [RNNEncoder(units=8, num_layers=2, bidirectional=True) for _ in range(6)]
+        for encoder in encoders:
+            for layer in encoder.rnn_layers:
+                assert layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards

@@ -50,7 +50,7 @@ class TextOutput(Exportable):
             by side on the server's inter-op threads: on 2 cores with one
             intra-op thread an operation (TF Serving's
             `--tensorflow_intra_op_parallelism=1`), 2 searches decoded
-            requests of 32 about 1.4x as fast as one (README, Serving).
+            requests of 32 1.3-1.4x as fast as one (README, Serving).
             The outputs are the same; the SavedModel holds a search loop
             for each. 1 (the default): one search.
 

@@ -18,6 +18,14 @@ def reverse_valid_steps(sequences, mask):
     return tf.reverse_sequence(sequences, lengths, seq_axis=1, batch_axis=0)
 
 
+class _Untracked:
+    """Holds objects where Keras' attribute tracking does not look (neither
+    as sublayers nor in saved files)."""
+
+    def __init__(self, *objects):
+        self.objects = objects
+
+
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class RNNEncoder(keras.layers.Layer):
     """A stack of (bidirectional) LSTM or GRU layers over embedded tokens.
@@ -83,6 +91,7 @@ class RNNEncoder(keras.layers.Layer):
         rnn_class = keras.layers.LSTM if cell_type == "lstm" else keras.layers.GRU
         layer_units = units // 2 if bidirectional else units
         self.rnn_layers = []
+        templates = []
         for i in range(num_layers):
             rnn = rnn_class(
                 layer_units,
@@ -91,8 +100,16 @@ class RNNEncoder(keras.layers.Layer):
                 name=f"{cell_type}_{i}",
             )
             if bidirectional:
+                templates.append(rnn)
                 rnn = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i}")
             self.rnn_layers.append(rnn)
+        # `Bidirectional` makes its two directions from the layer it is given
+        # by serializing it. While a .keras file loads, Keras notes every
+        # serialized object by its id(), so a template freed here could hand
+        # its id to a later object, which the load then takes for a copy of
+        # this one ("Forward layer and backward layer should have different
+        # `go_backwards` value", now and then). Kept, no id is reused.
+        self._bidirectional_templates = _Untracked(*templates)
         self.dropout_layer = keras.layers.Dropout(dropout)
 
     def build(self, input_shape):
