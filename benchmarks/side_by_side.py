@@ -48,7 +48,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks.common import (  # noqa: E402
     add_precision_arguments, add_thread_arguments, apply_thread_arguments)
-from benchmarks.train_multi30k import DECODE_REQUESTS, score_run, train_and_score  # noqa: E402
+from benchmarks.train_multi30k import (  # noqa: E402
+    DECODE_REQUESTS, add_export_variant_arguments, score_run, train_and_score)
 
 PEERS_ROOT = "/tmp/peers"
 
@@ -203,12 +204,7 @@ def main():
                         help="train nothing: export and time the models an earlier run left "
                         "(ours in --work-dir, OpenNMT-py's last checkpoint under "
                         f"{PEERS_ROOT}), both in this run")
-    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
-                        help="also export, score and time our model with a lexical shortlist "
-                        "of this many outputs a source token (float32 and XLA)")
-    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
-                        help="also export, score and time our model searching each request "
-                        "as N searches side by side (float32, and with the shortlist)")
+    add_export_variant_arguments(parser)
     add_precision_arguments(parser)
     add_thread_arguments(parser)
     args = parser.parse_args()

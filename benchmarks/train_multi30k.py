@@ -226,6 +226,17 @@ def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_searc
     return figures, served
 
 
+def add_export_variant_arguments(parser):
+    """`--shortlist` and `--parallel-searches`: exports scored beside the
+    plain one (`score_exports`)."""
+    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
+                        help="also score exports with a lexical shortlist of this many outputs "
+                        "a source token (float32, and XLA where an XLA export is scored)")
+    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
+                        help="also score exports searching each request as N searches side "
+                        "by side (float32, and with the shortlist)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the multi30k folder")
@@ -237,12 +248,7 @@ def main():
                         help="also score an export with bfloat16 matrix products")
     parser.add_argument("--xla", action="store_true",
                         help="also score an export whose one-sentence search XLA compiles")
-    parser.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
-                        help="also score exports with a lexical shortlist (float32, and XLA "
-                        "with --xla)")
-    parser.add_argument("--parallel-searches", type=int, default=1, metavar="N",
-                        help="also score exports searching each request as N searches side "
-                        "by side (float32, and with the shortlist)")
+    add_export_variant_arguments(parser)
     add_thread_arguments(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "

@@ -128,11 +128,16 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         `log_probs` are [rows, n], normalized over them, and its
         `token_ids` count in positions of `outputs` too. Models that cannot
         restrict their outputs (`shortlists_outputs` False) raise
-        ValueError."""
-        if outputs is not None:
+        ValueError (`check_shortlist`)."""
+        self.check_shortlist(outputs)
+        return None
+
+    def check_shortlist(self, outputs):
+        """Raises ValueError if `outputs` (a shortlist) is given to a model
+        that cannot restrict its outputs (`shortlists_outputs` False)."""
+        if outputs is not None and not self.shortlists_outputs:
             raise ValueError(f"{self.__class__.__name__} cannot restrict its outputs to a "
                              "shortlist")
-        return None
 
     def length_limits(self, inputs, max_length):
         """int32 [batch]: the most tokens (end included) each output may have,

@@ -147,6 +147,7 @@ class EncoderAttentionDecoder(SequenceModel):
         """The decoder's and the output layer's weights (see `SequenceModel`;
         `AttentionDecoder.step_weights` for `matmul_dtype`). With `outputs`,
         the output layer's columns of those outputs only, gathered once."""
+        self.check_shortlist(outputs)
         projection = self.output_projection
         kernel = ops.cast(projection.kernel, matmul_dtype or projection.compute_dtype)
         bias = ops.cast(projection.bias, "float32")

@@ -102,13 +102,6 @@ class PointerGenerator(AttentionSeq2Seq):
         super().build(input_shape)
         self._is_unknown = ops.equal(ops.arange(self.vocabulary_size), UNK_ID)
 
-    def step_weights(self, matmul_dtype=None, outputs=None):
-        """As `EncoderAttentionDecoder`'s, without a shortlist."""
-        if outputs is not None:
-            raise ValueError("a pointer-generator cannot restrict its outputs to a shortlist: "
-                             "they extend the vocabulary with each source's words")
-        return super().step_weights(matmul_dtype)
-
     def start_decoder(self, source_ids, memory, states):
         context, state = super().start_decoder(source_ids, memory, states)
         # Copying needs the extended ids of the source beside its encoding.

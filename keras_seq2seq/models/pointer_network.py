@@ -176,9 +176,7 @@ class PointerNetwork(SequenceModel):
     def step_weights(self, matmul_dtype=None, outputs=None):
         """The decoder's weights (see `SequenceModel.step_weights`; a
         pointer network's outputs are its input's positions: no shortlist)."""
-        if outputs is not None:
-            raise ValueError("a pointer network's outputs are its input's positions: it "
-                             "takes no shortlist")
+        self.check_shortlist(outputs)
         return self.decoder.step_weights(matmul_dtype)
 
     def step(self, token_ids, state, context, weights=None):
