@@ -6,8 +6,8 @@
     python benchmarks/serving_speed.py --run runs/multi30k-de-en-attention \\
         --source ../shared/data/multi30k/test_2016_flickr.de.gz --baseline /tmp/before/1
 
-Exports the run with the code as it is now (beam and penalties as the run
-says), loads its `serving_default` and times it on three request forms:
+Exports the run with the code as it is now (beam, penalties and the recipe's
+export settings as the run keeps them, then the flags below), loads its `serving_default` and times it on three request forms:
 32 lines in file order (as a server receives them), 32 length-sorted lines,
 and one line at a time (the first `--single` lines). With `--baseline` (an
 export of the same run made by other code, e.g. by `--keep-export` before a

@@ -202,6 +202,10 @@ def score_exports(translator, work_dir, paths, bfloat16_matmuls=False, xla_searc
     "xla_search_shortlist_parallel_searches"."""
     sources = list(iter_lines(paths["test"][0]))
     references = list(iter_lines(paths["test"][1]))
+    # The plain export, whatever the recipe's `export` section adds: the
+    # variants below are each measured against it.
+    translator = (translator.without_shortlist().with_parallel_searches(1)
+                  .with_bfloat16_matmuls(False).with_xla_search(False))
     figures, served, _ = score_export(translator, os.path.join(work_dir, "export"), sources,
                                       references)
     variants = {}

@@ -116,6 +116,10 @@ def _train_evaluate_export(recipe, args):
     print(task.describe(task.evaluate(result.exportable)))
     path = training.export(result.exportable, args.export_dir, check=not args.no_check)
     print(f"SavedModel exported to {path}")
+    chosen = recipe.export_settings_chosen()
+    if chosen:
+        print("Exported with the recipe's export settings (`keras-seq2seq export` flags change "
+              f"them): {', '.join(f'{key} {value}' for key, value in chosen.items())}")
     if not args.no_check:
         print("Checked: the export, loaded with only tensorflow and tensorflow_text, gives the "
               "model's outputs and scores on its check inputs")
@@ -173,24 +177,35 @@ def cmd_train(args, parser):
     _train_evaluate_export(recipe, args)
 
 
+def _int_at_least(text, least):
+    value = int(text)
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
+
+
 def _at_least_one(text):
     """argparse type: an int of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _int_at_least(text, 1)
+
+
+def _at_least_zero(text):
+    """argparse type: an int of at least 0."""
+    return _int_at_least(text, 0)
 
 
 def cmd_export(args):
     from keras_seq2seq import training
     from keras_seq2seq.export import RunFolder, Translator
 
+    # Each run as its recipe's `export` section had it exported; flags change that.
     exportables = [RunFolder(run).load() for run in args.run]
-    if args.bfloat16_matmuls:
-        exportables = [exportable.with_bfloat16_matmuls() for exportable in exportables]
-    if args.xla:
-        exportables = [exportable.with_xla_search() for exportable in exportables]
-    if args.parallel_searches != 1:
+    if args.bfloat16_matmuls is not None:
+        exportables = [exportable.with_bfloat16_matmuls(args.bfloat16_matmuls)
+                       for exportable in exportables]
+    if args.xla is not None:
+        exportables = [exportable.with_xla_search(args.xla) for exportable in exportables]
+    if args.parallel_searches is not None:
         exportables = [exportable.with_parallel_searches(args.parallel_searches)
                        for exportable in exportables]
     if len(exportables) == 1:
@@ -198,7 +213,9 @@ def cmd_export(args):
     else:
         exportable = Translator.ensemble(exportables, names=args.run)
         print(f"Ensemble of {len(exportables)} runs (the first run's search settings)")
-    if args.shortlist:
+    if args.shortlist == 0:
+        exportable = exportable.without_shortlist()
+    elif args.shortlist:
         exportable = _with_shortlist(exportable, args)
     path = training.export(exportable, args.export_dir, check=not args.no_check)
     print(f"SavedModel exported to {path}")
@@ -482,25 +499,28 @@ def build_parser():
     p.add_argument("--export-dir", required=True, help="export to the next version under it")
     p.add_argument("--no-check", action="store_true",
                    help="skip reloading the export in a clean process to compare outputs")
-    p.add_argument("--bfloat16-matmuls", action="store_true",
+    # Unset flags keep what the run's recipe (its `export` section) chose.
+    p.add_argument("--bfloat16-matmuls", action=argparse.BooleanOptionalAction, default=None,
                    help="models that write text: the search's matrix products in bfloat16, "
                         "faster at batch 32 on CPUs with AMX, slower where bfloat16 is "
-                        "emulated (see README, Serving)")
-    p.add_argument("--xla", action="store_true",
+                        "emulated (see README, Serving; default: the recipe's export setting)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                    help="models that write text: one-item requests (a sentence, image or "
                         "recording) run an XLA-compiled search, 2-3x faster on CPU; TF "
                         "Serving must then be started with --xla_cpu_compilation_enabled=true "
-                        "(see README, Serving)")
-    p.add_argument("--parallel-searches", type=_at_least_one, default=1, metavar="N",
+                        "(see README, Serving; default: the recipe's export setting)")
+    p.add_argument("--parallel-searches", type=_at_least_one, default=None, metavar="N",
                    help="models that write text: search each request as N independent "
                         "searches over parts of its batch, side by side on the server's "
                         "threads; with TF Serving's --tensorflow_intra_op_parallelism=1, N "
-                        "as many as its cores (see README, Serving)")
-    p.add_argument("--shortlist", type=int, default=0, metavar="PER_TOKEN",
-                   help="translation: searches score only each source token's PER_TOKEN "
-                        "likeliest translations (from training pairs) and the commonest "
-                        "output tokens: faster, translations may change (see README, "
-                        "Serving; 0: the whole vocabulary)")
+                        "as many as its cores (see README, Serving; default: the recipe's "
+                        "export setting)")
+    p.add_argument("--shortlist", type=_at_least_zero, default=None, metavar="PER_TOKEN",
+                   help="translation: each sentence's search scores only its source tokens' "
+                        "PER_TOKEN likeliest translations (from training pairs) and the "
+                        "commonest output tokens: faster, translations may change (see "
+                        "README, Serving; 0: the whole vocabulary; default: the recipe's "
+                        "export setting)")
     p.add_argument("--shortlist-frequent", type=int, default=100, metavar="N",
                    help="with --shortlist: the N commonest output tokens, in every request")
     p.add_argument("--shortlist-data", nargs=2, default=None, metavar=("SOURCE", "TARGET"),

@@ -368,7 +368,7 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
             # and CPUs without bfloat16 units need no low-precision kernels,
             # and exports carry no strategy.
             model = model.with_dtype_policy("float32")
-        exportable = task.exportable(model)
+        exportable = task.with_export_settings(task.exportable(model))
         exportable.save_run(work_dir)
         kept = min(average_last, len(epoch_checkpoints(os.path.join(work_dir, "checkpoints"))))
         if kept:

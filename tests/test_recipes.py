@@ -150,6 +150,14 @@ training: {epochs: 1}
     (("task: text", "task: text\n  oops: [unclosed"), "not valid YAML"),
     (("vocabulary_size: 300", "vocabulary_size: 40"),
      "tokenizer.vocabulary_size: vocab_size 40 is too small"),
+    (("training: {epochs: 1}", "training: {epochs: 1}\nexport: {parallel_searches: 0}"),
+     "export.parallel_searches: must be at least 1, got 0"),
+    (("training: {epochs: 1}", "training: {epochs: 1}\nexport: {shortlist: -1}"),
+     "export.shortlist: must be at least 0, got -1"),
+    (("model: {class: attention_seq2seq, units: 16}\ntraining: {epochs: 1}",
+      "model: {class: pointer_generator, units: 16}\ntraining: {epochs: 1}\n"
+      "export: {shortlist: 10}"),
+     "export.shortlist: a PointerGenerator cannot restrict its outputs to a shortlist"),
 ])
 def test_a_bad_recipe_is_one_line_naming_the_key_and_exit_status_2(tmp_path, capsys, change,
                                                                    message):
@@ -511,6 +519,8 @@ def test_recipe_from_dict_checks_as_a_file_does(tmp_path):
                "training_levels": [0.01, 0.1]}}, "data.training_levels: only speech clips"),
     ({"data": {"generate": "digit_strings", "images": "I", "labels": "L",
                "training_equalization": 6}}, "data.training_equalization: only speech clips"),
+    ({"export": {"shortlist": 10}}, "export.shortlist: a shortlist lists outputs for source "
+     "tokens: an option of text tasks"),
 ])
 def test_image_recipes_are_checked_before_training(tmp_path, change, message):
     (tmp_path / "I").write_bytes(b"")
@@ -521,6 +531,41 @@ def test_image_recipes_are_checked_before_training(tmp_path, change, message):
     values.update(change)
     with pytest.raises(RecipeError, match=message):
         recipe_from_dict(values, base_dir=str(tmp_path))
+
+
+def test_a_points_tasks_export_searches_as_one_in_float32():
+    for key, value in (("xla", True), ("bfloat16_matmuls", True), ("parallel_searches", 2)):
+        with pytest.raises(RecipeError, match=f"export.{key}: a points task's export searches"):
+            recipe_from_dict({"name": "x", "task": "points",
+                              "data": {"generate": "tsp", "points": 5},
+                              "model": {"class": "pointer_network"}, "export": {key: value}})
+
+
+def test_a_recipes_export_settings_export_the_run_and_export_flags_change_them(tmp_path, capsys):
+    files = _date_files(str(tmp_path / "data"), seed=4, counts=(300, 40, 40))
+    recipe = GOOD.replace("train.src, target: train.tgt}\n  val: {source: train.src, target: "
+                          "train.tgt}", f"{files['train'][0]}, target: {files['train'][1]}}}\n"
+                          f"  val: {{source: {files['val'][0]}, target: {files['val'][1]}}}")
+    recipe = recipe.replace("vocabulary_size: 300", "vocabulary_size: 400")
+    recipe += "export: {shortlist: 3, shortlist_frequent: 5, parallel_searches: 2}\n"
+    path = _recipe_file(tmp_path, recipe)
+    run, exports = tmp_path / "run", tmp_path / "exports"
+    assert cli.main(["train", "--config", str(path), "--work-dir", str(run), "--export-dir",
+                     str(exports), "--no-check", "--no-tensorboard"]) == 0
+    settings = json.loads((exports / "1" / "assets.extra" / "settings.json").read_text())
+    assert settings["shortlist"] == {"per_token": 3, "frequent": 5}
+    assert settings["parallel_searches"] == 2
+    # The run keeps them: a plain export repeats them, flags change them.
+    assert RunFolder(str(run)).load().shortlist.per_token == 3
+    assert "recipe's export settings" in capsys.readouterr().out
+    assert cli.main(["export", "--run", str(run), "--export-dir", str(exports), "--shortlist",
+                     "0", "--parallel-searches", "1", "--bfloat16-matmuls", "--no-check"]) == 0
+    settings = json.loads((exports / "2" / "assets.extra" / "settings.json").read_text())
+    assert settings["shortlist"] is None and settings["parallel_searches"] == 1
+    assert settings["matmul_dtype"] == "bfloat16"
+    # Export settings change no training: the run is still this recipe's.
+    changed = _recipe_file(tmp_path, recipe.replace("parallel_searches: 2", "parallel_searches: 3"))
+    assert RunFolder(str(run)).claim(load_recipe(str(changed)).identity())
 
 
 def test_builtin_image_recipe_asks_for_its_data_folder():

@@ -47,6 +47,10 @@ def test_a_batch_may_write_the_specials_frequent_outputs_its_tokens_lists_and_a_
     assert len(fixed) == 15 and fixed == sorted(set(fixed))
     assert set(outputs.numpy().tolist()) <= set(fixed)
     assert shortlist.outputs([[10]], static_size=True).shape == (6,)
+    # Each sentence's own list, in positions of the batch's.
+    allowed = shortlist.allowed([[10, 3, 0], [11, 99, 3]], outputs, prefix=[[25, 0], [0, 0]])
+    assert allowed.numpy().tolist() == [[True] * 6 + [False, True],
+                                        [True] * 5 + [False, True, False]]
 
 
 def test_a_shortlist_names_outputs_the_model_has():
@@ -59,17 +63,42 @@ def model():
     return peaked_model(VOCABULARY, seed=4)
 
 
+def _listing(outputs):
+    """A shortlist that lists `outputs` (the specials first) for any source."""
+    return LexicalShortlist(np.zeros((VOCABULARY, 1)), np.asarray(outputs)[4:], VOCABULARY)
+
+
 def test_a_shortlist_of_every_output_searches_as_the_whole_vocabulary(model):
     want = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6)
     got = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6,
-                   outputs=tf.range(VOCABULARY))
+                   shortlist=_listing(np.arange(VOCABULARY)))
     np.testing.assert_array_equal(want[0], got[0])
     np.testing.assert_allclose(want[1], got[1], rtol=1e-6)
 
 
+def test_each_source_searches_only_its_own_list_as_if_alone(model):
+    table = np.zeros((VOCABULARY, 3), "int32")
+    table[7, 0], table[9, 0], table[8] = 8, 30, [13, 21, 34]  # SOURCES' tokens
+    shortlist = LexicalShortlist(table, np.array([5, 17]), VOCABULARY)
+    got = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6, shortlist=shortlist)
+    in_parts = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6,
+                        shortlist=shortlist, parallel_searches=2)
+    for i, own in enumerate([[0, 1, 2, 3, 5, 8, 17, 30], [0, 1, 2, 3, 5, 13, 17, 21, 34]]):
+        alone = generate(model, SOURCES[i : i + 1], max_length=8, beam_size=3, alpha=0.6,
+                         shortlist=_listing(own))
+        for each in (got, in_parts):
+            np.testing.assert_array_equal(each[0][i : i + 1], alone[0])
+            np.testing.assert_allclose(each[1][i : i + 1], alone[1], rtol=1e-5)
+        assert set(np.unique(got[0][i])) <= set(own)
+    # Not the search of the batch's union of lists.
+    union = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6,
+                     shortlist=_listing([0, 1, 2, 3, 5, 8, 13, 17, 21, 30, 34]))
+    assert not np.allclose(got[1], union[1])
+
+
 def test_a_shortlisted_search_is_the_search_of_the_model_without_the_other_outputs(model):
     listed = np.array([0, 1, 2, 3, 5, 8, 13, 17, 21, 30, 34], "int32")
-    got = generate(model, SOURCES, max_length=8, beam_size=3, outputs=listed)
+    got = generate(model, SOURCES, max_length=8, beam_size=3, shortlist=_listing(listed))
     # The same model with every other output's bias at -1e9: the log-softmax
     # over the listed outputs, and nothing else can win.
     without = AttentionSeq2Seq.from_config(model.get_config())
@@ -120,12 +149,26 @@ def _pieces(translator, texts):
     return set(translator.tokenizer.encode(tf.constant(texts), 64).numpy().ravel())
 
 
-def test_a_translator_writes_only_what_its_shortlist_lists_for_the_request(shortlisted):
-    out = shortlisted.translate_ids(shortlisted.encode_text(tf.constant(TEXTS)))
-    listed = shortlisted.shortlist.outputs(shortlisted.encode_text(tf.constant(TEXTS)))
-    assert set(np.unique(out["target_ids"])) <= set(listed.numpy())
-    assert len(listed) < shortlisted.model.target_size
+def test_a_translator_writes_for_each_sentence_only_what_its_shortlist_lists_for_it(shortlisted):
+    source = shortlisted.encode_text(tf.constant(TEXTS))
+    out = shortlisted.translate_ids(source)
+    for i in range(len(TEXTS)):
+        own = shortlisted.shortlist.outputs(source[i : i + 1])
+        assert set(np.unique(out["target_ids"][i])) <= set(own.numpy())
+        assert len(own) < len(shortlisted.shortlist.outputs(source))
+    assert len(shortlisted.shortlist.outputs(source)) < shortlisted.model.target_size
     assert shortlisted.settings["shortlist"] == {"per_token": 3, "frequent": 5}
+
+
+@pytest.mark.parametrize("searches", [1, 2])
+def test_a_shortlisted_sentence_translates_the_same_alone_and_in_any_request(shortlisted, searches):
+    translator = shortlisted.with_parallel_searches(searches)
+    together = translator.translate_ids(translator.encode_text(tf.constant(TEXTS)))
+    for i, text in enumerate(TEXTS):
+        alone = translator.translate_ids(translator.encode_text(tf.constant([text])))
+        np.testing.assert_array_equal(together["target_ids"][i], alone["target_ids"][0])
+        np.testing.assert_allclose(together["scores"][i], alone["scores"][0], rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_a_prefix_outside_the_shortlist_still_starts_every_hypothesis(shortlisted):
@@ -171,9 +214,14 @@ def test_the_xla_search_searches_a_shortlist_of_a_size_xla_can_compile(shortlist
     got = compiled.translate_ids(source)
     padded = _pad_to_bucket(source, XLA_SOURCE_BUCKET)
     want = generate(shortlisted.model, padded, 12, beam_size=3, alpha=0.6,
-                    outputs=shortlisted.shortlist.outputs(padded, static_size=True))
+                    shortlist=shortlisted.shortlist, retire_finished=False)
     np.testing.assert_array_equal(got["target_ids"], want[0])
     np.testing.assert_allclose(got["scores"], want[1], rtol=1e-4, atol=1e-5)
+    # The ids that pad the list to a compilable size are not searched: the
+    # graph's search of the sentence, whose list has none, writes the same.
+    graph = shortlisted.translate_ids(source)
+    np.testing.assert_array_equal(got["target_ids"], graph["target_ids"])
+    np.testing.assert_allclose(got["scores"], graph["scores"], rtol=1e-4, atol=1e-5)
 
 
 def test_shortlist_training_pairs_must_be_parallel(translator):

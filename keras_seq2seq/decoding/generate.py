@@ -8,11 +8,12 @@ so text models and pointer networks decode through the same lines.
 import tensorflow as tf
 
 from keras_seq2seq.decoding.scoring import force_decode
-from keras_seq2seq.decoding.search import SamplingSelector, _is_python_zero, decode
+from keras_seq2seq.decoding.search import NEG_INF, SamplingSelector, _is_python_zero, decode
 
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
-             prefix_ids=None, matmul_dtype=None, outputs=None, parallel_searches=1, **options):
+             prefix_ids=None, matmul_dtype=None, shortlist=None, parallel_searches=1,
+             **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -35,11 +36,15 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             bfloat16 (`model.step_weights`), on CPUs with bfloat16 units
             (AMX, AVX512_BF16) faster at large batches; None: the model's
             compute dtype.
-        outputs: optional int32 [n], sorted output indices (as
-            `model.target_index` counts them) starting with the special ids
-            0-3, which hold any prefix's tokens (a shortlist,
-            `LexicalShortlist.outputs`): the search scores only these,
-            normalized over them (`model.step_weights`).
+        shortlist: optional `LexicalShortlist` (of a model whose
+            `shortlists_outputs`): a search computes only the outputs its
+            inputs' lists hold (`LexicalShortlist.outputs`,
+            `model.step_weights`), and each input's search writes only its
+            own list's, normalized over them (`LexicalShortlist.allowed`):
+            an input's outputs are the same whatever else its batch holds.
+            A search that keeps finished rows (`retire_finished=False`, as
+            XLA compiles it) computes a list of a size that follows the
+            inputs' shapes.
         parallel_searches: search the batch as this many independent
             searches, each over a consecutive part of it (its own encoder
             pass and loop; an empty part is skipped), which TensorFlow's
@@ -65,10 +70,16 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if parallel_searches > 1:
         return _generate_in_parts(model, inputs, prefix_ids, parallel_searches, dict(
             max_length=max_length, beam_size=beam_size, length_cap=length_cap, beta=beta,
-            matmul_dtype=matmul_dtype, outputs=outputs, **options))
+            matmul_dtype=matmul_dtype, shortlist=shortlist, **options))
     context, state = model.encode(inputs)
     if prefix_ids is not None:
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
+    outputs = None
+    if shortlist is not None:
+        outputs = shortlist.outputs(inputs, prefix_ids,
+                                    static_size=not options.get("retire_finished", True))
+        # The search cuts the context as inputs finish: each one's mask goes with it.
+        context = (context, tf.where(shortlist.allowed(inputs, outputs, prefix_ids), 0.0, NEG_INF))
     # Read (and cast) once, not at every step of the loop.
     weights = model.step_weights(matmul_dtype, outputs)
     limits = model.length_limits(inputs, max_length)
@@ -89,8 +100,11 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if outputs is not None and prefix_ids is not None:
         # The step counts in positions of the sorted `outputs`, which hold the prefix.
         prefix_ids = tf.searchsorted(outputs, prefix_ids, out_type=tf.int32)
+    step_fn = lambda token_ids, state, context: model.step(token_ids, state, context, weights)  # noqa: E731
+    if shortlist is not None:
+        step_fn = _within_allowed(step_fn)
     ids, scores = decode(
-        lambda token_ids, state, context: model.step(token_ids, state, context, weights),
+        step_fn,
         state,
         start_ids=tf.fill([tf.shape(limits)[0]], model.start_id),
         end_id=model.end_id,
@@ -108,12 +122,24 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     return model.output_ids(ids), scores
 
 
+def _within_allowed(step_fn):
+    """`step_fn` over `(context, bias)` contexts, each input's bias [n] (0 or
+    NEG_INF) added to its rows' log-probabilities before they are normalized
+    again: the log-softmax over the allowed outputs alone."""
+    def step(token_ids, state, context):
+        context, bias = context
+        log_probs, state = step_fn(token_ids, state, context)
+        inputs = tf.shape(bias)[0]
+        by_input = tf.reshape(log_probs, [inputs, -1, tf.shape(log_probs)[-1]]) + bias[:, None, :]
+        return tf.reshape(tf.nn.log_softmax(by_input), tf.shape(log_probs)), state
+    return step
+
+
 def _generate_in_parts(model, inputs, prefix_ids, parts, options):
     """`generate` as `parts` searches over consecutive parts of the batch,
     their results concatenated."""
     inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
-    if prefix_ids is not None:
-        prefix_ids = tf.convert_to_tensor(prefix_ids, tf.int32)
+    per_input = {} if prefix_ids is None else {"prefix_ids": tf.convert_to_tensor(prefix_ids)}
     batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
     cuts = [batch * i // parts for i in range(parts + 1)]
     beam = options["beam_size"]
@@ -122,7 +148,7 @@ def _generate_in_parts(model, inputs, prefix_ids, parts, options):
         def run():
             cut = lambda x: x[start:stop]  # noqa: E731
             return generate(model, tf.nest.map_structure(cut, inputs),
-                            prefix_ids=None if prefix_ids is None else cut(prefix_ids), **options)
+                            **tf.nest.map_structure(cut, per_input), **options)
         return run
 
     def nothing():

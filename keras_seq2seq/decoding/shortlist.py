@@ -19,11 +19,15 @@ class LexicalShortlist:
     vocabulary map) keeps, for each source token, the `per_token` output
     tokens that co-occur with it most in training pairs, and the `frequent`
     commonest output tokens for every batch; a search then scores only the
-    union of those of its batch's tokens, normalized over them (the step's
-    `outputs`, `SequenceModel.step_weights`). The output layer's product and
-    the softmax shrink with the union, and the translations may change
-    where a word the list lacks would have won: measure them on validation
-    data before serving them (README, Serving).
+    union of those of its batch's tokens (the step's `outputs`,
+    `SequenceModel.step_weights`), and each sentence's search only its own
+    list, normalized over it (`allowed`; `generate(shortlist=)` does
+    both, for each of its parallel searches): a sentence translates the same
+    whatever the other sentences of its request, as a server that batches
+    requests together needs. The output layer's product and the softmax
+    shrink with the union, and the translations may change where a word the
+    list lacks would have won: measure them on validation data before
+    serving them (README, Serving).
 
     Co-occurrence ranks by c(s, t)^2 / (c(s) c(t)), where c(s), c(t) and
     c(s, t) count the training pairs that hold a source token s, an output
@@ -40,7 +44,7 @@ class LexicalShortlist:
     Example:
 
     >>> shortlist = LexicalShortlist.from_pairs(pairs, 8000, 3853)
-    >>> generate(model, source_ids, 64, beam_size=5, outputs=shortlist.outputs(source_ids))
+    >>> generate(model, source_ids, 64, beam_size=5, shortlist=shortlist)
     """
 
     def __init__(self, table, frequent, output_size):
@@ -109,12 +113,7 @@ class LexicalShortlist:
         number of ids listed with repeats (at most the model's outputs).
         Otherwise (in the graph) n is the number of distinct ids listed.
         """
-        source_ids = tf.convert_to_tensor(source_ids, tf.int32)
-        rows = self.table.shape[0]
-        # Ids past the table (a word tokenizer's extended ids) read as unknown.
-        source_ids = tf.where(source_ids < rows, source_ids, UNK_ID)
-        marked = [tf.reshape(tf.gather(self.table, tf.reshape(source_ids, [-1])), [-1]),
-                  tf.constant(np.concatenate([np.arange(_SPECIALS), self.frequent]), tf.int32)]
+        marked = [tf.reshape(self._listed(source_ids), [-1]), self._for_every_sentence()]
         if prefix is not None:
             marked.append(tf.reshape(tf.cast(prefix, tf.int32), [-1]))
         marked = tf.concat(marked, 0)
@@ -125,6 +124,33 @@ class LexicalShortlist:
         # Listed ids first (top-k takes the lower index among equals).
         chosen = tf.math.top_k(tf.minimum(present, 1), k=size).indices
         return tf.sort(chosen)
+
+    def allowed(self, source_ids, outputs, prefix=None):
+        """bool [batch, n]: which of `outputs` [n] (`outputs` of a batch
+        that holds these sources) each source's own list holds: the special
+        ids, the frequent list, its tokens' lists and its `prefix`."""
+        listed = self._listed(source_ids)
+        listed = tf.reshape(listed, [tf.shape(listed)[0], -1])
+        if prefix is not None:
+            listed = tf.concat([listed, tf.cast(prefix, tf.int32)], 1)
+        batch, width = tf.shape(listed)[0], tf.shape(listed)[1]
+        sentence = tf.repeat(tf.range(batch), width)
+        present = tf.scatter_nd(tf.stack([sentence, tf.reshape(listed, [-1])], 1),
+                                tf.ones([batch * width], tf.int32), [batch, self.output_size])
+        every = self._for_every_sentence()
+        present += tf.scatter_nd(every[:, None], tf.ones_like(every), [self.output_size])[None, :]
+        return tf.gather(present, tf.convert_to_tensor(outputs, tf.int32), axis=1) > 0
+
+    def _listed(self, source_ids):
+        """int32 [batch, source, per_token]: each source token's list."""
+        source_ids = tf.convert_to_tensor(source_ids, tf.int32)
+        # Ids past the table (a word tokenizer's extended ids) read as unknown.
+        source_ids = tf.where(source_ids < self.table.shape[0], source_ids, UNK_ID)
+        return tf.gather(self.table, source_ids)
+
+    def _for_every_sentence(self):
+        """int32: the ids every sentence may write (the specials, the frequent list)."""
+        return tf.constant(np.concatenate([np.arange(_SPECIALS), self.frequent]), tf.int32)
 
     def save(self, path):
         """Writes the shortlist to `path` (a .npz file)."""

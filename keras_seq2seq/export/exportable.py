@@ -54,32 +54,45 @@ class Exportable(tf.Module):
         """`(function, input_signature)`: the batch-1 search TFLite converts."""
         raise NotImplementedError
 
-    def with_bfloat16_matmuls(self):
+    def with_bfloat16_matmuls(self, enabled=True):
         """The same exportable whose search runs its matrix products in
-        bfloat16 (`TextOutput`'s `matmul_dtype`); exportables whose search
-        has no such option raise `UserError`."""
+        bfloat16 (`TextOutput`'s `matmul_dtype`), or in float32 if not
+        `enabled`; exportables whose search has no such option raise
+        `UserError` when asked for bfloat16."""
         from keras_seq2seq.errors import UserError
 
+        if not enabled:
+            return self
         raise UserError(f"a {self.__class__.__name__} export searches in float32 only: "
                         "bfloat16 matrix products are an option of models that write text")
 
-    def with_xla_search(self):
+    def with_xla_search(self, enabled=True):
         """The same exportable whose one-item requests run an XLA-compiled
-        search (`TextOutput`'s `jit_compile`); exportables without one raise
-        `UserError`."""
+        search (`TextOutput`'s `jit_compile`), or not if not `enabled`;
+        exportables without one raise `UserError` when asked for it."""
         from keras_seq2seq.errors import UserError
 
+        if not enabled:
+            return self
         raise UserError(f"a {self.__class__.__name__} export has no XLA search: it is an "
                         "option of models that write text")
 
     def with_parallel_searches(self, count):
         """The same exportable whose search splits a request into `count`
         independent searches (`TextOutput`'s `parallel_searches`);
-        exportables without that option raise `UserError`."""
+        exportables without that option raise `UserError` for a count
+        other than 1."""
         from keras_seq2seq.errors import UserError
 
+        if count == 1:
+            return self
         raise UserError(f"a {self.__class__.__name__} export searches a request as one: "
                         "parallel searches are an option of models that write text")
+
+    def without_shortlist(self):
+        """The same exportable searching its whole output vocabulary
+        (`Translator`'s `shortlist` removed; others have none)."""
+        return self
 
     def for_export(self):
         """The module to save (this one, unless resources must be made anew)."""

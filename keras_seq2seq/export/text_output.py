@@ -81,11 +81,11 @@ class TextOutput(Exportable):
             functools.partial(self._search, retire_finished=False), autograph=False,
             jit_compile=True)
 
-    def with_bfloat16_matmuls(self):
-        return self.with_settings(matmul_dtype="bfloat16")
+    def with_bfloat16_matmuls(self, enabled=True):
+        return self.with_settings(matmul_dtype="bfloat16" if enabled else None)
 
-    def with_xla_search(self):
-        return self.with_settings(jit_compile=True)
+    def with_xla_search(self, enabled=True):
+        return self.with_settings(jit_compile=enabled)
 
     def with_parallel_searches(self, count):
         return self.with_settings(parallel_searches=count)

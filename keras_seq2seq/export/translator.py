@@ -72,9 +72,10 @@ class Translator(TextOutput):
         matmul_dtype: the search's matrix products (see `TextOutput`).
         shortlist: a `LexicalShortlist` (`with_shortlist` builds one from
             training pairs): every search scores only the outputs it lists
-            for the request's sources (and a prefix's tokens), normalized
-            over them: faster, and a sentence's translation may then change
-            with the other sentences of its request. None: the whole
+            for the request's sources, and each sentence only those of its
+            own tokens (and prefix), normalized over them: faster, and a
+            sentence's translation is the same whatever else its request
+            holds (it may differ from the whole vocabulary's). None: the whole
             output vocabulary. `score` and `sampling` always use the whole
             vocabulary, and so does the TFLite conversion.
 
@@ -136,6 +137,9 @@ class Translator(TextOutput):
             self._token_pairs(sources, targets), self.tokenizer.vocab_size,
             self.model.target_size, per_token=per_token, frequent=frequent))
 
+    def without_shortlist(self):
+        return self.with_settings(shortlist=None)
+
     def _token_pairs(self, sources, targets, batch=2000):
         """`(source ids, output indices)` arrays of each pair, in batches."""
         lines = itertools.zip_longest(sources, targets)
@@ -182,7 +186,7 @@ class Translator(TextOutput):
 
     def for_tflite(self):
         """As `TextOutput.for_tflite`, searching the whole vocabulary."""
-        return super().for_tflite().with_settings(shortlist=None)
+        return super().for_tflite().without_shortlist()
 
     # -- the run folder: the shortlist in a file of its own --------------------
 
@@ -222,13 +226,6 @@ class Translator(TextOutput):
 
     def _search(self, source_ids, options, retire_finished=True):
         alpha, beta = options.get("alpha"), options.get("beta")
-        outputs = None
-        if self.shortlist is not None:
-            prefix = options.get("prefix_ids")
-            outputs = self.shortlist.outputs(
-                source_ids, None if prefix is None else self.model.target_index(prefix),
-                # The compiled search (XLA) needs shapes that follow the inputs'.
-                static_size=not retire_finished)
         return generate(
             self.model,
             source_ids,
@@ -241,7 +238,7 @@ class Translator(TextOutput):
             prefix_ids=options.get("prefix_ids"),
             no_repeat_ngram_size=self.no_repeat_ngram_size,
             matmul_dtype=self.matmul_dtype,
-            outputs=outputs,
+            shortlist=self.shortlist,
             parallel_searches=self.searches_of(retire_finished),
             retire_finished=retire_finished,
         )

@@ -37,6 +37,9 @@ class Task:
         self.init_from = RunFolder.of(init_from) if init_from else None
         self.model_class = self._model_class()
         self._check_model_options()
+        if recipe.export["shortlist"] and not self.model_class.shortlists_outputs:
+            raise RecipeError(f"{recipe.source}: export.shortlist: a {self.model_class.__name__} "
+                              "cannot restrict its outputs to a shortlist")
         # Values the constructor refuses (an unknown attention, ...) fail
         # now, before any data is read or tokenizer trained. The unbuilt
         # model also tells a task what the recipe leaves to defaults.
@@ -74,6 +77,18 @@ class Task:
     def exportable(self, model):
         """The trained model as an `Exportable` (its search and signatures)."""
         raise NotImplementedError
+
+    def with_export_settings(self, exportable):
+        """`exportable` with the recipe's `export` settings (those of every
+        exportable; text tasks add the shortlist)."""
+        settings = self.recipe.export
+        if settings["bfloat16_matmuls"]:
+            exportable = exportable.with_bfloat16_matmuls()
+        if settings["xla"]:
+            exportable = exportable.with_xla_search()
+        if settings["parallel_searches"] != 1:
+            exportable = exportable.with_parallel_searches(settings["parallel_searches"])
+        return exportable
 
     def evaluate(self, exportable):
         """Held-out scores `{name: value}`, through the exportable's search."""

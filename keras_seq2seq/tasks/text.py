@@ -150,6 +150,15 @@ class TextTask(Task):
             check_texts=list(itertools.islice(iter_lines(self.paths[self.held_out][0]), 8)),
         )
 
+    def with_export_settings(self, exportable):
+        exportable = super().with_export_settings(exportable)
+        settings = self.recipe.export
+        if not settings["shortlist"]:
+            return exportable
+        return exportable.with_shortlist(*map(iter_lines, self.paths["train"]),
+                                         per_token=settings["shortlist"],
+                                         frequent=settings["shortlist_frequent"])
+
     # Responses are also sampled for the "response" metric: nucleus sampling
     # (Holtzman et al. 2020) at this top_p, with a fixed seed.
     response_top_p = 0.9

@@ -1,7 +1,7 @@
 """Recipe files: what a run trains, as YAML, checked before anything trains.
 
-A recipe names its task and fixes its data, tokenizer, model, training and
-decoding settings (the built-in ones are the files in `zoo/recipes/`;
+A recipe names its task and fixes its data, tokenizer, model, training,
+decoding and export settings (the built-in ones are the files in `zoo/recipes/`;
 `keras-seq2seq zoo --show NAME` prints one to copy):
 
     name: my-en-fr
@@ -15,6 +15,7 @@ decoding settings (the built-in ones are the files in `zoo/recipes/`;
     model: {class: attention_seq2seq, units: 256, attention: luong_general}
     training: {batch_size: 64, epochs: 15, learning_rate: 0.001, schedule: cosine}
     decoding: {beam_size: 5, alpha: 0.6}
+    export: {shortlist: 10, parallel_searches: 2}   # how `train` exports it
     metric: bleu
 
 Every key is checked: an unknown key (with the closest valid one
@@ -167,6 +168,22 @@ SCHEMA = {
         "no_repeat_ngram_size": (int, 0),
         "max_points": (int, 50),
     },
+    # How the trained model is exported (`train --export-dir`; the run keeps
+    # them, and `keras-seq2seq export` flags override them): see README,
+    # Serving, for what each measured.
+    "export": {
+        # Each sentence's search scores only this many likeliest outputs a
+        # source token, and the commonest `shortlist_frequent` (text tasks;
+        # 0: the whole output vocabulary).
+        "shortlist": (int, 0),
+        "shortlist_frequent": (int, 100),
+        # Search a request as this many searches over parts of its batch.
+        "parallel_searches": (int, 1),
+        "bfloat16_matmuls": (bool, False),
+        # One-item requests through an XLA-compiled search (TF Serving then
+        # needs --xla_cpu_compilation_enabled=true).
+        "xla": (bool, False),
+    },
     "metric": (Optional(Choice("exact_match", "bleu", "chrf", "rouge", "response",
                                "convex_hull", "tsp")),
                None),
@@ -177,14 +194,14 @@ SCHEMA = {
 _DATA_FILES = ("train", "val", "test", "images", "labels", "recordings")
 
 # Keys that do not change what is trained: a run resumes across them.
-_NOT_IDENTITY = (("description",), ("measured",), ("training", "max_minutes"))
+_NOT_IDENTITY = (("description",), ("measured",), ("training", "max_minutes"), ("export",))
 
 
 class Recipe:
     """A validated recipe: nested dicts with every default filled in.
 
     Attributes:
-        name, task, data, tokenizer, model, training, decoding, metric,
+        name, task, data, tokenizer, model, training, decoding, export, metric,
         measured: the sections (dicts) and values of the file.
         source: where it came from (a file path), for messages.
 
@@ -217,6 +234,11 @@ class Recipe:
                 section = section.get(key, {})
             section.pop(path[-1], None)
         return values
+
+    def export_settings_chosen(self):
+        """The `export` settings the recipe sets to other than their defaults."""
+        return {key: value for key, value in self.export.items()
+                if value != SCHEMA["export"][key][1]}
 
     def replace(self, **sections):
         """A copy with `section={key: value}` updates, validated again."""
@@ -502,6 +524,19 @@ def _check_combinations(values, source, lines):
         fail(("training", "label_smoothing"), "must be in [0, 1)")
     if values["decoding"]["beam_size"] < 1:
         fail(("decoding", "beam_size"), "must be at least 1")
+    export = values["export"]
+    for key, least in (("shortlist", 0), ("shortlist_frequent", 0), ("parallel_searches", 1)):
+        if export[key] < least:
+            fail(("export", key), f"must be at least {least}, got {export[key]}")
+    if export["shortlist"] and values["task"] != "text":
+        fail(("export", "shortlist"), "a shortlist lists outputs for source tokens: an option "
+             "of text tasks")
+    if values["task"] == "points":
+        for key, default in (("parallel_searches", 1), ("bfloat16_matmuls", False),
+                             ("xla", False)):
+            if export[key] != default:
+                fail(("export", key), "a points task's export searches a request as one, in "
+                     f"float32, without XLA: leave {key} out")
     model = values["model"]
     if "class" not in model:
         fail(("model",), "missing key 'class' (the model, e.g. attention_seq2seq)")
