@@ -32,7 +32,10 @@ OpenNMT-py's.
 With `--decode-only` nothing trains: the models an earlier run left (ours
 in `--work-dir`, OpenNMT-py's last checkpoint under /tmp/peers) are
 exported, scored and timed again, both in this run, for decode figures
-without the hour of training (no training figures then).
+without the hour of training (no training figures then). OpenNMT-py is
+then timed before and after ours (the ratios take the mean of its two
+timings; both are printed), since the machine's speed drifts over the
+half hour our exports take.
 """
 
 import argparse
@@ -182,6 +185,17 @@ def opennmt_py_scores(peers, checkpoint, name="side-by-side"):
     }
 
 
+def _before_and_after(before, after):
+    """OpenNMT-py's figures timed before and after ours: decode speeds the
+    mean of the two, each kept beside it."""
+    speeds = {key: round((before["decode_sentences_per_s"][key]
+                          + after["decode_sentences_per_s"][key]) / 2, 2)
+              for key in before["decode_sentences_per_s"]}
+    return dict(after, decode_sentences_per_s=speeds,
+                decode_sentences_per_s_before=before["decode_sentences_per_s"],
+                decode_sentences_per_s_after=after["decode_sentences_per_s"])
+
+
 def last_checkpoint(name="side-by-side"):
     """The last checkpoint an earlier run of `opennmt_py` wrote (its final
     one: the folder may also hold older runs' checkpoints of more steps)."""
@@ -214,11 +228,13 @@ def main():
     peers = os.path.abspath(args.peers)
 
     if args.decode_only:
-        theirs = opennmt_py_scores(peers, last_checkpoint())
-        print(json.dumps({"progress": theirs}), file=sys.stderr, flush=True)
+        before = opennmt_py_scores(peers, last_checkpoint())
+        print(json.dumps({"progress": before}), file=sys.stderr, flush=True)
         ours = score_run("multi30k-de-en-attention", args.data, args.work_dir,
                          bfloat16_matmuls=True, xla_search=True, shortlist=args.shortlist,
                          parallel_searches=args.parallel_searches)
+        print(json.dumps({"progress": ours}), file=sys.stderr, flush=True)
+        theirs = _before_and_after(before, opennmt_py_scores(peers, last_checkpoint()))
     else:
         # OpenNMT-py first: its rate decides nothing of ours, and a failure
         # in its scripts shows before our training spends the budget.
