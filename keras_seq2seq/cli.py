@@ -500,27 +500,26 @@ def build_parser():
     p.add_argument("--no-check", action="store_true",
                    help="skip reloading the export in a clean process to compare outputs")
     # Unset flags keep what the run's recipe (its `export` section) chose.
+    _SEE_SERVING = " (see README, Serving; default: the recipe's export setting)"
     p.add_argument("--bfloat16-matmuls", action=argparse.BooleanOptionalAction, default=None,
                    help="models that write text: the search's matrix products in bfloat16, "
                         "faster at batch 32 on CPUs with AMX, slower where bfloat16 is "
-                        "emulated (see README, Serving; default: the recipe's export setting)")
+                        "emulated" + _SEE_SERVING)
     p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
                    help="models that write text: one-item requests (a sentence, image or "
                         "recording) run an XLA-compiled search, 2-3x faster on CPU; TF "
-                        "Serving must then be started with --xla_cpu_compilation_enabled=true "
-                        "(see README, Serving; default: the recipe's export setting)")
+                        "Serving must then be started with --xla_cpu_compilation_enabled=true"
+                        + _SEE_SERVING)
     p.add_argument("--parallel-searches", type=_at_least_one, default=None, metavar="N",
                    help="models that write text: search each request as N independent "
                         "searches over parts of its batch, side by side on the server's "
                         "threads; with TF Serving's --tensorflow_intra_op_parallelism=1, N "
-                        "as many as its cores (see README, Serving; default: the recipe's "
-                        "export setting)")
+                        "as many as its cores" + _SEE_SERVING)
     p.add_argument("--shortlist", type=_at_least_zero, default=None, metavar="PER_TOKEN",
                    help="translation: each sentence's search scores only its source tokens' "
                         "PER_TOKEN likeliest translations (from training pairs) and the "
-                        "commonest output tokens: faster, translations may change (see "
-                        "README, Serving; 0: the whole vocabulary; default: the recipe's "
-                        "export setting)")
+                        "commonest output tokens: faster, translations may change; 0: the "
+                        "whole vocabulary" + _SEE_SERVING)
     p.add_argument("--shortlist-frequent", type=int, default=100, metavar="N",
                    help="with --shortlist: the N commonest output tokens, in every request")
     p.add_argument("--shortlist-data", nargs=2, default=None, metavar=("SOURCE", "TARGET"),
