@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seq2seq import AttentionSeq2Seq, PointerGenerator
+from keras_seq2seq import AttentionSeq2Seq, Ensemble, PointerGenerator
 from keras_seq2seq.decoding import LexicalShortlist, generate
 from keras_seq2seq.errors import UserError
 from keras_seq2seq.export import RunFolder, Translator, export_saved_model
@@ -94,6 +94,18 @@ def test_each_source_searches_only_its_own_list_as_if_alone(model):
     union = generate(model, SOURCES, max_length=8, beam_size=3, alpha=0.6,
                      shortlist=_listing([0, 1, 2, 3, 5, 8, 13, 17, 21, 30, 34]))
     assert not np.allclose(got[1], union[1])
+
+
+def test_an_ensembles_members_each_normalize_over_the_shortlist(model):
+    """The ensemble averages its members' log-probabilities, each normalized
+    over the sentence's list: with every output listed, its search without
+    a shortlist (no renormalization of the average on top)."""
+    ensemble = Ensemble([model, peaked_model(VOCABULARY, seed=7)])
+    want = generate(ensemble, SOURCES, max_length=8, beam_size=3, alpha=0.6)
+    got = generate(ensemble, SOURCES, max_length=8, beam_size=3, alpha=0.6,
+                   shortlist=_listing(np.arange(VOCABULARY)))
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_allclose(want[1], got[1], rtol=1e-5)
 
 
 def test_a_shortlisted_search_is_the_search_of_the_model_without_the_other_outputs(model):

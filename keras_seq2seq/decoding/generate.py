@@ -100,9 +100,13 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if outputs is not None and prefix_ids is not None:
         # The step counts in positions of the sorted `outputs`, which hold the prefix.
         prefix_ids = tf.searchsorted(outputs, prefix_ids, out_type=tf.int32)
-    step_fn = lambda token_ids, state, context: model.step(token_ids, state, context, weights)  # noqa: E731
-    if shortlist is not None:
-        step_fn = _within_allowed(step_fn)
+    if shortlist is None:
+        def step_fn(token_ids, state, context):
+            return model.step(token_ids, state, context, weights)
+    else:
+        def step_fn(token_ids, state, context):
+            context, bias = context
+            return model.step(token_ids, state, context, weights, output_bias=bias)
     ids, scores = decode(
         step_fn,
         state,
@@ -120,19 +124,6 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if outputs is not None:
         ids = tf.gather(outputs, ids)
     return model.output_ids(ids), scores
-
-
-def _within_allowed(step_fn):
-    """`step_fn` over `(context, bias)` contexts, each input's bias [n] (0 or
-    NEG_INF) added to its rows' log-probabilities before they are normalized
-    again: the log-softmax over the allowed outputs alone."""
-    def step(token_ids, state, context):
-        context, bias = context
-        log_probs, state = step_fn(token_ids, state, context)
-        inputs = tf.shape(bias)[0]
-        by_input = tf.reshape(log_probs, [inputs, -1, tf.shape(log_probs)[-1]]) + bias[:, None, :]
-        return tf.reshape(tf.nn.log_softmax(by_input), tf.shape(log_probs)), state
-    return step
 
 
 def _generate_in_parts(model, inputs, prefix_ids, parts, options):

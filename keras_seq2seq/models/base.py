@@ -19,6 +19,14 @@ def _in_multi_worker_mode(strategy):
             and strategy.extended._in_multi_worker_mode())
 
 
+def add_per_input(values, per_input):
+    """`values` [rows, n] plus `per_input` [inputs, n], each input's row on
+    its k = rows // inputs rows (which come together, as `step`'s do)."""
+    ops = keras.ops
+    grouped = ops.reshape(values, (ops.shape(per_input)[0], -1, ops.shape(values)[-1]))
+    return ops.reshape(grouped + per_input[:, None, :], ops.shape(values))
+
+
 class MultiWorkerFitFixes:
     """Makes `keras.Model.fit` work under `MultiWorkerMirroredStrategy` (Keras 3.15).
 
@@ -107,14 +115,19 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         for every step, and the decoder's initial state."""
         raise NotImplementedError
 
-    def step(self, token_ids, state, context, weights=None):
+    def step(self, token_ids, state, context, weights=None, output_bias=None):
         """`token_ids` [rows] -> `(log_probs [rows, outputs] float32, state)`.
 
         `state` holds [rows, ...] tensors; `context` (from `encode`) holds
         [inputs, ...] ones, each input's shared by its k = rows // inputs
         rows, which come together (the hypotheses of a beam search).
         `weights`: `step_weights()`, read once before a loop of steps (None:
-        the step reads the model's variables itself)."""
+        the step reads the model's variables itself). `output_bias`: for
+        models that shortlist their outputs (`shortlists_outputs`), an
+        optional float32 [inputs, outputs] added to each input's rows'
+        scores before they are normalized (`add_per_input`): 0 where the
+        input may write an output, -1e9 where it may not (each input's own
+        shortlist, `decoding.generate`)."""
         raise NotImplementedError
 
     def step_weights(self, matmul_dtype=None, outputs=None):

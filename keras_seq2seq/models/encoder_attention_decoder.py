@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_seq2seq.layers import AttentionDecoder
 from keras_seq2seq.layers.lstm_sequence import kernel_matmul
-from keras_seq2seq.models.base import SequenceModel
+from keras_seq2seq.models.base import SequenceModel, add_per_input
 
 
 class EncoderAttentionDecoder(SequenceModel):
@@ -127,7 +127,7 @@ class EncoderAttentionDecoder(SequenceModel):
         context = self.decoder.prepare_context(memory, self.source_mask(inputs))
         return context, self.decoder.initial_state(states, context)
 
-    def step(self, token_ids, state, context, weights=None):
+    def step(self, token_ids, state, context, weights=None, output_bias=None):
         """Advances the decoder by one token (inference mode).
 
         Args:
@@ -136,12 +136,17 @@ class EncoderAttentionDecoder(SequenceModel):
             context: from `encode`, [inputs, ...], shared by the k =
                 rows // inputs rows of each input, which come together.
             weights: `step_weights()`, or None to read the variables here.
+            output_bias: optional [inputs, outputs], added to each input's
+                rows' logits (see `SequenceModel.step`).
 
         Returns:
             `(log_probs, state)`: log_probs float32 [rows, target_size].
         """
         output, _, state = self._decoder_step(token_ids, state, context, weights)
-        return ops.log_softmax(self.logits(output, weights), axis=-1), state
+        logits = self.logits(output, weights)
+        if output_bias is not None:
+            logits = add_per_input(logits, output_bias)
+        return ops.log_softmax(logits, axis=-1), state
 
     def step_weights(self, matmul_dtype=None, outputs=None):
         """The decoder's and the output layer's weights (see `SequenceModel`;

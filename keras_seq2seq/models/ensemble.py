@@ -73,9 +73,9 @@ class Ensemble(SequenceModel):
     def step_weights(self, matmul_dtype=None, outputs=None):
         return tuple(member.step_weights(matmul_dtype, outputs) for member in self.members)
 
-    def step(self, token_ids, state, context, weights=None):
+    def step(self, token_ids, state, context, weights=None, output_bias=None):
         weights = weights or (None,) * len(self.members)
-        stepped = [member.step(token_ids, s, c, w)
+        stepped = [member.step(token_ids, s, c, w, output_bias)
                    for member, s, c, w in zip(self.members, state, context, weights)]
         log_probs = _mean([lp for lp, _ in stepped])
         return log_probs, tuple(s for _, s in stepped)
