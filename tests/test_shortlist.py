@@ -48,7 +48,7 @@ def test_a_batch_may_write_the_specials_frequent_outputs_its_tokens_lists_and_a_
     assert set(outputs.numpy().tolist()) <= set(fixed)
     assert shortlist.outputs([[10]], static_size=True).shape == (6,)
     # Each sentence's own list, in positions of the batch's.
-    allowed = shortlist.allowed([[10, 3, 0], [11, 99, 3]], outputs, prefix=[[25, 0], [0, 0]])
+    _, allowed = shortlist.lists([[10, 3, 0], [11, 99, 3]], prefix=[[25, 0], [0, 0]])
     assert allowed.numpy().tolist() == [[True] * 6 + [False, True],
                                         [True] * 5 + [False, True, False]]
 

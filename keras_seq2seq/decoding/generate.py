@@ -40,7 +40,7 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             `shortlists_outputs`): a search computes only the outputs its
             inputs' lists hold (`LexicalShortlist.outputs`,
             `model.step_weights`), and each input's search writes only its
-            own list's, normalized over them (`LexicalShortlist.allowed`):
+            own list's, normalized over them (`LexicalShortlist.lists`):
             an input's outputs are the same whatever else its batch holds.
             A search that keeps finished rows (`retire_finished=False`, as
             XLA compiles it) computes a list of a size that follows the
@@ -76,10 +76,10 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     outputs = None
     if shortlist is not None:
-        outputs = shortlist.outputs(inputs, prefix_ids,
-                                    static_size=not options.get("retire_finished", True))
+        outputs, allowed = shortlist.lists(inputs, prefix_ids,
+                                           static_size=not options.get("retire_finished", True))
         # The search cuts the context as inputs finish: each one's mask goes with it.
-        context = (context, tf.where(shortlist.allowed(inputs, outputs, prefix_ids), 0.0, NEG_INF))
+        context = (context, tf.where(allowed, 0.0, NEG_INF))
     # Read (and cast) once, not at every step of the loop.
     weights = model.step_weights(matmul_dtype, outputs)
     limits = model.length_limits(inputs, max_length)
@@ -130,7 +130,8 @@ def _generate_in_parts(model, inputs, prefix_ids, parts, options):
     """`generate` as `parts` searches over consecutive parts of the batch,
     their results concatenated."""
     inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
-    per_input = {} if prefix_ids is None else {"prefix_ids": tf.convert_to_tensor(prefix_ids)}
+    if prefix_ids is not None:
+        prefix_ids = tf.convert_to_tensor(prefix_ids, tf.int32)
     batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
     cuts = [batch * i // parts for i in range(parts + 1)]
     beam = options["beam_size"]
@@ -139,7 +140,7 @@ def _generate_in_parts(model, inputs, prefix_ids, parts, options):
         def run():
             cut = lambda x: x[start:stop]  # noqa: E731
             return generate(model, tf.nest.map_structure(cut, inputs),
-                            **tf.nest.map_structure(cut, per_input), **options)
+                            prefix_ids=None if prefix_ids is None else cut(prefix_ids), **options)
         return run
 
     def nothing():

@@ -21,7 +21,7 @@ class LexicalShortlist:
     commonest output tokens for every batch; a search then scores only the
     union of those of its batch's tokens (the step's `outputs`,
     `SequenceModel.step_weights`), and each sentence's search only its own
-    list, normalized over it (`allowed`; `generate(shortlist=)` does
+    list, normalized over it (`lists`; `generate(shortlist=)` does
     both, for each of its parallel searches): a sentence translates the same
     whatever the other sentences of its request, as a server that batches
     requests together needs. The output layer's product and the softmax
@@ -113,33 +113,31 @@ class LexicalShortlist:
         number of ids listed with repeats (at most the model's outputs).
         Otherwise (in the graph) n is the number of distinct ids listed.
         """
-        marked = [tf.reshape(self._listed(source_ids), [-1]), self._for_every_sentence()]
-        if prefix is not None:
-            marked.append(tf.reshape(tf.cast(prefix, tf.int32), [-1]))
-        marked = tf.concat(marked, 0)
-        present = tf.scatter_nd(marked[:, None], tf.ones_like(marked), [self.output_size])
-        if not static_size:
-            return tf.cast(tf.where(present > 0)[:, 0], tf.int32)
-        size = tf.minimum(tf.size(marked), self.output_size)
-        # Listed ids first (top-k takes the lower index among equals).
-        chosen = tf.math.top_k(tf.minimum(present, 1), k=size).indices
-        return tf.sort(chosen)
+        return self.lists(source_ids, prefix, static_size)[0]
 
-    def allowed(self, source_ids, outputs, prefix=None):
-        """bool [batch, n]: which of `outputs` [n] (`outputs` of a batch
-        that holds these sources) each source's own list holds: the special
-        ids, the frequent list, its tokens' lists and its `prefix`."""
+    def lists(self, source_ids, prefix=None, static_size=False):
+        """`(outputs, allowed)`: the batch's `outputs` [n] (see there), and
+        bool [batch, n], which of them each source's own list holds (the
+        special ids, the frequent list, its tokens' lists and its prefix)."""
         listed = self._listed(source_ids)
         listed = tf.reshape(listed, [tf.shape(listed)[0], -1])
         if prefix is not None:
             listed = tf.concat([listed, tf.cast(prefix, tf.int32)], 1)
         batch, width = tf.shape(listed)[0], tf.shape(listed)[1]
         sentence = tf.repeat(tf.range(batch), width)
+        # How often each source lists each output.
         present = tf.scatter_nd(tf.stack([sentence, tf.reshape(listed, [-1])], 1),
                                 tf.ones([batch * width], tf.int32), [batch, self.output_size])
         every = self._for_every_sentence()
         present += tf.scatter_nd(every[:, None], tf.ones_like(every), [self.output_size])[None, :]
-        return tf.gather(present, tf.convert_to_tensor(outputs, tf.int32), axis=1) > 0
+        in_batch = tf.reduce_sum(present, 0)
+        if static_size:
+            size = tf.minimum(batch * width + tf.size(every), self.output_size)
+            # Listed ids first (top-k takes the lower index among equals).
+            outputs = tf.sort(tf.math.top_k(tf.minimum(in_batch, 1), k=size).indices)
+        else:
+            outputs = tf.cast(tf.where(in_batch > 0)[:, 0], tf.int32)
+        return outputs, tf.gather(present, outputs, axis=1) > 0
 
     def _listed(self, source_ids):
         """int32 [batch, source, per_token]: each source token's list."""

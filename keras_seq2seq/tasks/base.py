@@ -82,13 +82,9 @@ class Task:
         """`exportable` with the recipe's `export` settings (those of every
         exportable; text tasks add the shortlist)."""
         settings = self.recipe.export
-        if settings["bfloat16_matmuls"]:
-            exportable = exportable.with_bfloat16_matmuls()
-        if settings["xla"]:
-            exportable = exportable.with_xla_search()
-        if settings["parallel_searches"] != 1:
-            exportable = exportable.with_parallel_searches(settings["parallel_searches"])
-        return exportable
+        return (exportable.with_bfloat16_matmuls(settings["bfloat16_matmuls"])
+                .with_xla_search(settings["xla"])
+                .with_parallel_searches(settings["parallel_searches"]))
 
     def evaluate(self, exportable):
         """Held-out scores `{name: value}`, through the exportable's search."""

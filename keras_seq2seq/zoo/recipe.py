@@ -532,9 +532,8 @@ def _check_combinations(values, source, lines):
         fail(("export", "shortlist"), "a shortlist lists outputs for source tokens: an option "
              "of text tasks")
     if values["task"] == "points":
-        for key, default in (("parallel_searches", 1), ("bfloat16_matmuls", False),
-                             ("xla", False)):
-            if export[key] != default:
+        for key in ("parallel_searches", "bfloat16_matmuls", "xla"):
+            if export[key] != SCHEMA["export"][key][1]:
                 fail(("export", key), "a points task's export searches a request as one, in "
                      f"float32, without XLA: leave {key} out")
     model = values["model"]
