@@ -364,6 +364,33 @@ def test_concurrent_calls_equal_sequential_ones(loaded):
     assert results == sequential
 
 
+def _saved_ops(export_path):
+    """Every op of a SavedModel's graph and functions, with repeats."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(export_path, "saved_model.pb"), "rb").read())
+    graph = proto.meta_graphs[0].graph_def
+    return [n.op for n in graph.node] + [n.op for f in graph.library.function
+                                         for n in f.node_def]
+
+
+def test_the_graph_search_encodes_with_the_fused_lstm_kernel(translator, export_path):
+    """Each encoder LSTM direction of the export's graph search is one
+    `BlockLSTMV2` (a kernel of stock TensorFlow and TF Serving), and the
+    search's n-best lists are those of Keras' LSTM loop."""
+    from keras_seq2seq.decoding import generate
+
+    assert "BlockLSTMV2" in _saved_ops(export_path)
+    ids = translator.encode_text(tf.constant(["3rd of March 1999", "12/25/07", "tomorrow"]))
+    searches = [tf.function(lambda ids, fused=fused: generate(
+        translator.model, ids, 20, beam_size=BEAM, alpha=0.6, fused_lstm=fused),
+        autograph=False)(ids) for fused in (True, False)]
+    (fused_ids, fused_scores), (ids, scores) = searches
+    np.testing.assert_array_equal(fused_ids, ids)
+    np.testing.assert_allclose(fused_scores, scores, rtol=1e-5, atol=1e-5)
+
+
 def test_only_core_and_tensorflow_text_ops(export_path):
     from tensorflow.core.protobuf import saved_model_pb2
 

@@ -217,6 +217,50 @@ def test_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("with_initial_state", [False, True])
+def test_fused_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
+    """TensorFlow's fused kernel computes what `keras.layers.LSTM` does:
+    outputs (zero on padding) and final states, rows of every length
+    including an empty one (which keeps its initial state)."""
+    from keras_seq2seq.layers.lstm_sequence import fused_lstm_sequence
+
+    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True,
+                             go_backwards=go_backwards, zero_output_for_mask=True)
+    lstm.build((None, None, 6))
+    x = tf.constant(rng.normal(size=(5, 7, 6)).astype("float32"))
+    mask = tf.constant(_mask([7, 3, 1, 5, 0], 7))
+    state = ([tf.constant(rng.normal(size=(5, 4)).astype("float32")) for _ in range(2)]
+             if with_initial_state else None)
+    outputs, h, c = lstm(x, mask=mask, initial_state=state)
+    expected = [tf.reverse(outputs, [1]) if go_backwards else outputs, h, c]
+    got = tf.function(fused_lstm_sequence, autograph=False)(
+        x, lstm.cell, mask=mask, initial_state=state, go_backwards=go_backwards)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional, reverse_input", [(True, False), (False, True)])
+def test_a_fused_lstm_encoder_equals_its_keras_layers_and_is_one_operation(
+        rng, bidirectional, reverse_input):
+    encoder = RNNEncoder(8, num_layers=2, bidirectional=bidirectional,
+                         reverse_input=reverse_input)
+    x = tf.constant(rng.normal(size=(3, 6, 5)).astype("float32"))
+    mask = tf.constant(_mask([6, 2, 4], 6))
+    expected = encoder(x, mask=mask)
+    fused = tf.function(lambda x, mask: encoder(x, mask=mask, fused_lstm=True), autograph=False)
+    for a, b in zip(tf.nest.flatten(fused(x, mask)), tf.nest.flatten(expected)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    graph = fused.get_concrete_function(x, mask).graph.as_graph_def()
+    ops = [node.op for node in graph.node] + [
+        node.op for function in graph.library.function for node in function.node_def]
+    assert ops.count("BlockLSTMV2") == 2 * (2 if bidirectional else 1)
+    assert "While" not in ops and "StatelessWhile" not in ops
+    # GRU layers have no fused form: they run their Keras loop.
+    gru = RNNEncoder(8, cell_type="gru")
+    np.testing.assert_allclose(gru(x, mask=mask, fused_lstm=True)[0], gru(x, mask=mask)[0])
+
+
 def test_lstm_sequence_runs_only_what_it_computes_exactly():
     from keras_seq2seq.layers.lstm_sequence import runs_lstm_sequence
 

@@ -13,7 +13,7 @@ from keras_seq2seq.decoding.search import NEG_INF, SamplingSelector, _is_python_
 
 def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
              prefix_ids=None, matmul_dtype=None, shortlist=None, parallel_searches=1,
-             **options):
+             fused_lstm=False, **options):
     """Decodes a batch with a model's `encode` and `step`.
 
     Args:
@@ -54,6 +54,9 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
             search, every core runs a search of its own instead of sharing
             each small operation. The outputs are the same; sampling draws
             are not (a row's random stream follows its place in its batch).
+        fused_lstm: encode with TensorFlow's fused LSTM kernel
+            (`model.encode`): the same outputs, faster in a graph; XLA and
+            TFLite have no such operation.
         **options: `decode` options (alpha, min_length,
             no_repeat_ngram_size, selector, active_beams, retire_finished).
 
@@ -70,8 +73,8 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if parallel_searches > 1:
         return _generate_in_parts(model, inputs, prefix_ids, parallel_searches, dict(
             max_length=max_length, beam_size=beam_size, length_cap=length_cap, beta=beta,
-            matmul_dtype=matmul_dtype, shortlist=shortlist, **options))
-    context, state = model.encode(inputs)
+            matmul_dtype=matmul_dtype, shortlist=shortlist, fused_lstm=fused_lstm, **options))
+    context, state = model.encode(inputs, fused_lstm=fused_lstm)
     if prefix_ids is not None:
         prefix_ids = model.target_index(tf.convert_to_tensor(prefix_ids, tf.int32))
     outputs = None

@@ -91,7 +91,7 @@ class Reader(TextOutput):
         return tf.cond(tf.shape(self.model.source_mask(inputs))[0] > 0,
                        lambda: self.search_by_request_size(inputs, options), no_inputs)
 
-    def _search(self, inputs, options, retire_finished=True):
+    def _search(self, inputs, options, retire_finished=True, fused_lstm=True):
         alpha = options.get("alpha")
         return generate(self.model, inputs, self.max_target_length,
                         beam_size=options.get("beam_size") or self.beam_size,
@@ -100,7 +100,7 @@ class Reader(TextOutput):
                         active_beams=options.get("active_beams"),
                         matmul_dtype=self.matmul_dtype,
                         parallel_searches=self.searches_of(retire_finished),
-                        retire_finished=retire_finished)
+                        retire_finished=retire_finished, fused_lstm=fused_lstm)
 
     def decode_text(self, ids):
         """[B, T] ids -> [B] strings."""
@@ -157,7 +157,7 @@ class Reader(TextOutput):
 
     def _tflite_search(self, inputs):
         # Inlined, not a call of the traced search: the converter freezes one graph.
-        target_ids, scores = self.for_tflite()._search(inputs, {})
+        target_ids, scores = self.for_tflite()._search(inputs, {}, fused_lstm=False)
         return {"scores": scores, "target_ids": target_ids}
 
 

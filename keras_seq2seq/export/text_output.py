@@ -54,8 +54,13 @@ class TextOutput(Exportable):
             The outputs are the same; the SavedModel holds a search loop
             for each. 1 (the default): one search.
 
-    Subclasses implement `_search(inputs, options, retire_finished)`, the
-    search over model inputs, and call `search_by_request_size`.
+    The graph search encodes with TensorFlow's fused LSTM kernel
+    (`generate(..., fused_lstm=True)`, in stock TF Serving); the XLA search
+    and TFLite's, which have no such operation, with Keras' LSTM loop.
+
+    Subclasses implement `_search(inputs, options, retire_finished,
+    fused_lstm)`, the search over model inputs, and call
+    `search_by_request_size`.
     """
 
     def __init__(self, model, tokenizer, matmul_dtype=None, jit_compile=False,
@@ -78,8 +83,8 @@ class TextOutput(Exportable):
         # With XLA, only the inputs-in, ids-out search is compiled: the
         # tensorflow-text, image and audio decoding ops have no XLA kernels.
         self._compiled_search = tf.function(
-            functools.partial(self._search, retire_finished=False), autograph=False,
-            jit_compile=True)
+            functools.partial(self._search, retire_finished=False, fused_lstm=False),
+            autograph=False, jit_compile=True)
 
     def with_bfloat16_matmuls(self, enabled=True):
         return self.with_settings(matmul_dtype="bfloat16" if enabled else None)
@@ -92,13 +97,14 @@ class TextOutput(Exportable):
 
     # -- the search every signature runs ----------------------------------------
 
-    def _search(self, inputs, options, retire_finished=True):
+    def _search(self, inputs, options, retire_finished=True, fused_lstm=True):
         """Beam search over model inputs -> `(ids [B, K, T], scores [B, K])`.
 
         `options`: the subclass's per-request search options by name; one
         left out or None takes the export's own setting. `retire_finished`:
         `decoding.decode`'s (False for the compiled search, which answers
         one-item requests and so searches as one: `searches_of`).
+        `fused_lstm`: `generate`'s (False where XLA or TFLite runs the search).
         """
         raise NotImplementedError
 

@@ -224,7 +224,7 @@ class Translator(TextOutput):
                                                               XLA_SOURCE_BUCKET))
         return _pad_to_bucket(source_ids, XLA_SOURCE_BUCKET), options
 
-    def _search(self, source_ids, options, retire_finished=True):
+    def _search(self, source_ids, options, retire_finished=True, fused_lstm=True):
         alpha, beta = options.get("alpha"), options.get("beta")
         return generate(
             self.model,
@@ -241,6 +241,7 @@ class Translator(TextOutput):
             shortlist=self.shortlist,
             parallel_searches=self.searches_of(retire_finished),
             retire_finished=retire_finished,
+            fused_lstm=fused_lstm,
         )
 
     def encode_text(self, text):
@@ -422,7 +423,7 @@ class Translator(TextOutput):
         def decode(source_ids):
             # Inlined, not a call of the traced search: the converter freezes
             # one graph, and never compiles it with XLA.
-            target_ids, scores = self.for_tflite()._search(source_ids, {})
+            target_ids, scores = self.for_tflite()._search(source_ids, {}, fused_lstm=False)
             return {"scores": scores, "target_ids": target_ids}
 
         return decode, [tf.TensorSpec([1, None], tf.int32, name="source_ids")]

@@ -4,7 +4,11 @@ import keras
 from keras import ops
 import tensorflow as tf
 
-from keras_seq2seq.layers.lstm_sequence import lstm_sequence, runs_lstm_sequence
+from keras_seq2seq.layers.lstm_sequence import (
+    fused_lstm_sequence,
+    lstm_sequence,
+    runs_lstm_sequence,
+)
 
 
 def reverse_valid_steps(sequences, mask):
@@ -43,13 +47,20 @@ class RNNEncoder(keras.layers.Layer):
             attention does not mind.
 
     In training on CPU, LSTM layers run through `lstm_sequence` (the same
-    function with a faster backward pass; see `layers/lstm_sequence.py`).
+    function with a faster backward pass; see `layers/lstm_sequence.py`);
+    with `fused_lstm`, through TensorFlow's fused kernel.
 
     Call arguments:
         inputs: float [batch, time, features].
         mask: bool [batch, time], True on real steps; padded steps neither
             update the state nor change any output at a real step.
         training: whether dropout is active.
+        fused_lstm: outside training, run float32 (or float16) LSTM layers
+            as TensorFlow's fused `BlockLSTMV2` operation
+            (`fused_lstm_sequence`): the same outputs, one operation a
+            layer and direction instead of a loop, for graph-mode searches
+            (XLA and TFLite have no such operation). The mask's real steps
+            must then be a prefix of each row. GRU layers ignore it.
 
     Returns:
         `(outputs, states)`: outputs float [batch, time, units]; states a list
@@ -119,7 +130,7 @@ class RNNEncoder(keras.layers.Layer):
             shape = shape[:-1] + (self.units,)
         self.built = True
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs, mask=None, training=False, fused_lstm=False):
         if mask is None:
             mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
         mask = ops.cast(mask, "bool")
@@ -131,7 +142,12 @@ class RNNEncoder(keras.layers.Layer):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
             if training and self._runs_lstm_sequence(rnn):
-                x, layer_states = self._train_lstm_layer(rnn, x, mask)
+                x, layer_states = self._lstm_layer(lstm_sequence, rnn, x, mask)
+                states.append(layer_states)
+                continue
+            if (fused_lstm and not training and self._runs_lstm_sequence(rnn)
+                    and keras.backend.standardize_dtype(x.dtype) in ("float32", "float16")):
+                x, layer_states = self._lstm_layer(fused_lstm_sequence, rnn, x, mask)
                 states.append(layer_states)
                 continue
             outputs = rnn(x, mask=mask, training=training)
@@ -154,11 +170,12 @@ class RNNEncoder(keras.layers.Layer):
     def _runs_lstm_sequence(self, rnn):
         return all(runs_lstm_sequence(layer.cell) for layer in self._directions(rnn))
 
-    def _train_lstm_layer(self, rnn, x, mask):
-        """What `rnn(x, mask=mask)` computes, through `lstm_sequence` (its
-        hand-written backward pass is the faster one): `(outputs, [h, c])`,
-        the directions' outputs and states concatenated."""
-        results = [lstm_sequence(x, layer.cell, mask=mask, go_backwards=layer.go_backwards)
+    def _lstm_layer(self, run, rnn, x, mask):
+        """What `rnn(x, mask=mask)` computes, through `run` (`lstm_sequence`,
+        whose hand-written backward pass is the faster one, or
+        `fused_lstm_sequence`): `(outputs, [h, c])`, the directions' outputs
+        and states concatenated."""
+        results = [run(x, layer.cell, mask=mask, go_backwards=layer.go_backwards)
                    for layer in self._directions(rnn)]
         outputs, h, c = (ops.concatenate(parts, axis=-1) for parts in zip(*results))
         return outputs, [h, c]

@@ -46,6 +46,7 @@ class ConvolutionalEncoder(keras.layers.Layer):
     Call arguments:
         images: float [batch, height, width, channels] in [0, 1].
         training: whether dropout and batch statistics are active.
+        fused_lstm: `RNNEncoder`'s, for the row encoder.
 
     Returns:
         `(memory, states)`: memory float [batch, rows * cols, units]; states
@@ -129,7 +130,7 @@ class ConvolutionalEncoder(keras.layers.Layer):
                 dense.build((None, self.units))
         self.built = True
 
-    def call(self, images, training=False):
+    def call(self, images, training=False, fused_lstm=False):
         x = ops.cast(images, self.compute_dtype)
         if self.backbone is not None:
             if x.shape[-1] != self.backbone_channels:
@@ -141,7 +142,8 @@ class ConvolutionalEncoder(keras.layers.Layer):
         batch, rows, cols = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
         if self.row_encoder:
             memory, states = self.rows_rnn(
-                ops.reshape(x, (batch * rows, cols, x.shape[-1])), training=training)
+                ops.reshape(x, (batch * rows, cols, x.shape[-1])), training=training,
+                fused_lstm=fused_lstm)
             memory = ops.reshape(memory, (batch, rows * cols, self.units))
             states = [[ops.mean(ops.reshape(s, (batch, rows, self.units)), axis=1)
                        for s in layer] for layer in states]

@@ -12,7 +12,9 @@ It computes exactly what `keras.layers.LSTM` computes with the same weights
 (default activations, no cell dropout), masked steps leaving the state
 unchanged, so `RNNEncoder` and `AttentionDecoder` use it in training where
 `runs_lstm_sequence` says so, and keep Keras' layers as the holders of the
-weights and for inference and export.
+weights and for inference and export. `fused_lstm_sequence` is its
+inference counterpart for graph-mode searches: TensorFlow's fused
+`BlockLSTMV2` kernel, one operation for a whole sequence.
 """
 
 import keras
@@ -21,9 +23,10 @@ import tensorflow as tf
 
 
 def runs_lstm_sequence(cell):
-    """Whether training should run `cell` through `lstm_sequence`: an LSTM
-    cell that it computes exactly, on a machine without a GPU (where there is
-    one, Keras' LSTM layer trains with cuDNN's kernel)."""
+    """Whether training should run `cell` through `lstm_sequence` (and a
+    graph-mode search through `fused_lstm_sequence`): an LSTM cell that they
+    compute exactly, on a machine without a GPU (where there is one, Keras'
+    LSTM layer runs cuDNN's kernel)."""
     return (isinstance(cell, keras.layers.LSTMCell)
             and cell.activation is keras.activations.tanh
             and cell.recurrent_activation is keras.activations.sigmoid
@@ -114,6 +117,59 @@ def _recurrence(projected, step_mask, h0, c0, recurrent_kernel):
                 steps_weight_gradient(h_before, d_projected))
 
     return (outputs, h, c), backward
+
+
+def fused_lstm_sequence(inputs, cell, mask=None, initial_state=None, go_backwards=False):
+    """What `lstm_sequence` computes, through TensorFlow's fused LSTM kernel.
+
+    `BlockLSTMV2` runs a whole sequence as one operation, where Keras' LSTM
+    layer runs a graph loop of some forty operations a step: a search's
+    encoder pass at batch 1 is mostly that loop's per-operation cost. The
+    kernel is in stock TensorFlow and TF Serving, but XLA has no kernel
+    for it and TFLite no builtin, so only graph-mode searches use it
+    (`generate(..., fused_lstm=True)`); it is not differentiated here.
+
+    Args:
+        inputs: [batch, time, features], float32 or float16 (the kernel
+            takes no bfloat16).
+        cell: a `keras.layers.LSTMCell` that `runs_lstm_sequence` accepts
+            (its gates are in the kernel's i, f, g, o order).
+        mask: optional bool [batch, time] whose real steps are a prefix of
+            each row, as a padded batch's are; the kernel runs past a row's
+            end, which changes none of its real steps' outputs, and its
+            final state is read at its last real step.
+        initial_state: optional `[h, c]`, each [batch, units]; zeros if None.
+        go_backwards: read each row's real steps from its last to its first
+            (outputs stay in the input's order).
+
+    Returns:
+        `(outputs, h, c)` as `lstm_sequence` returns them.
+    """
+    dtype = inputs.dtype
+    batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    if initial_state is None:
+        initial_state = [tf.zeros((batch, cell.units), dtype)] * 2
+    h0, c0 = (tf.cast(s, dtype) for s in initial_state)
+    if mask is None:
+        mask = tf.ones((batch, time), "bool")
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    if go_backwards:
+        inputs = tf.reverse_sequence(inputs, lengths, seq_axis=1, batch_axis=0)
+    no_peepholes = tf.zeros((cell.units,), dtype)
+    _, c, _, _, _, _, h = tf.raw_ops.BlockLSTMV2(
+        seq_len_max=tf.cast(time, tf.int64), x=tf.transpose(inputs, (1, 0, 2)),
+        cs_prev=c0, h_prev=h0,
+        w=tf.cast(tf.concat([cell.kernel, cell.recurrent_kernel], axis=0), dtype),
+        wci=no_peepholes, wcf=no_peepholes, wco=no_peepholes, b=tf.cast(cell.bias, dtype),
+        cell_clip=0.0, use_peephole=False)
+    outputs = tf.transpose(h, (1, 0, 2))
+    last = tf.stack([tf.range(batch), tf.maximum(lengths - 1, 0)], axis=1)
+    started = (lengths > 0)[:, None]
+    final_h = tf.where(started, tf.gather_nd(outputs, last), h0)
+    final_c = tf.where(started, tf.gather_nd(tf.transpose(c, (1, 0, 2)), last), c0)
+    if go_backwards:
+        outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
+    return outputs * tf.cast(mask, dtype)[:, :, None], final_h, final_c
 
 
 def steps_weight_gradient(inputs, d_products):

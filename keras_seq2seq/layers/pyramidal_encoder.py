@@ -28,6 +28,7 @@ class PyramidalEncoder(keras.layers.Layer):
         inputs: float [batch, time, features].
         mask: bool [batch, time], True on real steps.
         training: whether dropout is active.
+        fused_lstm: `RNNEncoder`'s, for each layer.
 
     Returns:
         `(outputs, states, mask)`: outputs float [batch, reduced, units], the
@@ -71,7 +72,7 @@ class PyramidalEncoder(keras.layers.Layer):
             features = self.units
         self.built = True
 
-    def call(self, inputs, mask=None, training=False):
+    def call(self, inputs, mask=None, training=False, fused_lstm=False):
         x = inputs
         if mask is None:
             mask = ops.ones(ops.shape(x)[:2], "bool")
@@ -79,7 +80,7 @@ class PyramidalEncoder(keras.layers.Layer):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
             x, mask = _stack_steps(x, mask, r)
-            x, states = layer(x, mask=mask, training=training)
+            x, states = layer(x, mask=mask, training=training, fused_lstm=fused_lstm)
         return x, states[-1:], mask
 
     def compute_mask(self, inputs, mask=None):

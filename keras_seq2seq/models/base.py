@@ -110,9 +110,11 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
             keras.config.set_dtype_policy(previous)
         return copy
 
-    def encode(self, inputs, training=False):
+    def encode(self, inputs, training=False, fused_lstm=False):
         """`inputs` [batch, ...] -> `(context, state)`: per-example constants
-        for every step, and the decoder's initial state."""
+        for every step, and the decoder's initial state. `fused_lstm`: run
+        the encoder's LSTM layers as TensorFlow's fused kernel (`RNNEncoder`;
+        graph-mode searches only)."""
         raise NotImplementedError
 
     def step(self, token_ids, state, context, weights=None, output_bias=None):

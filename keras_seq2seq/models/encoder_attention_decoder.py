@@ -85,8 +85,9 @@ class EncoderAttentionDecoder(SequenceModel):
         """Builds `self.encoder` (and any layer before it) for the model's inputs."""
         raise NotImplementedError
 
-    def encoder_outputs(self, inputs, training=False):
-        """`(memory [batch, source, units], states)`, states as `RNNEncoder` gives them."""
+    def encoder_outputs(self, inputs, training=False, fused_lstm=False):
+        """`(memory [batch, source, units], states)`, states as `RNNEncoder`
+        gives them; `fused_lstm` as `RNNEncoder` takes it."""
         raise NotImplementedError
 
     def source_inputs(self, inputs):
@@ -113,11 +114,11 @@ class EncoderAttentionDecoder(SequenceModel):
         self.output_projection.build((None, None, self.units))
         self.built = True
 
-    def encode(self, inputs, training=False):
+    def encode(self, inputs, training=False, fused_lstm=False):
         """The input (see the subclass) -> `(context, state)`: the decoder's
         per-input constants (dict of `memory`, `keys`, `mask`) and its
         initial state (see `AttentionDecoder`)."""
-        memory, states = self.encoder_outputs(inputs, training=training)
+        memory, states = self.encoder_outputs(inputs, training=training, fused_lstm=fused_lstm)
         return self.start_decoder(inputs, memory, states)
 
     def start_decoder(self, inputs, memory, states):

@@ -57,8 +57,9 @@ class Ensemble(SequenceModel):
     def output_space(self):
         return self.members[0].output_space()
 
-    def encode(self, inputs, training=False):
-        encoded = [member.encode(inputs, training=training) for member in self.members]
+    def encode(self, inputs, training=False, fused_lstm=False):
+        encoded = [member.encode(inputs, training=training, fused_lstm=fused_lstm)
+                   for member in self.members]
         return tuple(c for c, _ in encoded), tuple(s for _, s in encoded)
 
     @property

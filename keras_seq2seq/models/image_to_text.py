@@ -56,9 +56,9 @@ class ImageToText(EncoderAttentionDecoder):
     def build_encoder(self):
         self.encoder.build((None, self.image_height, self.image_width, 1))
 
-    def encoder_outputs(self, images, training=False):
+    def encoder_outputs(self, images, training=False, fused_lstm=False):
         """Images float32 [batch, image_height, image_width, 1] -> memory, states."""
-        return self.encoder(images, training=training)
+        return self.encoder(images, training=training, fused_lstm=fused_lstm)
 
     def source_inputs(self, inputs):
         return inputs["images"]

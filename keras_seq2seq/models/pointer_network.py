@@ -112,11 +112,12 @@ class PointerNetwork(SequenceModel):
 
     # -- the two pieces decoding is built on ---------------------------------
 
-    def encode(self, points, training=False):
+    def encode(self, points, training=False, fused_lstm=False):
         """Encodes a batch of point sets.
 
         Args:
             points: float [batch, n, dims].
+            fused_lstm: as `RNNEncoder` takes it.
 
         Returns:
             `(context, state)`: per-instance constants (the decoder's, plus
@@ -129,7 +130,8 @@ class PointerNetwork(SequenceModel):
         batch, n = ops.shape(points)[0], ops.shape(points)[1]
         embedded = self.point_embedding(points)
         mask = ops.ones((batch, n), "bool")
-        memory, encoder_states = self.encoder(embedded, mask=mask, training=training)
+        memory, encoder_states = self.encoder(embedded, mask=mask, training=training,
+                                              fused_lstm=fused_lstm)
         context = self.decoder.prepare_context(memory, mask)
 
         def rows(*vectors):

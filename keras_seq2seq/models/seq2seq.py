@@ -133,12 +133,13 @@ class AttentionSeq2Seq(EncoderAttentionDecoder):
         self.source_embedding.build((None, None))
         self.encoder.build((None, None, self.embedding_dim))
 
-    def encoder_outputs(self, source_ids, training=False):
+    def encoder_outputs(self, source_ids, training=False, fused_lstm=False):
         """int [batch, source], 0-padded -> `(memory, states)` (see `RNNEncoder`)."""
         source_ids = ops.convert_to_tensor(source_ids, "int32")
         embedded = self.embedding_dropout(
             self.source_embedding(self._source_rows(source_ids)), training=training)
-        return self.encoder(embedded, mask=self.source_mask(source_ids), training=training)
+        return self.encoder(embedded, mask=self.source_mask(source_ids), training=training,
+                            fused_lstm=fused_lstm)
 
     def source_inputs(self, inputs):
         return inputs["source_ids"]

@@ -92,14 +92,15 @@ class SpeechToText(EncoderAttentionDecoder):
         if self.ctc_projection is not None:
             self.ctc_projection.build((None, None, self.units))
 
-    def encoder_outputs(self, inputs, training=False):
+    def encoder_outputs(self, inputs, training=False, fused_lstm=False):
         """`{"waveform", "lengths"}` -> memory [batch, positions, units], states."""
         features, mask = self.frontend(inputs["waveform"], inputs["lengths"])
         if self.augment is not None:
             features = self.augment(features, training=training)
         if self.subsampling is not None:
             features, mask = self.subsampling(features, mask=mask)
-        memory, states, _ = self.encoder(features, mask=mask, training=training)
+        memory, states, _ = self.encoder(features, mask=mask, training=training,
+                                         fused_lstm=fused_lstm)
         return memory, states
 
     def source_inputs(self, inputs):
