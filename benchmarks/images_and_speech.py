@@ -12,7 +12,10 @@ With `--alphas`, the length penalty is first chosen on the validation split
 (best sequence accuracy, then the lower error rate), never on the test one,
 and the export carries the chosen value. With `--xla`, an `export --xla`
 of the same run is timed one item at a time as well (its `xla_` figures,
-and how many of those readings differ from the plain export's).
+and how many of those readings differ from the plain export's). With
+`--baseline EXPORT` (another export of the same run), the two are timed
+in alternating rounds, batch 32 and batch 1 (`baseline_` figures: each
+round's ratio of items/s, and how many readings differ).
 
     python benchmarks/images_and_speech.py --recipe digit-strings-image \
         --data ../shared/data/mnist-digits --max-minutes 30
@@ -47,6 +50,29 @@ def read_all(signature, name, items, batch_size):
     return texts, len(items) / (time.perf_counter() - start)
 
 
+def alternate(current, baseline, name, items, singles, rounds):
+    """Items/s of two signatures in alternating rounds (the first goes
+    first in even rounds), at batch 32 over `items` and batch 1 over
+    `singles`: each round's ratio, and how many readings differ."""
+    read_all(baseline, name, items[:32], 32)  # traces once, outside the timing
+    figures, differing = {}, 0
+    for size, inputs in ((32, items), (1, singles)):
+        rates = {"current": [], "baseline": []}
+        for round_ in range(rounds):
+            pair = [("current", current), ("baseline", baseline)]
+            readings = {}
+            for who, signature in (pair if round_ % 2 == 0 else pair[::-1]):
+                readings[who], rate = read_all(signature, name, inputs, size)
+                rates[who].append(rate)
+            differing = max(differing, sum(
+                a != b for a, b in zip(readings["current"], readings["baseline"])))
+        figures[f"baseline_items_per_s_batch_{size}"] = [round(r, 1) for r in rates["baseline"]]
+        figures[f"current_items_per_s_batch_{size}"] = [round(r, 1) for r in rates["current"]]
+        figures[f"baseline_ratio_per_round_batch_{size}"] = [
+            round(a / b, 3) for a, b in zip(rates["current"], rates["baseline"])]
+    return dict(figures, baseline_readings_differing=differing)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="digit-strings-image")
@@ -62,6 +88,10 @@ def main():
     parser.add_argument("--xla", action="store_true",
                         help="also export with --xla and time its batch 1 (after an untimed "
                              "pass, which compiles each length bucket, as both exports get)")
+    parser.add_argument("--baseline", default=None,
+                        help="another export of the run, timed against this one in "
+                             "alternating rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (--baseline)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -102,6 +132,9 @@ def main():
                "xla_ms_per_item_batch_1": round(1000 / xla_per_s_1, 1),
                "xla_readings_differing": sum(a != b for a, b in zip(xla_texts, single_texts)),
                "xla_export": xla_export}
+    if args.baseline:
+        xla.update(alternate(signature, tf.saved_model.load(args.baseline).signatures[
+            "serving_default"], name, items, singles, args.rounds), baseline=args.baseline)
     scores = reading_scores(texts, targets, "test", f"beam {exportable.beam_size}")
     print(json.dumps({
         "recipe": recipe.name,
