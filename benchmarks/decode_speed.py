@@ -65,15 +65,16 @@ def attention_model(target_vocabulary_size=VOCABULARY, attention="luong_general"
     return model
 
 
-def beam_search(model, matmul_dtype=None, retire_finished=True):
+def beam_search(model, matmul_dtype=None, retire_finished=True, fused_lstm=True):
     """The timed search: `source_ids -> (ids, scores)`, beam 5, every
-    hypothesis `OUTPUT_STEPS` long (`retire_finished=False` for XLA)."""
+    hypothesis `OUTPUT_STEPS` long (`retire_finished=False` and
+    `fused_lstm=False` for XLA, as an export's searches)."""
     # A pointer-generator copies the source's EOS even with random weights:
     # without min_length it would be timed over shorter outputs.
     def search(source_ids):
         return generate(model, source_ids, MAX_LENGTH, beam_size=BEAM, length_cap=OUTPUT_STEPS,
                         min_length=OUTPUT_STEPS - 1, matmul_dtype=matmul_dtype,
-                        retire_finished=retire_finished)
+                        retire_finished=retire_finished, fused_lstm=fused_lstm)
     return search
 
 
@@ -125,7 +126,7 @@ def main():
 
     signature = [tf.TensorSpec([None, None], tf.int32)]
     graph = tf.function(search, input_signature=signature)
-    xla = tf.function(beam_search(model, matmul_dtype, retire_finished=False),
+    xla = tf.function(beam_search(model, matmul_dtype, retire_finished=False, fused_lstm=False),
                       input_signature=signature, jit_compile=True)
     rng = np.random.default_rng(0)
     result = {"model": args.model, "attention": model.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS,

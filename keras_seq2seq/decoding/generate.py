@@ -157,7 +157,7 @@ def _generate_in_parts(model, inputs, prefix_ids, parts, options):
     return tuple(tf.concat(columns, axis=0) for columns in zip(*results))
 
 
-def score(model, inputs, target_ids, attention=False):
+def score(model, inputs, target_ids, attention=False, fused_lstm=False):
     """The model's log-probability of given outputs, through its `step`.
 
     Args:
@@ -167,6 +167,7 @@ def score(model, inputs, target_ids, attention=False):
             row ending with `model.end_id`, then 0-padded.
         attention: also return where the model attended at each target
             token (needs `model.has_attention`).
+        fused_lstm: as `generate`'s.
 
     Returns:
         `(log_prob [batch], tokens [batch])`, plus attention float32
@@ -177,7 +178,7 @@ def score(model, inputs, target_ids, attention=False):
 
     >>> log_prob, tokens = score(model, source_ids, target_ids)
     """
-    context, state = model.encode(inputs)
+    context, state = model.encode(inputs, fused_lstm=fused_lstm)
     target = model.target_index(tf.convert_to_tensor(target_ids, tf.int32))
     log_prob, tokens, alignments = force_decode(
         lambda ids, state: model.step(ids, state, context),
@@ -189,17 +190,19 @@ def score(model, inputs, target_ids, attention=False):
     return (log_prob, tokens, alignments) if attention else (log_prob, tokens)
 
 
-def attention_of(model, inputs, output_ids):
+def attention_of(model, inputs, output_ids, fused_lstm=False):
     """Where the model attended while writing given outputs (forced decoding).
 
     Args:
         output_ids: int32 [batch, max_length], as `generate` gives one beam.
+        fused_lstm: as `generate`'s.
 
     Returns:
         `(output_ids [batch, steps], attention float32 [batch, steps, source])`,
         cut to the longest output (end included).
     """
-    _, tokens, attention = score(model, inputs, output_ids, attention=True)
+    _, tokens, attention = score(model, inputs, output_ids, attention=True,
+                                 fused_lstm=fused_lstm)
     steps = tf.reduce_max(tokens)
     return output_ids[:, :steps], attention[:, :steps]
 

@@ -140,7 +140,7 @@ class Reader(TextOutput):
         decoding, and its pieces; `alignment_outputs` adds the subclass's."""
         inputs = self.model_inputs(data)
         ids, scores = self.search(inputs)
-        best, attention = attention_of(self.model, inputs, ids[:, 0])
+        best, attention = attention_of(self.model, inputs, ids[:, 0], fused_lstm=True)
         pieces, _ = self.tokenizer.pieces(best)
         return self.alignment_outputs(inputs, attention, {
             "translation": self.decode_text(best), "score": scores[:, 0],

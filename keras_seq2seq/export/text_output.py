@@ -54,9 +54,10 @@ class TextOutput(Exportable):
             The outputs are the same; the SavedModel holds a search loop
             for each. 1 (the default): one search.
 
-    The graph search encodes with TensorFlow's fused LSTM kernel
-    (`generate(..., fused_lstm=True)`, in stock TF Serving); the XLA search
-    and TFLite's, which have no such operation, with Keras' LSTM loop.
+    The graph search, and every signature's scoring and sampling, encode
+    with TensorFlow's fused LSTM kernel (`generate(..., fused_lstm=True)`,
+    in stock TF Serving); the XLA search and TFLite's, which have no such
+    operation, with Keras' LSTM loop.
 
     Subclasses implement `_search(inputs, options, retire_finished,
     fused_lstm)`, the search over model inputs, and call

@@ -339,7 +339,7 @@ class Translator(TextOutput):
         included, as outputs are.
         """
         log_prob, tokens = score_outputs(self.model, self.encode_text(text),
-                                         self.encode_target(text, target))
+                                         self.encode_target(text, target), fused_lstm=True)
         return {"log_prob": log_prob, "tokens": tokens}
 
     @tf.function(autograph=False, input_signature=[TEXT])
@@ -355,7 +355,7 @@ class Translator(TextOutput):
         """
         source_ids = self.encode_text(text)
         ids, scores = self.search(source_ids)
-        best, attention = attention_of(self.model, source_ids, ids[:, 0])
+        best, attention = attention_of(self.model, source_ids, ids[:, 0], fused_lstm=True)
         source_pieces, source_words = self.tokenizer.pieces(
             source_ids, source=text, max_source_length=self.max_source_length)
         target_pieces, target_words = self.tokenizer.pieces(
@@ -397,7 +397,7 @@ class Translator(TextOutput):
         """
         ids, scores = sample_generate(self.model, self.encode_text(text), self.max_target_length,
                                       temperature=tf.maximum(temperature, 1e-3), top_k=top_k,
-                                      top_p=top_p, seed=seed)
+                                      top_p=top_p, seed=seed, fused_lstm=True)
         return {"translation": self.decode_text(ids, text), "score": scores}
 
     # -- what export_saved_model and convert_to_tflite ask of an exportable --
