@@ -188,6 +188,26 @@ def _loss_and_gradients(compute, sources):
     return outputs, tape.gradient(loss, sources)
 
 
+def _keras_lstm_case(rng, go_backwards, with_initial_state, lengths):
+    """A Keras LSTM layer (4 units), inputs [5, 7, 6] with a mask of
+    `lengths`, an initial state or None, and a function that runs the layer
+    (outputs in reading order, as `lstm_sequence` returns them)."""
+    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True,
+                             go_backwards=go_backwards, zero_output_for_mask=True)
+    lstm.build((None, None, 6))
+    x = tf.constant(rng.normal(size=(5, 7, 6)).astype("float32"))
+    mask = tf.constant(_mask(lengths, 7))
+    state = ([tf.constant(rng.normal(size=(5, 4)).astype("float32")) for _ in range(2)]
+             if with_initial_state else None)
+
+    def keras_lstm():
+        outputs, h, c = lstm(x, mask=mask, initial_state=state)
+        # Keras returns a backwards layer's outputs in reading order.
+        return tf.reverse(outputs, [1]) if go_backwards else outputs, h, c
+
+    return lstm, x, mask, state, keras_lstm
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("with_initial_state", [False, True])
 def test_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
@@ -195,20 +215,9 @@ def test_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_state):
     state) equal `keras.layers.LSTM`'s, padding included."""
     from keras_seq2seq.layers.lstm_sequence import lstm_sequence
 
-    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True,
-                             go_backwards=go_backwards, zero_output_for_mask=True)
-    lstm.build((None, None, 6))
-    x = tf.constant(rng.normal(size=(5, 7, 6)).astype("float32"))
-    mask = tf.constant(_mask([7, 3, 1, 5, 6], 7))
-    state = ([tf.constant(rng.normal(size=(5, 4)).astype("float32")) for _ in range(2)]
-             if with_initial_state else None)
+    lstm, x, mask, state, keras_lstm = _keras_lstm_case(
+        rng, go_backwards, with_initial_state, [7, 3, 1, 5, 6])
     sources = [x] + lstm.trainable_weights + (state or [])
-
-    def keras_lstm():
-        outputs, h, c = lstm(x, mask=mask, initial_state=state)
-        # Keras returns a backwards layer's outputs in reading order.
-        return tf.reverse(outputs, [1]) if go_backwards else outputs, h, c
-
     expected, expected_gradients = _loss_and_gradients(keras_lstm, sources)
     got, gradients = _loss_and_gradients(
         lambda: lstm_sequence(x, lstm.cell, mask=mask, initial_state=state,
@@ -225,18 +234,11 @@ def test_fused_lstm_sequence_equals_keras_lstm(rng, go_backwards, with_initial_s
     including an empty one (which keeps its initial state)."""
     from keras_seq2seq.layers.lstm_sequence import fused_lstm_sequence
 
-    lstm = keras.layers.LSTM(4, return_sequences=True, return_state=True,
-                             go_backwards=go_backwards, zero_output_for_mask=True)
-    lstm.build((None, None, 6))
-    x = tf.constant(rng.normal(size=(5, 7, 6)).astype("float32"))
-    mask = tf.constant(_mask([7, 3, 1, 5, 0], 7))
-    state = ([tf.constant(rng.normal(size=(5, 4)).astype("float32")) for _ in range(2)]
-             if with_initial_state else None)
-    outputs, h, c = lstm(x, mask=mask, initial_state=state)
-    expected = [tf.reverse(outputs, [1]) if go_backwards else outputs, h, c]
+    lstm, x, mask, state, keras_lstm = _keras_lstm_case(
+        rng, go_backwards, with_initial_state, [7, 3, 1, 5, 0])
     got = tf.function(fused_lstm_sequence, autograph=False)(
         x, lstm.cell, mask=mask, initial_state=state, go_backwards=go_backwards)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, keras_lstm()):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
