@@ -196,6 +196,71 @@ def test_step_matches_teacher_forcing_and_beam_scores_match_the_model():
             assert scores[row, beam].numpy() == pytest.approx(expected, abs=1e-4)
 
 
+def _factored_and_full_searches(model, source, max_length=10, **options):
+    """The same beam search through `step_factored` and through `step`."""
+    from keras_seq2seq.decoding.search import decode
+
+    context, state = model.encode(source)
+    common = dict(start_ids=tf.fill([source.shape[0]], model.start_id), end_id=EOS_ID,
+                  max_length=max_length, beam_size=4, context=context,
+                  length_limits=model.length_limits(source, max_length),
+                  coverage_fn=model.coverage, source_mask=model.source_mask(source), **options)
+    factored = decode(model.step, state, factored_step_fn=model.step_factored, **common)
+    full = decode(model.step, state, **common)
+    return factored, full
+
+
+# Repeated words, unknown words (extended ids from 2,500 on), an EOS and padding.
+WIDE_SOURCE = tf.constant([[5, 2500, 6, 2501, 2500, 5, EOS_ID],
+                           [7, 8, 9, EOS_ID, 0, 0, 0],
+                           [2502, 40, 41, 42, 43, 2502, EOS_ID]])
+
+
+@pytest.mark.parametrize("vocabulary_size", [12, 2500])
+@pytest.mark.parametrize("options", [
+    {}, {"min_length": 5, "alpha": 0.6, "beta": 0.2}, {"retire_finished": False}])
+def test_factored_search_finds_what_whole_rows_find(vocabulary_size, options):
+    """A search over each row's best logits and the source's words gives the
+    n-best lists and scores of a search over whole rows of the extended
+    vocabulary (blockwise top-k at 2,500 words, the plain one at 12)."""
+    keras.utils.set_random_seed(1)
+    model = PointerGenerator(vocabulary_size, embedding_dim=8, units=16)
+    model.build()
+    # Source words among each row's best logits too, where a candidate
+    # generated and the same word copied must count once.
+    bias = model.output_projection.bias
+    bias.assign(tf.tensor_scatter_nd_add(bias, [[5], [7]], [8.0, 7.0]))
+    if "min_length" in options:
+        # The end, a source word too, among the best before it may be written.
+        bias.assign(tf.tensor_scatter_nd_add(bias, [[EOS_ID]], [9.0]))
+    source = SOURCE if vocabulary_size == 12 else WIDE_SOURCE
+    (ids, scores), (full_ids, full_scores) = _factored_and_full_searches(model, source, **options)
+    np.testing.assert_array_equal(ids, full_ids)
+    np.testing.assert_allclose(scores, full_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_factored_step_is_the_step_written_out():
+    """logits + offset outside the source's words, the exception scores at
+    them: `step`'s log-probabilities (where above its 1e-12 floor)."""
+    keras.utils.set_random_seed(2)
+    model = PointerGenerator(2500, embedding_dim=8, units=16)
+    model.build()
+    context, state = model.encode(WIDE_SOURCE)
+    tokens = tf.constant([5, 2500, 40])
+    log_probs, _ = model.step(tokens, state, context)
+    logits, offsets, exception_ids, exception_scores, _ = model.step_factored(tokens, state, context)
+    expected = log_probs.numpy()
+    written = np.full_like(expected, -np.inf)
+    written[:, :2500] = (logits + offsets).numpy()
+    for row, (row_ids, row_scores) in enumerate(zip(exception_ids.numpy(), exception_scores.numpy())):
+        for i, (token, value) in enumerate(zip(row_ids, row_scores)):
+            if token not in row_ids[:i]:
+                written[row, token] = value
+    real = expected > np.log(1e-12) + 1e-3
+    np.testing.assert_allclose(written[real], expected[real], atol=1e-5)
+    assert (written[~real] < np.log(1e-12) + 1e-3).all()
+
+
 def test_search_options_work_over_the_extended_vocabulary():
     model = _small_model(attention="coverage")
     ids, _ = generate(model, SOURCE, max_length=8, beam_size=3, no_repeat_ngram_size=1,
@@ -267,6 +332,19 @@ def _exact(translator, paths):
     hypotheses = translate_file(translator, paths["test"][0])
     references = list(iter_lines(paths["test"][1]))
     return np.mean([h == r for h, r in zip(hypotheses, references)])
+
+
+def test_a_trained_models_factored_search_finds_what_whole_rows_find(names_run):
+    """On a trained model's peaked distributions too: the same n-best lists
+    for 100 test sentences, copied names included."""
+    translator, paths = names_run
+    sources = list(iter_lines(paths["test"][0]))[:100]
+    source_ids = translator.encode_text(tf.constant(sources))
+    (ids, scores), (full_ids, full_scores) = _factored_and_full_searches(
+        translator.model, source_ids, max_length=32, alpha=0.6)
+    assert (ids.numpy() >= translator.model.vocabulary_size).any()  # copied unknown words
+    np.testing.assert_array_equal(ids, full_ids)
+    np.testing.assert_allclose(scores, full_scores, rtol=1e-5, atol=1e-4)
 
 
 def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_path):

@@ -1,6 +1,7 @@
 """The one search entry point: `generate(model, inputs, ...)` for every model.
 
-It calls only the `SequenceModel` interface (`encode`, `step`, the token
+It calls only the `SequenceModel` interface (`encode`, `step` (and
+`step_factored` where a model has it), the token
 ids, `length_limits`, `output_ids`, and `coverage` for a coverage penalty),
 so text models and pointer networks decode through the same lines.
 """
@@ -103,9 +104,14 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
     if outputs is not None and prefix_ids is not None:
         # The step counts in positions of the sorted `outputs`, which hold the prefix.
         prefix_ids = tf.searchsorted(outputs, prefix_ids, out_type=tf.int32)
+    factored_step_fn = None
     if shortlist is None:
         def step_fn(token_ids, state, context):
             return model.step(token_ids, state, context, weights)
+
+        if model.factors_log_probabilities:
+            def factored_step_fn(token_ids, state, context):
+                return model.step_factored(token_ids, state, context, weights)
     else:
         def step_fn(token_ids, state, context):
             context, bias = context
@@ -121,6 +127,7 @@ def generate(model, inputs, max_length, beam_size=1, length_cap=None, beta=0.0,
         length_limits=limits,
         beta=beta,
         prefix_ids=prefix_ids,
+        factored_step_fn=factored_step_fn,
         **coverage,
         **options,
     )

@@ -17,7 +17,10 @@ survivors (top-k for beam search and greedy, a random draw for sampling),
 reorders the state to follow them, and writes the tokens into a preallocated
 [batch, beam, max_length] buffer with one-hot updates. There is no
 TensorArray, so the loop traces into SavedModels and converts to TFLite
-builtin ops.
+builtin ops. A search may also take the step in factored form
+(`factored_step_fn`: logits and a per-row offset, plus exceptions, as a
+pointer-generator's source words), whose candidates it finds without
+writing out the rows.
 
 A hypothesis that emits `end_id` is finished: from then on it may only emit
 padding at no cost, so it keeps competing, unchanged, with the live ones. A
@@ -136,6 +139,37 @@ def _candidates(log_probs, k):
                    lambda: tuple(tf.math.top_k(log_probs, k=tf.minimum(k, width))))
 
 
+def _factored_candidates(logits, offsets, exception_ids, exception_scores, k, end_id, end_banned):
+    """Each row's k best from log-probabilities in factored form
+    (`SequenceModel.step_factored`), padding banned and the end too where
+    `end_banned`: `(scores [rows, k], ids [rows, k], end_scores [rows, 1])`,
+    the end's log-probability (-1e9 where banned) for rows that must end.
+
+    The k best of a row are among its k + 2 best logits (2: what the search
+    may ban) and its exceptions, which score at least their logits do: the
+    same candidates as `_candidates` over the row written out, without
+    writing it."""
+    values, ids = _candidates(logits, k + 2)
+    banned = tf.equal(ids, PAD_ID) | tf.reduce_any(
+        tf.equal(ids[:, :, None], exception_ids[:, None, :]), axis=-1)
+    exception_banned = tf.equal(exception_ids, PAD_ID)
+    if end_banned is not None:
+        banned |= tf.equal(ids, end_id) & end_banned
+        exception_banned |= tf.equal(exception_ids, end_id) & end_banned
+    scores = tf.concat([tf.where(banned, NEG_INF, values + offsets),
+                        tf.where(exception_banned, NEG_INF, exception_scores)], axis=1)
+    best, positions = tf.math.top_k(scores, k=k)
+    ids = tf.gather(tf.concat([ids, exception_ids], axis=1), positions, batch_dims=1)
+    is_end = tf.equal(exception_ids, end_id)
+    end_scores = tf.where(tf.reduce_any(is_end, axis=1, keepdims=True),
+                          tf.reduce_max(tf.where(is_end, exception_scores, NEG_INF), axis=1,
+                                        keepdims=True),
+                          logits[:, end_id : end_id + 1] + offsets)
+    if end_banned is not None:
+        end_scores = tf.where(end_banned, NEG_INF, end_scores)
+    return best, ids, end_scores
+
+
 class Selector:
     """Picks the `k` survivors of each row from its scored candidates.
 
@@ -247,6 +281,7 @@ def decode(
     coverage_fn=None,
     prefix_ids=None,
     retire_finished=True,
+    factored_step_fn=None,
 ):
     """The decoding loop (see the module docstring).
 
@@ -293,6 +328,12 @@ def decode(
             its place in the batch. False keeps every row to the end, as
             a search compiled by XLA (`jit_compile`) must: XLA compiles the
             shrinking loop without an error into a wrong one.
+        factored_step_fn: optional `step_fn` in factored form,
+            `(token_ids, state, context) -> (logits, offsets, exception_ids,
+            exception_scores, state)` (`SequenceModel.step_factored`): a
+            search without prefixes or n-gram blocking (not sampling) then
+            takes each hypothesis' candidates from it, never writing out
+            its whole row of log-probabilities.
 
     Returns:
         `(ids, scores)`: ids int32 [batch, beam, max_length], each hypothesis
@@ -334,6 +375,8 @@ def decode(
     if active_beams is None:
         active_beams = k
     samples = selector.considers_all_tokens
+    factored = (factored_step_fn is not None and not samples and prefix_ids is None
+                and not no_repeat_ngram_size)
 
     def ranking(cumulative, lengths, coverage, beam_source_mask):
         score = cumulative
@@ -346,10 +389,9 @@ def decode(
     def cond(t, live, state, context, out):
         return (t < max_length) & tf.logical_not(tf.reduce_all(live["finished"]))
 
-    def body(t, live, state, context, out):
-        tokens, ids, cumulative, lengths, finished, coverage = (
-            live[key] for key in ("tokens", "ids", "cumulative", "lengths", "finished", "coverage"))
-        n = tf.shape(tokens)[0] // k  # sentences still decoding
+    def row_candidates(t, live, state, context):
+        """Each hypothesis' candidates from its whole row of log-probabilities."""
+        tokens, ids = live["tokens"], live["ids"]
         log_probs, state = step_fn(tokens, state, context)
         vocab = tf.shape(log_probs)[-1]
         eos = tf.one_hot(end_id, vocab, on_value=True, off_value=False)[None, :]
@@ -384,6 +426,19 @@ def decode(
             candidate_ids = tf.broadcast_to(tf.range(vocab)[None, :], tf.shape(log_probs))
         else:
             candidate_scores, candidate_ids = _candidates(log_probs, k)
+        return candidate_scores, candidate_ids, eos_score, state
+
+    def body(t, live, state, context, out):
+        tokens, ids, cumulative, lengths, finished, coverage = (
+            live[key] for key in ("tokens", "ids", "cumulative", "lengths", "finished", "coverage"))
+        n = tf.shape(tokens)[0] // k  # sentences still decoding
+        if factored:
+            *factors, state = factored_step_fn(tokens, state, context)
+            candidate_scores, candidate_ids, eos_score = _factored_candidates(
+                *factors, k, end_id, (t < min_length) if min_length else None)
+        else:
+            candidate_scores, candidate_ids, eos_score, state = row_candidates(
+                t, live, state, context)
         width = tf.shape(candidate_ids)[1]
         first = tf.equal(tf.range(width), 0)[None, :]
         # At its length limit a hypothesis can only end; once ended it only

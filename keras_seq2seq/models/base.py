@@ -87,6 +87,7 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
             logits; the loss then reads them as they are.
         shortlists_outputs: whether `step_weights` takes `outputs`, a
             shortlist of the outputs to score.
+        factors_log_probabilities: whether `step_factored` exists.
     """
 
     pad_id = PAD_ID
@@ -95,6 +96,7 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
     copies_source = False
     returns_log_probabilities = False
     shortlists_outputs = False
+    factors_log_probabilities = False
 
     def with_dtype_policy(self, policy):
         """The same model, config and weights, computing under `policy` (a
@@ -130,6 +132,21 @@ class SequenceModel(MultiWorkerFitFixes, keras.Model):
         scores before they are normalized (`add_per_input`): 0 where the
         input may write an output, -1e9 where it may not (each input's own
         shortlist, `decoding.generate`)."""
+        raise NotImplementedError
+
+    def step_factored(self, token_ids, state, context, weights=None):
+        """`step` with its log-probabilities in factored form, for searches
+        that read only each row's best outputs and need not write out the
+        whole row (models whose `factors_log_probabilities`).
+
+        Returns `(logits [rows, outputs], offsets [rows, 1], exception_ids
+        int32 [rows, e], exception_scores [rows, e], state)`: the
+        log-probability of output w in a row is `logits[w] + offset`,
+        except for the row's exception ids, where it is their exception
+        score, never below `logits[w] + offset` (an id listed twice: the
+        first one's score; the others' are -1e9). So a row's k best are
+        among its k + b best logits (b: how many outputs the search bans)
+        and its exceptions."""
         raise NotImplementedError
 
     def step_weights(self, matmul_dtype=None, outputs=None):

@@ -85,6 +85,7 @@ class PointerGenerator(AttentionSeq2Seq):
     returns_log_probabilities = True
     # Its outputs extend the vocabulary with each source's own words.
     shortlists_outputs = False
+    factors_log_probabilities = True
 
     def __init__(self, vocabulary_size, attention="coverage", coverage_loss_weight=1.0, **kwargs):
         if attention is None:
@@ -143,6 +144,48 @@ class PointerGenerator(AttentionSeq2Seq):
         log_probs = self._final_log_probs(per_source(output), per_source(embedded),
                                           per_source(state["alignments"]), source_ids, weights)
         return ops.reshape(log_probs, (-1, self.vocabulary_size + source)), state
+
+    def step_factored(self, token_ids, state, context, weights=None):
+        """`step` in factored form (`SequenceModel.step_factored`).
+
+        Outside the source's words a word's log-probability is
+        log p_gen + its logit - the row's log-normalizer: a search finds a
+        row's best among its best logits and the source's words, whose
+        mixture is computed at the source's positions only, with no pass
+        over the whole extended vocabulary (mixture, padding, scatter,
+        logarithm). The source's extended ids are the exceptions. A
+        generated word is not floored at 1e-12 as in `step` (where words
+        under it tie), except through p_gen's floor.
+        """
+        output, embedded, state = self._decoder_step(token_ids, state, context, weights)
+        source_ids = context["source_ids"]  # [sources, source]
+        shape = ops.shape(source_ids)
+        sources, source = shape[0], shape[1]
+        logits = ops.where(self._is_unknown, -1e9, self.logits(output, weights))  # [rows, V]
+        log_normalizer = ops.logsumexp(logits, axis=-1, keepdims=True)
+        switch = self._switch(output, embedded)  # [rows, 1]
+        offsets = ops.log(ops.maximum(switch, _FLOOR)) - log_normalizer
+
+        rows = ops.shape(logits)[0]
+        beam = rows // sources
+        row_ids = ops.reshape(ops.broadcast_to(source_ids[:, None, :], (sources, beam, source)),
+                              (rows, source))
+        # Each position's copy mass: the attention summed over the positions holding its id.
+        same = ops.equal(source_ids[:, :, None], source_ids[:, None, :])  # [sources, S, S]
+        alignments = ops.reshape(ops.cast(state["alignments"], "float32"), (sources, beam, source))
+        copied = ops.reshape(ops.matmul(alignments, ops.cast(same, "float32")), (rows, source))
+        in_vocabulary = ops.less(row_ids, self.vocabulary_size)
+        flat = ops.arange(rows, dtype="int32")[:, None] * self.vocabulary_size + ops.where(
+            in_vocabulary, row_ids, 0)
+        generated = ops.where(in_vocabulary, ops.exp(
+            ops.take(ops.reshape(logits, (-1,)), flat) - log_normalizer), 0.0)
+        scores = ops.log(ops.maximum(switch * generated + (1.0 - switch) * copied, _FLOOR))
+        # An id held twice: its first position speaks for it.
+        positions = ops.arange(source)
+        repeated = ops.any(same & (positions[None, :] < positions[:, None])[None], axis=-1)
+        repeated = ops.reshape(ops.broadcast_to(repeated[:, None, :], (sources, beam, source)),
+                               (rows, source))
+        return logits, offsets, row_ids, ops.where(repeated, -1e9, scores), state
 
     def call(self, inputs, training=False, return_attention=False):
         """Teacher-forced log-probabilities [batch, target, vocabulary + source].
