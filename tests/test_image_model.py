@@ -222,14 +222,19 @@ def test_export_reads_encoded_images_as_the_model_reads_pixels(trained):
     np.testing.assert_array_equal(greedy["translation"], reader.tokenizer.decode(ids[:, 0]))
 
 
+def test_an_xla_export_warms_up_its_one_program(trained):
+    _, reader, _ = trained
+    # Every image is fitted to one size: one program, one warm-up request.
+    assert len(reader.with_xla_search().warmup_inputs()) == 1
+
+
+@pytest.mark.slow  # XLA compiles the search, and again in the export's check
 def test_an_xla_export_reads_one_image_as_a_batch(trained, tmp_path):
     from tests.conftest import assert_xla_reads_one_item_as_a_batch
 
     task, reader, _ = trained
     pngs = read_digit_strings(task.paths["test"])[0][:3]
-    compiled = assert_xla_reads_one_item_as_a_batch(reader, pngs, tmp_path)
-    # Every image is fitted to one size: one program, one warm-up request.
-    assert len(compiled.warmup_inputs()) == 1
+    assert_xla_reads_one_item_as_a_batch(reader, pngs, tmp_path)
 
 
 def test_parallel_searches_read_as_one_search(trained):

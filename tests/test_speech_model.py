@@ -527,14 +527,11 @@ def test_bfloat16_matmuls_read_as_float32_does_and_tflite_stays_float32(trained)
     assert matmul_dtypes(concrete) == {tf.float32}
 
 
-def test_an_xla_export_reads_one_recording_as_a_batch_and_warms_up_every_length(
-        trained, tmp_path):
+def test_an_xla_exports_warm_up_requests_cover_every_length(trained):
     from keras_seq2seq.export.speech_reader import XLA_BUCKET_SECONDS
-    from tests.conftest import assert_xla_reads_one_item_as_a_batch
 
-    task, reader, _ = trained
-    wavs = read_digit_strings(task.paths["test"])[0][:3] + [encode_wav(np.zeros(0))]
-    compiled = assert_xla_reads_one_item_as_a_batch(reader, wavs, tmp_path)
+    _, reader, _ = trained
+    compiled = reader.with_xla_search()
     # Silence as long as each bucket, the last as long as the cap: 1, 2,
     # ..., 8, 16 and 30 s (bucket 32).
     lengths = [waveforms_from_bytes(tf.constant(inputs["audio"]))[1].numpy()[0] / 8000
@@ -546,6 +543,15 @@ def test_an_xla_export_reads_one_recording_as_a_batch_and_warms_up_every_length(
     inputs, _ = compiled.xla_bucketed({"waveform": tf.zeros([1, 8001]),
                                        "lengths": tf.constant([8001])}, {})
     assert inputs["waveform"].shape == (1, 16000) and inputs["lengths"].numpy().tolist() == [8001]
+
+
+@pytest.mark.slow  # XLA compiles the search for each length and again in the export's check
+def test_an_xla_export_reads_one_recording_as_a_batch(trained, tmp_path):
+    from tests.conftest import assert_xla_reads_one_item_as_a_batch
+
+    task, reader, _ = trained
+    wavs = read_digit_strings(task.paths["test"])[0][:3] + [encode_wav(np.zeros(0))]
+    assert_xla_reads_one_item_as_a_batch(reader, wavs, tmp_path)
 
 
 @pytest.mark.parametrize("make, message", [
