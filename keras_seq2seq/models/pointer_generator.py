@@ -105,12 +105,36 @@ class PointerGenerator(AttentionSeq2Seq):
 
     def start_decoder(self, source_ids, memory, states):
         context, state = super().start_decoder(source_ids, memory, states)
-        # Copying needs the extended ids of the source beside its encoding.
-        return dict(context, source_ids=ops.convert_to_tensor(source_ids, "int32")), state
+        # Copying needs the extended ids of the source beside its encoding,
+        # and a factored step which positions hold the same id (computed
+        # once here, not at every step).
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        same = ops.equal(source_ids[:, :, None], source_ids[:, None, :])  # [sources, S, S]
+        positions = ops.arange(ops.shape(source_ids)[1])
+        earlier = ops.less(positions[None, :], positions[:, None])  # [S, S]: j before i
+        return dict(context, source_ids=source_ids,
+                    same_ids=ops.cast(same, "float32"),
+                    repeats_earlier_id=ops.any(same & earlier[None], axis=-1)), state
+
+    def step_weights(self, matmul_dtype=None, outputs=None):
+        """`AttentionSeq2Seq.step_weights`, with `<unk>`'s ban in the output
+        bias, read once for the loop instead of applied at every step."""
+        weights = super().step_weights(matmul_dtype, outputs)
+        kernel, bias = weights["output"]
+        weights["output"] = (kernel, ops.where(self._is_unknown, -1e9, bias))
+        return weights
+
+    def generator_logits(self, outputs, weights=None):
+        """The vocabulary's logits, `<unk>` at -1e9 (the generator never
+        writes it; with `step_weights` the bias already bans it)."""
+        logits = self.logits(outputs, weights)
+        if weights is None:
+            logits = ops.where(self._is_unknown, -1e9, logits)
+        return logits
 
     def _final_log_probs(self, outputs, embedded, alignments, source_ids, weights=None):
         """log P over the extended vocabulary, [..., vocabulary + source]."""
-        logits = ops.where(self._is_unknown, -1e9, self.logits(outputs, weights))
+        logits = self.generator_logits(outputs, weights)
         switch = self._switch(outputs, embedded)
         extra = ops.shape(source_ids)[1]
         generated = switch * ops.softmax(logits, axis=-1)
@@ -161,19 +185,22 @@ class PointerGenerator(AttentionSeq2Seq):
         source_ids = context["source_ids"]  # [sources, source]
         shape = ops.shape(source_ids)
         sources, source = shape[0], shape[1]
-        logits = ops.where(self._is_unknown, -1e9, self.logits(output, weights))  # [rows, V]
+        logits = self.generator_logits(output, weights)  # [rows, V]
         log_normalizer = ops.logsumexp(logits, axis=-1, keepdims=True)
         switch = self._switch(output, embedded)  # [rows, 1]
         offsets = ops.log(ops.maximum(switch, _FLOOR)) - log_normalizer
 
         rows = ops.shape(logits)[0]
         beam = rows // sources
-        row_ids = ops.reshape(ops.broadcast_to(source_ids[:, None, :], (sources, beam, source)),
-                              (rows, source))
+
+        def per_row(x):  # [sources, source] -> [rows, source]: each source's on its rows
+            return ops.reshape(ops.broadcast_to(x[:, None, :], (sources, beam, source)),
+                               (rows, source))
+
+        row_ids = per_row(source_ids)
         # Each position's copy mass: the attention summed over the positions holding its id.
-        same = ops.equal(source_ids[:, :, None], source_ids[:, None, :])  # [sources, S, S]
         alignments = ops.reshape(ops.cast(state["alignments"], "float32"), (sources, beam, source))
-        copied = ops.reshape(ops.matmul(alignments, ops.cast(same, "float32")), (rows, source))
+        copied = ops.reshape(ops.matmul(alignments, context["same_ids"]), (rows, source))
         in_vocabulary = ops.less(row_ids, self.vocabulary_size)
         flat = ops.arange(rows, dtype="int32")[:, None] * self.vocabulary_size + ops.where(
             in_vocabulary, row_ids, 0)
@@ -181,11 +208,8 @@ class PointerGenerator(AttentionSeq2Seq):
             ops.take(ops.reshape(logits, (-1,)), flat) - log_normalizer), 0.0)
         scores = ops.log(ops.maximum(switch * generated + (1.0 - switch) * copied, _FLOOR))
         # An id held twice: its first position speaks for it.
-        positions = ops.arange(source)
-        repeated = ops.any(same & (positions[None, :] < positions[:, None])[None], axis=-1)
-        repeated = ops.reshape(ops.broadcast_to(repeated[:, None, :], (sources, beam, source)),
-                               (rows, source))
-        return logits, offsets, row_ids, ops.where(repeated, -1e9, scores), state
+        scores = ops.where(per_row(context["repeats_earlier_id"]), -1e9, scores)
+        return logits, offsets, row_ids, scores, state
 
     def call(self, inputs, training=False, return_attention=False):
         """Teacher-forced log-probabilities [batch, target, vocabulary + source].
