@@ -129,9 +129,9 @@ def test_export_with_a_shortlist_and_parallel_searches(quickstart_run, tmp_path,
     assert settings["shortlist"]["per_token"] == 5 and settings["parallel_searches"] == 2
     assert (version / "assets.extra" / "run" / "shortlist.npz").exists()
     served = tf.saved_model.load(str(version)).signatures["serving_default"]
-    # Unchecked (CI time): test_shortlist.py checks a shortlisted export in a
-    # clean process and test_export.py parallel searches against one; here a
-    # request of one (one part empty) and one of three.
+    # Unchecked (CI time): test_shortlist.py compares a shortlisted export's
+    # beams with its search, test_export.py parallel searches with one
+    # search; here a request of one (one part empty) and one of three.
     assert served(text=tf.constant(["12/25/07"]))["translation"].shape == (1,)
     assert served(text=tf.constant(["12/25/07", "3rd of March 1999", "1/2/03"]))[
         "translation"].shape == (3,)

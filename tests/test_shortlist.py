@@ -208,8 +208,9 @@ def test_the_shortlist_goes_with_the_run_folder_and_the_export(shortlisted, tmp_
     text = tf.constant(TEXTS)
     want = shortlisted.beam_search(text)
     np.testing.assert_array_equal(loaded.beam_search(text)["translations"], want["translations"])
-    # Served as it was searched (the clean-process check is test_export.py's
-    # and the quickstart's: CI time).
+    # Served as it was searched, here (CI time: the clean-process check of
+    # exports is test_export.py's and the quickstart's; a shortlist adds
+    # only TensorFlow ops to the graph).
     path = export_saved_model(shortlisted, str(tmp_path / "export"))
     served = tf.saved_model.load(path).signatures["beam_search"](text=text)
     np.testing.assert_array_equal(served["translations"], want["translations"])
