@@ -543,6 +543,7 @@ def test_a_points_tasks_export_searches_as_one_in_float32():
                               "model": {"class": "pointer_network"}, "export": {key: value}})
 
 
+@pytest.mark.slow  # trains a run and exports it twice (about 50 s): CI time
 def test_a_recipes_export_settings_export_the_run_and_export_flags_change_them(tmp_path, capsys):
     files = _date_files(str(tmp_path / "data"), seed=4, counts=(300, 40, 40))
     recipe = GOOD.replace("train.src, target: train.tgt}\n  val: {source: train.src, target: "

@@ -138,6 +138,7 @@ def test_copying_is_drawn_with_the_generation_probability(summary_run, tmp_path)
 # -- responses: conversations in, the next turn out ------------------------------------
 
 
+@pytest.mark.slow  # 24 epochs to learn replies (about 50 s): CI time
 def test_conversations_train_a_response_model_scored_by_beam_search_and_sampling(tmp_path):
     from keras_seq2seq.tasks import task_for
     from keras_seq2seq.training import train
