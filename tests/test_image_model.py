@@ -175,6 +175,14 @@ def trained(tmp_path_factory):
     return task, result.exportable, export
 
 
+@pytest.fixture(scope="module")
+def served(trained):
+    """The export's signatures, loaded once for the module (a load takes
+    seconds): the bad-request tests then also show that one loaded model
+    keeps serving after each refused request."""
+    return tf.saved_model.load(trained[2]).signatures
+
+
 def test_pipeline_batches_fitted_images_and_shifted_targets(trained):
     task, reader, _ = trained
     batches = image_text_dataset(task.paths["val"], targets_path(task.paths["val"]),
@@ -199,9 +207,9 @@ def test_task_reports_accuracy_and_error_rate_through_the_reader(trained):
     assert "sequence accuracy" in task.describe(scores)
 
 
-def test_export_reads_encoded_images_as_the_model_reads_pixels(trained):
-    task, reader, export = trained
-    loaded = tf.saved_model.load(export).signatures
+def test_export_reads_encoded_images_as_the_model_reads_pixels(trained, served):
+    task, reader, _ = trained
+    loaded = served
     assert set(loaded) == {"serving_default", "beam_search", "greedy", "read_pixels",
                            "beam_search_options", "alignments"}
     pngs, _ = read_digit_strings(task.paths["test"])
@@ -251,10 +259,10 @@ def test_parallel_searches_read_as_one_search(trained):
         np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-5)
 
 
-def test_alignments_are_attention_maps_over_the_feature_map(trained):
-    task, _, export = trained
+def test_alignments_are_attention_maps_over_the_feature_map(trained, served):
+    task, _, _ = trained
     pngs, _ = read_digit_strings(task.paths["test"])
-    out = tf.saved_model.load(export).signatures["alignments"](image=tf.constant(pngs[:3]))
+    out = served["alignments"](image=tf.constant(pngs[:3]))
     attention = out["attention"].numpy()
     assert attention.shape[0] == 3 and attention.shape[2:] == (1, 16)
     assert attention.shape[1] == out["target_pieces"].shape[1]
@@ -280,18 +288,17 @@ def _png_claiming(height, width):
     (lambda png: b"", "Input is empty"),
 ])
 def test_bad_images_fail_the_request_with_an_error_and_the_model_keeps_serving(
-        trained, bad, message):
-    task, _, export = trained
-    serve = tf.saved_model.load(export).signatures["serving_default"]
+        trained, served, bad, message):
+    task, _, _ = trained
+    serve = served["serving_default"]
     pngs, _ = read_digit_strings(task.paths["test"])
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(image=tf.constant([pngs[0], bad(pngs[0])]))
     assert serve(image=tf.constant([pngs[0]]))["translation"].shape == (1,)
 
 
-def test_any_size_and_colour_of_image_is_read(trained):
-    _, _, export = trained
-    serve = tf.saved_model.load(export).signatures["serving_default"]
+def test_any_size_and_colour_of_image_is_read(served):
+    serve = served["serving_default"]
     images = []
     for size in ((3, 700), (900, 20), (40, 100)):
         buffer = io.BytesIO()

@@ -1,5 +1,7 @@
 """Lexical shortlists: the outputs a search scores, and what they change."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,9 +9,9 @@ import tensorflow as tf
 from keras_seq2seq import AttentionSeq2Seq, Ensemble, PointerGenerator
 from keras_seq2seq.decoding import LexicalShortlist, generate
 from keras_seq2seq.errors import UserError
-from keras_seq2seq.export import RunFolder, Translator, export_saved_model
+from keras_seq2seq.export import RunFolder, Translator
 from keras_seq2seq.text import EOS_ID, PAD_ID
-from tests.conftest import peaked_model
+from tests.conftest import peaked_model, write_lines
 
 VOCABULARY = 40
 SOURCES = np.array([[7, 9, 12, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]], "int32")
@@ -150,11 +152,15 @@ def translator(tokenizer):
 
 @pytest.fixture(scope="module")
 def shortlisted(translator):
+    return translator.with_shortlist(*_shortlist_pairs(), per_token=3, frequent=5)
+
+
+def _shortlist_pairs():
+    """(sources, targets) the shortlist counts."""
     from keras_seq2seq.data import generate_date_pairs
 
     pairs = generate_date_pairs(300, seed=3)
-    return translator.with_shortlist([s for s, _ in pairs], [t for _, t in pairs],
-                                     per_token=3, frequent=5)
+    return [s for s, _ in pairs], [t for _, t in pairs]
 
 
 def _pieces(translator, texts):
@@ -200,7 +206,9 @@ def test_a_prefix_outside_the_shortlist_still_starts_every_hypothesis(shortliste
         assert ids[: len(prefix_ids)].tolist() == prefix_ids.tolist()
 
 
-def test_the_shortlist_goes_with_the_run_folder_and_the_export(shortlisted, tmp_path):
+def test_the_shortlist_goes_with_the_run_folder_and_the_export(translator, shortlisted, tmp_path):
+    from keras_seq2seq import cli
+
     shortlisted.save_run(str(tmp_path / "run"))
     loaded = RunFolder(str(tmp_path / "run")).load()
     np.testing.assert_array_equal(loaded.shortlist.table, shortlisted.shortlist.table)
@@ -208,11 +216,23 @@ def test_the_shortlist_goes_with_the_run_folder_and_the_export(shortlisted, tmp_
     text = tf.constant(TEXTS)
     want = shortlisted.beam_search(text)
     np.testing.assert_array_equal(loaded.beam_search(text)["translations"], want["translations"])
-    # Served as it was searched, here (CI time: the clean-process check of
-    # exports is test_export.py's and the quickstart's; a shortlist adds
-    # only TensorFlow ops to the graph).
-    path = export_saved_model(shortlisted, str(tmp_path / "export"))
-    served = tf.saved_model.load(path).signatures["beam_search"](text=text)
+    # `keras-seq2seq export --shortlist` counts the same pairs into the same
+    # shortlist, and the export serves it as it was searched, here with two
+    # parallel searches (CI time: the clean-process check of exports is
+    # test_export.py's and the quickstart's; a shortlist adds only
+    # TensorFlow ops to the graph).
+    translator.save_run(str(tmp_path / "plain"))
+    sources, targets = _shortlist_pairs()
+    data = [write_lines(tmp_path / "pairs.src", sources), write_lines(tmp_path / "pairs.tgt", targets)]
+    assert cli.main(["export", "--run", str(tmp_path / "plain"), "--export-dir",
+                     str(tmp_path / "export"), "--shortlist", "3", "--shortlist-frequent", "5",
+                     "--shortlist-data", *data, "--parallel-searches", "2", "--no-check"]) == 0
+    version = tmp_path / "export" / "1"
+    assert (version / "assets.extra" / "run" / "shortlist.npz").exists()
+    settings = json.loads((version / "assets.extra" / "settings.json").read_text())
+    assert settings["shortlist"] == {"per_token": 3, "frequent": 5}
+    assert settings["parallel_searches"] == 2
+    served = tf.saved_model.load(str(version)).signatures["beam_search"](text=text)
     np.testing.assert_array_equal(served["translations"], want["translations"])
     # TFLite converts the whole vocabulary's search.
     assert shortlisted.for_tflite().shortlist is None

@@ -354,6 +354,14 @@ def trained(tmp_path_factory):
     return task, result.exportable, export
 
 
+@pytest.fixture(scope="module")
+def served(trained):
+    """The export's signatures, loaded once for the module (a load takes
+    seconds): the bad-request tests then also show that one loaded model
+    keeps serving after each refused request."""
+    return tf.saved_model.load(trained[2]).signatures
+
+
 def test_composed_targets_are_spaced_digits_and_batches_shift_them(trained):
     task, _, _ = trained
     wavs, texts = read_digit_strings(task.paths["train"])
@@ -490,9 +498,9 @@ def test_training_equalization_changes_training_clips_only(tmp_path):
                                                           rel=1e-4)
 
 
-def test_export_reads_wav_bytes_as_the_model_reads_samples(trained):
-    task, reader, export = trained
-    loaded = tf.saved_model.load(export).signatures
+def test_export_reads_wav_bytes_as_the_model_reads_samples(trained, served):
+    task, reader, _ = trained
+    loaded = served
     assert set(loaded) == {"serving_default", "beam_search", "greedy", "read_waveform",
                            "beam_search_options", "alignments"}
     wavs, _ = read_digit_strings(task.paths["test"])
@@ -559,9 +567,9 @@ def test_an_xla_export_reads_one_recording_as_a_batch(trained, tmp_path):
     (lambda: encode_wav(np.zeros(8000 * 600)), "at most"),
     (lambda: b"\x89PNG not audio", "not a WAV file"),
 ])
-def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, make, message):
-    task, _, export = trained
-    serve = tf.saved_model.load(export).signatures["serving_default"]
+def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, served, make, message):
+    task, _, _ = trained
+    serve = served["serving_default"]
     good = read_digit_strings(task.paths["test"])[0][0]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(audio=tf.constant([good, make()]))
@@ -572,9 +580,8 @@ def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, make, mess
     assert serve(audio=tf.constant([], tf.string))["translation"].shape == (0,)
 
 
-def test_samples_over_the_cap_fail_the_request_and_the_model_keeps_serving(trained):
-    _, _, export = trained
-    read = tf.saved_model.load(export).signatures["read_waveform"]
+def test_samples_over_the_cap_fail_the_request_and_the_model_keeps_serving(served):
+    read = served["read_waveform"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="at most 30 s"):
         read(waveform=tf.zeros([1, 8000 * 30 + 1]), lengths=tf.constant([8000]))
     assert read(waveform=tf.zeros([1, 8000 * 30]),

@@ -94,7 +94,8 @@ def test_rouge_is_the_metric_and_copies_score(summary_run):
 
 def test_export_takes_dialogues_with_newlines_and_blocks_repeated_trigrams(summary_run):
     _, _, export, _ = summary_run
-    serve = tf.saved_model.load(export).signatures["serving_default"]
+    loaded = tf.saved_model.load(export).signatures
+    serve = loaded["serving_default"]
     dialogue = "Ruben: I'll be at the cinema at 7 pm\nOla: ok, see you there\nRuben: great :)"
     out = serve(text=tf.constant([dialogue, dialogue.replace("\n", " ⏎ ")]))["translation"]
     first, marked = (t.decode() for t in out.numpy())
@@ -102,7 +103,7 @@ def test_export_takes_dialogues_with_newlines_and_blocks_repeated_trigrams(summa
     huge = "Tom: " + " ".join(["blah"] * 20_000)
     texts = serve(text=tf.constant(["", huge, "\n\n"]))["translation"].numpy()
     assert len(texts) == 3
-    beams = tf.saved_model.load(export).signatures["beam_search"](text=tf.constant([huge]))
+    beams = loaded["beam_search"](text=tf.constant([huge]))
     for text in beams["translations"].numpy()[0]:
         assert repeated_ngram_rate([text.decode()], 3) == 0.0
 
