@@ -1,10 +1,7 @@
 """Pointer networks: generated tasks, their solvers, the model, its search and exports."""
 
 import itertools
-import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -260,41 +257,38 @@ def test_recipe_training_writes_a_run_that_loads(trained):
     assert set(scores) == {"accuracy", "area_coverage", "invalid_rate"}
 
 
-def test_saved_model_signature(trained):
-    solver, task, work = trained
-    path = export_saved_model(solver, str(work / "export"))
-    assert verify_export(solver, path, solver.check_inputs()) == 8
-    # serving_default as design.md 2.4 has it, in a process without keras_seq2seq.
-    script = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-sig = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-points = np.random.default_rng(0).random((3, 7, 2)).astype("float32")
-out = sig(points=tf.constant(points))
-print(json.dumps({k: [v.dtype.name, v.shape.as_list(), v.numpy().tolist()] for k, v in out.items()}))
-"""
-    result = subprocess.run([sys.executable, "-c", script, path], capture_output=True,
-                            text=True, check=True)
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["indices"][:2] == ["int32", [3, 7]] and out["scores"][:2] == ["float32", [3]]
-    for row in out["indices"][2]:
+@pytest.fixture(scope="module")
+def exported(trained):
+    solver, _, work = trained
+    return export_saved_model(solver, str(work / "export"))
+
+
+def test_saved_model_signature(trained, exported):
+    solver, _, _ = trained
+    # Run in a process that imports only tensorflow and tensorflow_text, and
+    # compared with the solver there.
+    assert verify_export(solver, exported, solver.check_inputs()) == 8
+    # serving_default as design.md 2.4 has it.
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    points = np.random.default_rng(0).random((3, 7, 2)).astype("float32")
+    out = serve(points=tf.constant(points))
+    assert (out["indices"].dtype, out["indices"].shape) == (tf.int32, (3, 7))
+    assert (out["scores"].dtype, out["scores"].shape) == (tf.float32, (3,))
+    for row in out["indices"].numpy().tolist():
         chosen = [i for i in row if i >= 0]
         # 0-based positions, each once, then -1 padding only.
         assert len(set(chosen)) == len(chosen) and all(0 <= i < 7 for i in chosen)
         assert row == chosen + [-1] * (7 - len(chosen))
     with pytest.raises(tf.errors.InvalidArgumentError, match="at most"):
-        tf.saved_model.load(path).signatures["serving_default"](
-            points=tf.zeros([1, solver.max_points + 1, 2]))
+        serve(points=tf.zeros([1, solver.max_points + 1, 2]))
 
 
-def test_tflite_gives_the_saved_models_beams(trained, tmp_path):
+def test_tflite_gives_the_saved_models_beams(trained, exported, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    solver, task, work = trained
-    path = export_saved_model(solver, str(work / "export_tflite"))
+    solver, task, _ = trained
     out = str(tmp_path / "hull.tflite")
-    convert_to_tflite(path, out)
+    convert_to_tflite(exported, out)
     runner = Interpreter(out).get_signature_runner("decode")
     for points in task.instances["val"][0][:10]:
         got = runner(points=points[None])

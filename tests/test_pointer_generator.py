@@ -347,7 +347,7 @@ def test_a_trained_models_factored_search_finds_what_whole_rows_find(names_run):
     np.testing.assert_allclose(scores, full_scores, rtol=1e-5, atol=1e-4)
 
 
-def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_path):
+def test_pointer_generator_copies_names_never_seen_in_training(names_run):
     translator, paths = names_run
     training_words = {w for p in paths["train"] for line in iter_lines(p) for w in line.split()}
     test_names = {w for line in iter_lines(paths["test"][1]) for w in line.split() if w[0].isupper()}
@@ -355,6 +355,10 @@ def test_pointer_generator_copies_names_never_seen_in_training(names_run, tmp_pa
     assert len(test_names) > 100 and not test_names & training_words
     assert _exact(translator, paths) >= 0.9
 
+
+@pytest.mark.slow  # a second training (about 25 s in CI): the baseline, not the pointer-generator
+def test_the_attention_model_writes_unknown_for_the_names_it_cannot_copy(names_run, tmp_path):
+    _, paths = names_run
     attention, attention_paths = train_recipe(
         _names_recipe(paths, "attention_seq2seq"), str(tmp_path), verbose=0,
         callback_options=QUIET)

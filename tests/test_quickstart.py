@@ -95,15 +95,15 @@ def test_translate_nbest_beam_and_sampling(quickstart_run, tmp_path, capsys):
     for block in blocks:
         scores = [float(line.split("\t")[0]) for line in block.splitlines()]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True)
-    for seed in ("1", "1", "2"):
-        assert cli.main([
-            "translate", "--model", str(quickstart_run / "runs" / "quickstart"),
-            "--input", str(source), "--output", str(tmp_path / f"sample{seed}.txt"),
-            "--sampling", "--top-k", "3", "--seed", seed,
-        ]) == 0
+    assert cli.main([
+        "translate", "--model", str(quickstart_run / "runs" / "quickstart"),
+        "--input", str(source), "--output", str(tmp_path / "sample1.txt"),
+        "--sampling", "--top-k", "3", "--seed", "1",
+    ]) == 0
     first = (tmp_path / "sample1.txt").read_text(encoding="utf-8").splitlines()
     assert len(first) == 2
-    # The export samples through its `sampling` signature, as the run folder does.
+    # The export samples through its `sampling` signature, as the run folder
+    # does: the same seed, the same outputs.
     assert cli.main(["translate", "--model", str(quickstart_run / "exports" / "quickstart"),
                      "--input", str(source), "--output", str(tmp_path / "exported1.txt"),
                      "--sampling", "--top-k", "3", "--seed", "1"]) == 0
