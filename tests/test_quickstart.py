@@ -1,5 +1,7 @@
 """The quickstart in a reduced setting, and its SavedModel in a clean process."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -36,10 +38,13 @@ def quickstart_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("quickstart")
     cwd = os.getcwd()
     os.chdir(workdir)  # the quickstart must work from any folder
+    out = io.StringIO()
     try:
-        assert cli.main(["quickstart", "--train-size", "3000", "--epochs", "2"]) == 0
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["quickstart", "--train-size", "3000", "--epochs", "2"]) == 0
     finally:
         os.chdir(cwd)
+    (workdir / "quickstart.out").write_text(out.getvalue(), encoding="utf-8")
     return workdir
 
 
@@ -48,6 +53,8 @@ def test_quickstart_exports_a_versioned_savedmodel(quickstart_run, capsys):
     assert (version / "saved_model.pb").exists()
     settings = json.loads((version / "assets.extra" / "settings.json").read_text())
     assert settings["model"] == "AttentionSeq2Seq"
+    printed = (quickstart_run / "quickstart.out").read_text(encoding="utf-8")
+    assert "Checked: the export" in printed and "Example translations" in printed
     # A second export goes to the next version (unchecked: the first was
     # checked in a clean process; CI time).
     assert cli.main([
