@@ -79,7 +79,6 @@ print("val_loss", *history.history["val_loss"])
 import keras_seq2seq
 translator.model.compile(loss=keras_seq2seq.SequenceCrossEntropy())
 print("model_val_loss", translator.model.evaluate(task.datasets()[1], verbose=0))
-print("exact", task.evaluate(translator)["exact_match"])
 """
 
 
