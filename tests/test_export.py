@@ -433,3 +433,14 @@ def test_saved_model_cli_runs_the_export(export_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "translation" in result.stdout and "score" in result.stdout
+
+
+def test_clients_load_a_version_once_and_a_rewritten_one_again(export_path):
+    from keras_seq2seq.export.clients import _load_signatures
+
+    first, _ = _load_signatures(export_path)
+    assert _load_signatures(export_path)[0] is first
+    graph = os.path.join(export_path, "saved_model.pb")
+    written = os.stat(graph)
+    os.utime(graph, ns=(written.st_atime_ns, written.st_mtime_ns + 1_000_000_000))
+    assert _load_signatures(export_path)[0] is not first

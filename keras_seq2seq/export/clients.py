@@ -2,6 +2,7 @@
 signatures, or a run folder's `Translator` in this process (the command
 line's `translate` and `evaluate`)."""
 
+import functools
 import json
 import os
 
@@ -19,8 +20,18 @@ def is_run_folder(path):
 
 
 def _load_signatures(model_path):
-    """`(signatures, settings)` of an export (or an export folder's newest version)."""
+    """`(signatures, settings)` of an export (or an export folder's newest version).
+
+    A version is loaded once a process (a load takes seconds, and `read
+    --plot-attention` asks for two signatures of one export); one written
+    again in the same folder is loaded again.
+    """
     path = resolve_export(model_path)
+    return _load_version(path, os.path.getmtime(os.path.join(path, "saved_model.pb")))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_version(path, modified):  # `modified` only keys the cache
     with open(os.path.join(path, "assets.extra", "settings.json")) as f:
         settings = json.load(f)
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
