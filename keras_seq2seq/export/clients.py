@@ -26,7 +26,8 @@ def _load_signatures(model_path):
     --plot-attention` asks for two signatures of one export); one written
     again in the same folder is loaded again.
     """
-    path = resolve_export(model_path)
+    # The real path: the same relative path names other exports from other folders.
+    path = os.path.realpath(resolve_export(model_path))
     return _load_version(path, os.path.getmtime(os.path.join(path, "saved_model.pb")))
 
 
