@@ -232,8 +232,11 @@ def test_the_shortlist_goes_with_the_run_folder_and_the_export(translator, short
     settings = json.loads((version / "assets.extra" / "settings.json").read_text())
     assert settings["shortlist"] == {"per_token": 3, "frequent": 5}
     assert settings["parallel_searches"] == 2
-    served = tf.saved_model.load(str(version)).signatures["beam_search"](text=text)
-    np.testing.assert_array_equal(served["translations"], want["translations"])
+    beam_search = tf.saved_model.load(str(version)).signatures["beam_search"]
+    np.testing.assert_array_equal(beam_search(text=text)["translations"], want["translations"])
+    # A request of one: one of the two searches gets no sentence.
+    np.testing.assert_array_equal(beam_search(text=text[:1])["translations"],
+                                  want["translations"][:1])
     # TFLite converts the whole vocabulary's search.
     assert shortlisted.for_tflite().shortlist is None
 
