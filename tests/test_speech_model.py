@@ -133,6 +133,54 @@ def test_pcen_front_end_equals_librosas_recursion():
         LogMelSpectrogram(compression="cube_root")
 
 
+def test_noise_subtraction_takes_the_lowest_window_mean_out_of_each_mel_bin():
+    frontend = LogMelSpectrogram(noise_subtraction=4.0)
+    rng = np.random.default_rng(0)
+    # A quiet tone in louder white noise, then a shorter recording padded
+    # in the batch.
+    tone = 0.004 * np.sin(2 * np.pi * 500 * np.arange(4000) / 8000)
+    waveform = rng.normal(0, 0.01, (2, 12000)).astype("float32")
+    waveform[0, 4000:8000] += tone.astype("float32")
+    lengths = np.array([12000, 7000])
+    features, mask = frontend(waveform, lengths)
+    for row, length in enumerate(lengths):
+        padded = np.pad(waveform[row][:length], (0, 12000 - length))
+        stft = tf.signal.stft(padded, 200, 80, 256, pad_end=True)
+        frames = int(mask[row].numpy().sum())
+        power = (tf.abs(stft) ** 2 @ frontend._mel).numpy()[:frames]
+        windows = np.stack([power[k:k + 5].mean(axis=0) for k in range(frames - 4)])
+        noise = windows.min(axis=0)
+        mel = np.log(np.maximum(power - 4.0 * noise, 0.05 * noise) + 1e-6)
+        expected = (mel - mel.mean(axis=0)) / np.sqrt(mel.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(features[row, :frames].numpy(), expected, atol=2e-3)
+        assert not features[row, frames:].numpy().any()
+    # What it is for: frames of noise alone read mostly as one flat floor,
+    # each bin's lowest value, instead of the noise's random texture.
+    plain = LogMelSpectrogram()(waveform[:1], lengths[:1])[0].numpy()[0]
+
+    def at_floor(features):
+        noise_frames = np.r_[features[:45], features[105:]]
+        return np.mean(np.isclose(noise_frames, features.min(axis=0), atol=1e-4))
+
+    assert at_floor(features.numpy()[0]) > 0.7 and at_floor(plain) < 0.05
+    with pytest.raises(ValueError, match="noise_subtraction"):
+        LogMelSpectrogram(noise_subtraction=-1)
+    with pytest.raises(ValueError, match="noise_window"):
+        LogMelSpectrogram(noise_window=0)
+
+
+def test_noise_estimate_of_a_recording_shorter_than_its_window_reads_its_first_frames():
+    frontend = LogMelSpectrogram(noise_subtraction=1.0)
+    power = np.ones((2, 6, 3), "float32")
+    power[0, 2] = 0.1
+    power[1, 2:] = 0.0  # padding past the second recording's 2 frames
+    noise = frontend.noise_power(tf.constant(power), tf.constant([6, 2])).numpy()[:, 0]
+    np.testing.assert_allclose(noise, [[0.82] * 3, [0.4] * 3])
+    # A batch narrower than the window.
+    narrow = frontend.noise_power(tf.ones((1, 2, 3)), tf.constant([2])).numpy()
+    np.testing.assert_allclose(narrow, 0.4 * np.ones((1, 1, 3)))
+
+
 def test_front_end_reads_an_empty_recording_as_one_silent_frame():
     features, mask = LogMelSpectrogram()(tf.zeros([1, 0]), tf.constant([0]))
     assert features.shape == (1, 1, 40) and mask.numpy().tolist() == [[True]]
@@ -341,10 +389,11 @@ def trained(tmp_path_factory):
         "data": {"generate": "spoken_digit_strings", "recordings": write_clips(folder / "clips"),
                  "max_digits": 3, "train_size": 64, "val_size": 16, "test_size": 16},
         "tokenizer": {"type": "characters"},
-        # With a convolutional front-end and a CTC head, so that training,
-        # export and TFLite carry both.
+        # With a convolutional front-end, a CTC head and noise subtraction,
+        # so that training, export and TFLite carry them.
         "model": {"class": "speech_to_text", "units": 16, "embedding_dim": 8,
-                  "convolutions": [4], "reductions": [1, 2], "ctc_weight": 0.3},
+                  "convolutions": [4], "reductions": [1, 2], "ctc_weight": 0.3,
+                  "noise_subtraction": 4.0},
         "training": {"batch_size": 16, "epochs": 1, "max_target_length": 10},
         "decoding": {"beam_size": 3},
     })

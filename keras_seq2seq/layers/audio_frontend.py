@@ -27,6 +27,17 @@ class LogMelSpectrogram(keras.layers.Layer):
     causal convolution over the last frames (those of weight over 1e-4), so it
     stays a builtin TFLite op.
 
+    `noise_subtraction` a > 0 takes steady background noise out of the mel
+    power before the compression (spectral subtraction, Berouti et al.
+    1979): each mel bin's noise power is estimated as the lowest average
+    over `noise_window` consecutive frames of the recording (minimum
+    statistics, Martin 2001, without tracking: one level a recording),
+    and the power (PCEN's magnitude) becomes `max(power - a * noise, 0.05 * noise)`. Frames
+    that hold only the noise then read as one flat floor instead of its
+    random texture, at whatever level the noise is, which a quiet voice
+    under loud noise needs: the per-utterance standardization alone
+    rescales that texture as if it were speech.
+
     The DFT is a matrix product with fixed cosine and sine tables rather
     than `tf.signal.stft`: the same numbers (tested against it), and only
     builtin ops, so the front-end converts to TFLite with the model.
@@ -39,6 +50,9 @@ class LogMelSpectrogram(keras.layers.Layer):
         lower_hz, upper_hz: the filters' range (default: 20 Hz to Nyquist).
         compression: `"log"` (log-mel) or `"pcen"` (see above).
         pcen_time_constant: PCEN's smoothing time constant, in seconds.
+        noise_subtraction: the over-subtraction factor of the noise's
+            estimate (see above); 0: none.
+        noise_window: frames averaged by the noise estimate.
 
     Call arguments:
         waveform: float [batch, samples], zero-padded.
@@ -60,10 +74,14 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(self, sample_rate=8000, frame_length=200, frame_step=80, fft_length=256,
                  mel_bins=40, lower_hz=20.0, upper_hz=None, compression="log",
-                 pcen_time_constant=0.4, **kwargs):
+                 pcen_time_constant=0.4, noise_subtraction=0.0, noise_window=5, **kwargs):
         super().__init__(**kwargs)
         if compression not in ("log", "pcen"):
             raise ValueError(f"compression must be 'log' or 'pcen', got {compression!r}")
+        if noise_subtraction < 0:
+            raise ValueError(f"noise_subtraction must be 0 (none) or more, got {noise_subtraction}")
+        if int(noise_window) < 1:
+            raise ValueError(f"noise_window must be at least 1 frame, got {noise_window}")
         if fft_length < frame_length:
             raise ValueError(f"fft_length ({fft_length}) must be at least frame_length "
                              f"({frame_length})")
@@ -76,6 +94,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.upper_hz = float(upper_hz or sample_rate / 2)
         self.compression = compression
         self.pcen_time_constant = float(pcen_time_constant)
+        self.noise_subtraction = float(noise_subtraction)
+        self.noise_window = int(noise_window)
         bins = self.fft_length // 2 + 1
         # Zero-padding a frame to fft_length adds nothing to the DFT: only
         # the first frame_length rows of the tables are needed.
@@ -107,12 +127,17 @@ class LogMelSpectrogram(keras.layers.Layer):
         framed = tf.signal.frame(waveform, self.frame_length, self.frame_step, pad_end=True)
         framed = framed[:, : self.frames(samples)]
         frames = self.frames(lengths)
-        power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
-        if self.compression == "pcen":
-            features = self._pcen(tf.sqrt(power) @ self._mel)
-        else:
-            features = tf.math.log(power @ self._mel + 1e-6)
         mask = tf.sequence_mask(frames, tf.shape(framed)[1])
+        power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
+        # PCEN reads mel magnitudes, the log mel power; noise subtraction
+        # works on either.
+        mel = (tf.sqrt(power) if self.compression == "pcen" else power) @ self._mel
+        if self.noise_subtraction:
+            mel = self._subtract_noise(mel, frames)
+        if self.compression == "pcen":
+            features = self._pcen(mel)
+        else:
+            features = tf.math.log(mel + 1e-6)
         weights = tf.cast(mask, tf.float32)[:, :, None]
         counted = tf.reduce_sum(weights, axis=1, keepdims=True)
         mean = tf.reduce_sum(features * weights, axis=1, keepdims=True) / counted
@@ -120,6 +145,29 @@ class LogMelSpectrogram(keras.layers.Layer):
                                  keepdims=True) / counted
         features = (features - mean) * tf.math.rsqrt(variance + 1e-5) * weights
         return features, mask
+
+    def noise_power(self, mel_power, frames):
+        """float32 [batch, 1, bins]: each recording's noise power (or
+        magnitude, whichever `mel_power` holds) a mel bin,
+        the lowest mean of `noise_window` consecutive frames among its
+        `frames` real ones. A recording shorter than the window reads its
+        first window, padding included (less is subtracted)."""
+        width = self.noise_window
+        # Zero frames up to one window, so that every batch has one.
+        mel_power = tf.pad(mel_power, [[0, 0], [0, tf.maximum(width - tf.shape(mel_power)[1], 0)],
+                                       [0, 0]])
+        starts = tf.shape(mel_power)[1] - width + 1
+        # A sum of shifted slices, not a cumulative sum's differences, which
+        # lose a quiet noise's power to float32 rounding after loud frames.
+        means = tf.add_n([mel_power[:, k:k + starts] for k in range(width)]) / width
+        ends = tf.range(starts)[None, :] + width
+        inside = ends <= tf.maximum(frames, width)[:, None]
+        return tf.reduce_min(tf.where(inside[:, :, None], means, tf.float32.max), axis=1,
+                             keepdims=True)
+
+    def _subtract_noise(self, mel_power, frames):
+        noise = self.noise_power(mel_power, frames)
+        return tf.maximum(mel_power - self.noise_subtraction * noise, 0.05 * noise)
 
     def _pcen(self, magnitude):
         """PCEN of mel magnitudes [batch, frames, bins], as `librosa.pcen`
@@ -150,7 +198,8 @@ class LogMelSpectrogram(keras.layers.Layer):
                       frame_step=self.frame_step, fft_length=self.fft_length,
                       mel_bins=self.mel_bins, lower_hz=self.lower_hz, upper_hz=self.upper_hz,
                       compression=self.compression,
-                      pcen_time_constant=self.pcen_time_constant)
+                      pcen_time_constant=self.pcen_time_constant,
+                      noise_subtraction=self.noise_subtraction, noise_window=self.noise_window)
         return config
 
 

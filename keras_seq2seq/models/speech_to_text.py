@@ -29,9 +29,11 @@ class SpeechToText(EncoderAttentionDecoder):
 
     Args:
         vocabulary_size: size of the output vocabulary (the tokenizer's).
-        sample_rate, frame_length, frame_step, mel_bins, compression: the
-            front-end's (see `LogMelSpectrogram`): `compression="pcen"`
-            reads per-channel energy normalized features instead of log-mel.
+        sample_rate, frame_length, frame_step, mel_bins, compression,
+            noise_subtraction: the front-end's (see `LogMelSpectrogram`):
+            `compression="pcen"` reads per-channel energy normalized
+            features instead of log-mel; `noise_subtraction` > 0 takes the
+            recording's steady noise out of the mel power first.
         convolutions: the channels of each strided convolution before the
             recurrent layers (see `ConvolutionalSubsampling`); each halves
             time and frequency. Empty: none, the pyramid reads the features.
@@ -60,7 +62,7 @@ class SpeechToText(EncoderAttentionDecoder):
     """
 
     def __init__(self, vocabulary_size, sample_rate=8000, frame_length=200, frame_step=80,
-                 mel_bins=40, compression="log", convolutions=(), reductions=(2, 2, 2),
+                 mel_bins=40, compression="log", noise_subtraction=0.0, convolutions=(), reductions=(2, 2, 2),
                  spec_augment=False, ctc_weight=0.0, attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
         if ctc_weight < 0:
@@ -72,6 +74,7 @@ class SpeechToText(EncoderAttentionDecoder):
         self.augment = SpecAugment(name="spec_augment") if self.spec_augment else None
         self.frontend = LogMelSpectrogram(sample_rate, frame_length, frame_step,
                                           mel_bins=mel_bins, compression=compression,
+                                          noise_subtraction=noise_subtraction,
                                           name="frontend")
         self.subsampling = (ConvolutionalSubsampling(convolutions, name="subsampling")
                             if convolutions else None)
@@ -135,7 +138,8 @@ class SpeechToText(EncoderAttentionDecoder):
         convolutions = self.subsampling.filters if self.subsampling is not None else []
         config.update(**{key: frontend[key] for key in ("sample_rate", "frame_length",
                                                         "frame_step", "mel_bins",
-                                                        "compression")},
+                                                        "compression",
+                                                        "noise_subtraction")},
                       convolutions=convolutions, reductions=self.encoder.reductions,
                       spec_augment=self.spec_augment, ctc_weight=self.ctc_weight)
         return config
