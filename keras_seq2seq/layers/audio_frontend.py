@@ -32,11 +32,12 @@ class LogMelSpectrogram(keras.layers.Layer):
     1979): each mel bin's noise power is estimated as the lowest average
     over `noise_window` consecutive frames of the recording (minimum
     statistics, Martin 2001, without tracking: one level a recording),
-    and the power (PCEN's magnitude) becomes `max(power - a * noise, 0.05 * noise)`. Frames
-    that hold only the noise then read as one flat floor instead of its
-    random texture, at whatever level the noise is, which a quiet voice
-    under loud noise needs: the per-utterance standardization alone
-    rescales that texture as if it were speech.
+    and the power (PCEN's magnitude) becomes
+    `max(power - a * noise, 0.05 * noise)`. Frames that hold only the
+    noise then read as one flat floor instead of its random texture, at
+    whatever level the noise is, which a quiet voice under loud noise
+    needs: the per-utterance standardization alone rescales that texture
+    as if it were speech.
 
     The DFT is a matrix product with fixed cosine and sine tables rather
     than `tf.signal.stft`: the same numbers (tested against it), and only
@@ -79,7 +80,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         if compression not in ("log", "pcen"):
             raise ValueError(f"compression must be 'log' or 'pcen', got {compression!r}")
         if noise_subtraction < 0:
-            raise ValueError(f"noise_subtraction must be 0 (none) or more, got {noise_subtraction}")
+            raise ValueError(f"noise_subtraction must be 0 (none) or more, "
+                             f"got {noise_subtraction}")
         if int(noise_window) < 1:
             raise ValueError(f"noise_window must be at least 1 frame, got {noise_window}")
         if fft_length < frame_length:
@@ -148,10 +150,10 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def noise_power(self, mel_power, frames):
         """float32 [batch, 1, bins]: each recording's noise power (or
-        magnitude, whichever `mel_power` holds) a mel bin,
-        the lowest mean of `noise_window` consecutive frames among its
-        `frames` real ones. A recording shorter than the window reads its
-        first window, padding included (less is subtracted)."""
+        magnitude, whichever `mel_power` holds) a mel bin, the lowest mean
+        of `noise_window` consecutive frames among its `frames` real ones.
+        A recording shorter than the window reads its first window, padding
+        included (less is subtracted)."""
         width = self.noise_window
         # Zero frames up to one window, so that every batch has one.
         mel_power = tf.pad(mel_power, [[0, 0], [0, tf.maximum(width - tf.shape(mel_power)[1], 0)],

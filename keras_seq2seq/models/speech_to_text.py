@@ -62,8 +62,9 @@ class SpeechToText(EncoderAttentionDecoder):
     """
 
     def __init__(self, vocabulary_size, sample_rate=8000, frame_length=200, frame_step=80,
-                 mel_bins=40, compression="log", noise_subtraction=0.0, convolutions=(), reductions=(2, 2, 2),
-                 spec_augment=False, ctc_weight=0.0, attention="location_sensitive", **kwargs):
+                 mel_bins=40, compression="log", noise_subtraction=0.0, convolutions=(),
+                 reductions=(2, 2, 2), spec_augment=False, ctc_weight=0.0,
+                 attention="location_sensitive", **kwargs):
         super().__init__(vocabulary_size, attention=attention, **kwargs)
         if ctc_weight < 0:
             raise ValueError(f"ctc_weight must be 0 (none) or more, got {ctc_weight}")
