@@ -59,6 +59,15 @@ def test_a_failed_check_publishes_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_each_export_publishes_the_next_version(tmp_path):
+    first = export_saved_model(Doubler(), str(tmp_path))
+    second = export_saved_model(Doubler(), str(tmp_path))
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    assert sorted(versions(str(tmp_path))) == [1, 2] and _hidden(tmp_path) == []
+    out = tf.saved_model.load(second).signatures["serving_default"](x=tf.constant([1.5]))
+    assert out["doubled"].numpy().tolist() == [3.0]
+
+
 def test_an_export_racing_another_for_a_version_takes_the_next(tmp_path, monkeypatch):
     """Another export publishes version 1 between our choice of 1 and our rename."""
     real_next = saved_model_module.next_version_dir
