@@ -17,6 +17,7 @@ import keras
 
 from keras_seq2seq.data.atomic import PART, atomic_path
 from keras_seq2seq.distribute import is_chief, worker_dir
+from keras_seq2seq.errors import RunFolderError
 from keras_seq2seq.export import RunFolder, export_saved_model
 
 
@@ -40,6 +41,36 @@ class KeepLastEpochs(keras.callbacks.Callback):
             self.model.save_weights(part)
         for old in epoch_checkpoints(self.directory)[: -self.keep]:
             os.remove(old)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` (at each epoch's end) whose backup
+    a kill cannot leave half-written.
+
+    Keras writes the weights and `training_metadata.json` in place: a run
+    killed while writing the metadata left it empty, and the next run failed
+    on it instead of resuming. Each file is written under a temporary name
+    and renamed, the weights first and the metadata after (nested
+    `atomic_path` blocks): the backup is the last finished epoch's, or, if a
+    kill falls between the two renames, its weights with the epoch before's
+    count (that epoch is trained again). Keras' double checkpoint is not
+    needed and not used.
+
+    Args:
+        backup_dir: the folder of the backup.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=True)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        # Both written before either is renamed.
+        with atomic_path(self._training_metadata_path) as metadata_part:
+            with open(metadata_part, "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            with atomic_path(self._weights_path, extension=".weights.h5") as weights_part:
+                self.model.save_weights(weights_part)
 
 
 def epoch_checkpoints(directory):
@@ -202,8 +233,7 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
         callbacks = [averaged.first, *callbacks, averaged.last]
     backup_dir = backup_dir or os.path.join(work_dir, "backup")
     announce_resume(backup_dir)
-    # Two copies, so that a kill while writing one still leaves the other.
-    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True))
+    callbacks.append(AtomicBackupAndRestore(backup_dir))
     if max_minutes:
         callbacks.append(TimeBudget(max_minutes))
     return callbacks
@@ -268,8 +298,14 @@ def announce_resume(backup_dir):
     metadata = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(metadata):
         return None
-    with open(metadata) as f:
-        done = json.load(f)["epoch"]
+    try:
+        with open(metadata) as f:
+            done = int(json.load(f)["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        # A backup an earlier version wrote in place, cut by a kill.
+        raise RunFolderError(
+            f"{metadata}: not a finished backup ({error}); remove {backup_dir} to train this "
+            "run from its start") from error
     print(f"Resuming from the backup in {backup_dir}: {done} epoch(s) already done, "
           f"continuing with epoch {done + 1}.")
     return done

@@ -37,3 +37,49 @@ def test_killed_run_resumes_from_the_last_backup(tmp_path):
     assert f"Epoch 1/{EPOCHS}" not in second.stdout
     assert (tmp_path / "exports" / "quickstart" / "1" / "saved_model.pb").exists()
     assert not metadata.exists()  # the backup is removed once training completes
+
+
+def test_a_backup_cut_while_being_written_keeps_the_last_finished_epoch(tmp_path, monkeypatch):
+    import json
+
+    import keras
+    import numpy as np
+    import pytest
+
+    from keras_seq2seq.errors import RunFolderError
+    from keras_seq2seq.training import AtomicBackupAndRestore, announce_resume
+
+    def model_with(value):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.set_weights([np.full((2, 1), value, "float32"), np.zeros(1, "float32")])
+        model.compile("sgd", "mse")
+        return model
+
+    backup = tmp_path / "backup"
+    callback = AtomicBackupAndRestore(str(backup))
+    callback.set_model(model_with(1.0))
+    callback.on_epoch_end(0)  # epoch 1's backup, whole
+    assert announce_resume(str(backup)) == 1
+    # A kill while writing epoch 2's metadata, then one while writing its weights.
+    callback.set_model(model_with(2.0))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for target, name in [(json, "dump"), (keras.Model, "save_weights")]:
+        with monkeypatch.context() as patch:
+            patch.setattr(target, name, killed)
+            with pytest.raises(KeyboardInterrupt):
+                callback.on_epoch_end(1)
+        assert sorted(p.name for p in backup.iterdir()) == ["latest.weights.h5",
+                                                            "training_metadata.json"]
+        assert announce_resume(str(backup)) == 1
+    restored = model_with(0.0)
+    resume = AtomicBackupAndRestore(str(backup))
+    resume.set_model(restored)
+    resume.on_train_begin()
+    assert restored.get_weights()[0].tolist() == [[1.0], [1.0]] and restored._initial_epoch == 1
+    # A backup an earlier version left empty fails with the file named.
+    (backup / "training_metadata.json").write_text("")
+    with pytest.raises(RunFolderError, match="training_metadata.json: not a finished backup"):
+        announce_resume(str(backup))
