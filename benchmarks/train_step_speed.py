@@ -10,7 +10,9 @@
 
 Takes the first `--batches` batches of the recipe's real training pipeline
 (`Task.datasets`: shuffled, bucketed, the tokenizer trained on the training
-files, cached in `--work-dir`), holds them in memory, and times `model.fit`
+files, cached in `--work-dir`, by default a folder per recipe and settings
+under runs/bench-train-step: a folder holds one recipe's tokenizer and data,
+and is refused to another, as a training run's is), holds them in memory, and times `model.fit`
 over them after a warm-up, so that neither the input pipeline nor tracing is
 counted. A Multi30k model has the recipe's side vocabularies unless
 `--whole-vocabulary`. `--set SECTION.KEY=VALUE` (repeatable; VALUE read as
@@ -25,6 +27,7 @@ source positions that are real tokens, and the machine.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -38,6 +41,7 @@ import yaml  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     add_precision_arguments, add_thread_arguments, apply_thread_arguments, machine)
+from keras_seq2seq.export import RunFolder  # noqa: E402
 from keras_seq2seq.tasks import task_for  # noqa: E402
 from keras_seq2seq.training import mixed_precision_policy  # noqa: E402
 from keras_seq2seq.zoo import load_recipe  # noqa: E402
@@ -48,7 +52,9 @@ def main():
     parser.add_argument("--recipe", default="multi30k-de-en-attention")
     parser.add_argument("--data", required=True, help="the recipe's data folder")
     parser.add_argument("--batches", type=int, default=200)
-    parser.add_argument("--work-dir", default=os.path.join("runs", "bench-train-step"))
+    parser.add_argument("--work-dir", default=None,
+                        help="where the tokenizer and data are cached (default: a folder of "
+                             "runs/bench-train-step named by the recipe and --set)")
     add_precision_arguments(parser)
     add_thread_arguments(parser)
     parser.add_argument("--whole-vocabulary", action="store_true",
@@ -69,7 +75,12 @@ def main():
         recipe = recipe.replace(**{section: {key: yaml.safe_load(value)}})
     training = recipe.training
     keras.utils.set_random_seed(training["seed"])
-    task = task_for(recipe).prepare(args.work_dir, strategy=tf.distribute.get_strategy())
+    work_dir = args.work_dir or os.path.join(
+        "runs", "bench-train-step", re.sub(r"[^\w.=-]", "_", "-".join([args.recipe, *args.set])))
+    # A folder's cached tokenizer and data are another recipe's to reuse
+    # only if it is the same recipe with the same settings.
+    RunFolder(work_dir).claim(recipe.identity())
+    task = task_for(recipe).prepare(work_dir, strategy=tf.distribute.get_strategy())
     pipeline, _ = task.datasets()
     # The input pipeline's own cost: in `fit` it shares the cores with the step.
     cpu_start = time.process_time()
