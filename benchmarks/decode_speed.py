@@ -23,9 +23,18 @@ Variants, all the same `keras_seq2seq.decoding.translate` call:
   _xla                the same under `jit_compile=True`;
   _python_loop        run eagerly, where `tf.while_loop` is a plain Python loop.
 
+`--paired ROUNDS` times the pointer-generator against the attention model
+instead, in one process: the two graph searches in alternating 1-second
+slices (the order alternating each round; `--attention` then sets the
+pointer-generator's), at batch 1 and 32, and prints
+each batch's median sentences/s and the ratio of each pair of slices
+(median, mean and its standard error). Separate processes drift too much
+on a shared machine to resolve a few percent (an identical tree has read
+5% apart at batch 1).
+
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
 [--model pointer_generator] [--attention NAME] [--bfloat16-matmuls]
-[--inter-op-threads N] [--intra-op-threads N]
+[--paired ROUNDS] [--inter-op-threads N] [--intra-op-threads N]
 """
 
 import argparse
@@ -94,6 +103,54 @@ def sentences_per_second(fn, source_ids, seconds, min_runs=3):
     return runs * int(source_ids.shape[0]) / (time.perf_counter() - start)
 
 
+def paired_rates(searches, source_ids, rounds, slice_seconds=1.0):
+    """`{name: [sentences/s of each slice]}` of two searches timed in one
+    process, in alternating slices of `slice_seconds`, the order
+    alternating each round."""
+    for search in searches.values():
+        search(source_ids)  # trace, warm up
+    names = list(searches)
+    rates = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            runs, start = 0, time.perf_counter()
+            while runs < 2 or time.perf_counter() - start < slice_seconds:
+                searches[name](source_ids)
+                runs += 1
+            rates[name].append(runs * int(source_ids.shape[0]) / (time.perf_counter() - start))
+    return rates
+
+
+def paired_comparison(rounds, attention=None, threads=None):
+    """The pointer-generator's sentences/s against the attention model's,
+    both graph searches, interleaved (`paired_rates`)."""
+    keras.utils.set_random_seed(0)
+    pointer_generator = PointerGenerator(VOCABULARY, attention=attention or "coverage", **SIZES)
+    pointer_generator.build()
+    signature = [tf.TensorSpec([None, None], tf.int32)]
+    searches = {name: tf.function(beam_search(model), input_signature=signature)
+                for name, model in (("attention", attention_model()),
+                                    ("pointer_generator", pointer_generator))}
+    result = {"paired_rounds": rounds, "pointer_generator_attention": pointer_generator.attention_name,
+              "beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+              **(threads or {})}
+    rng = np.random.default_rng(0)
+    for batch in (1, 32):
+        rates = {name: np.array(values) for name, values in
+                 paired_rates(searches, random_sources(batch, rng), rounds).items()}
+        ratio = rates["pointer_generator"] / rates["attention"]
+        result[f"b{batch}"] = {
+            "attention_sent_per_s": round(float(np.median(rates["attention"])), 2),
+            "pointer_generator_sent_per_s": round(float(np.median(rates["pointer_generator"])), 2),
+            "ratio_median": round(float(np.median(ratio)), 3),
+            "ratio_mean": round(float(ratio.mean()), 3),
+            "ratio_standard_error": round(float(ratio.std(ddof=1) / np.sqrt(len(ratio))), 3),
+        }
+    result["machine"] = machine()
+    result["tensorflow"] = tf.__version__
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="timing per variant")
@@ -108,9 +165,17 @@ def main():
     parser.add_argument("--bfloat16-matmuls", action="store_true",
                         help="the step's matrix products in bfloat16 (as `keras-seq2seq "
                         "export --bfloat16-matmuls`)")
+    parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                        help="time the pointer-generator against the attention model in one "
+                        "process, ROUNDS pairs of interleaved 1-second slices per batch size")
     add_thread_arguments(parser)
     args = parser.parse_args()
     threads = apply_thread_arguments(args)
+    if args.paired:
+        if args.paired < 2:
+            parser.error("--paired: at least 2 rounds (the ratio's standard error needs two)")
+        print(json.dumps(paired_comparison(args.paired, args.attention, threads)))
+        return
     matmul_dtype = "bfloat16" if args.bfloat16_matmuls else None
 
     keras.utils.set_random_seed(0)
