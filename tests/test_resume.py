@@ -1,11 +1,19 @@
 """A training run killed with SIGKILL resumes from its last backup."""
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seq2seq.errors import RunFolderError
+from keras_seq2seq.training import AtomicBackupAndRestore, announce_resume
 
 EPOCHS = 3
 COMMAND = [sys.executable, "-m", "keras_seq2seq.cli", "quickstart", "--train-size", "1000",
@@ -40,15 +48,6 @@ def test_killed_run_resumes_from_the_last_backup(tmp_path):
 
 
 def test_a_backup_cut_while_being_written_keeps_the_last_finished_epoch(tmp_path, monkeypatch):
-    import json
-
-    import keras
-    import numpy as np
-    import pytest
-
-    from keras_seq2seq.errors import RunFolderError
-    from keras_seq2seq.training import AtomicBackupAndRestore, announce_resume
-
     def model_with(value):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.set_weights([np.full((2, 1), value, "float32"), np.zeros(1, "float32")])

@@ -105,15 +105,21 @@ class PointerGenerator(AttentionSeq2Seq):
 
     def start_decoder(self, source_ids, memory, states):
         context, state = super().start_decoder(source_ids, memory, states)
-        # Copying needs the extended ids of the source beside its encoding,
-        # and a factored step which positions hold the same id (computed
-        # once here, not at every step).
-        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        # Copying needs the extended ids of the source beside its encoding.
+        return dict(context, source_ids=ops.convert_to_tensor(source_ids, "int32")), state
+
+    def encode(self, inputs, training=False, fused_lstm=False):
+        """`AttentionSeq2Seq.encode`, the context holding besides what
+        `step_factored` reads of the source: which positions hold the same
+        extended id, and which repeat an earlier one (computed once for a
+        search rather than at every step, and not in training, which reads
+        neither)."""
+        context, state = super().encode(inputs, training=training, fused_lstm=fused_lstm)
+        source_ids = context["source_ids"]
         same = ops.equal(source_ids[:, :, None], source_ids[:, None, :])  # [sources, S, S]
         positions = ops.arange(ops.shape(source_ids)[1])
         earlier = ops.less(positions[None, :], positions[:, None])  # [S, S]: j before i
-        return dict(context, source_ids=source_ids,
-                    same_ids=ops.cast(same, "float32"),
+        return dict(context, same_ids=ops.cast(same, "float32"),
                     repeats_earlier_id=ops.any(same & earlier[None], axis=-1)), state
 
     def step_weights(self, matmul_dtype=None, outputs=None):
