@@ -10,11 +10,11 @@
 
 Takes the first `--batches` batches of the recipe's real training pipeline
 (`Task.datasets`: shuffled, bucketed, the tokenizer trained on the training
-files, cached in `--work-dir`, by default a folder per recipe and settings
-under runs/bench-train-step: a folder holds one recipe's tokenizer and data,
-and is refused to another, as a training run's is), holds them in memory, and times `model.fit`
-over them after a warm-up, so that neither the input pipeline nor tracing is
-counted. A Multi30k model has the recipe's side vocabularies unless
+files, cached in `--work-dir`: by default a folder per recipe and settings
+under runs/bench-train-step, since a folder holds one recipe's tokenizer and
+data and is refused to another, as a training run's is), holds them in
+memory, and times `model.fit` over them after a warm-up, so that neither
+the input pipeline nor tracing is counted. A Multi30k model has the recipe's side vocabularies unless
 `--whole-vocabulary`. `--set SECTION.KEY=VALUE` (repeatable; VALUE read as
 YAML) changes one setting of the recipe, to time models of equal sizes
 across recipes. Prints one JSON line: non-padding target tokens per
@@ -75,8 +75,9 @@ def main():
         recipe = recipe.replace(**{section: {key: yaml.safe_load(value)}})
     training = recipe.training
     keras.utils.set_random_seed(training["seed"])
+    changes = [*args.set, *(["whole-vocabulary"] if args.whole_vocabulary else [])]
     work_dir = args.work_dir or os.path.join(
-        "runs", "bench-train-step", re.sub(r"[^\w.=-]", "_", "-".join([args.recipe, *args.set])))
+        "runs", "bench-train-step", re.sub(r"[^\w.=-]", "_", "-".join([args.recipe, *changes])))
     # A folder's cached tokenizer and data are another recipe's to reuse
     # only if it is the same recipe with the same settings.
     RunFolder(work_dir).claim(recipe.identity())
