@@ -131,8 +131,8 @@ def paired_comparison(rounds, attention=None, threads=None):
     searches = {name: tf.function(beam_search(model), input_signature=signature)
                 for name, model in (("attention", attention_model()),
                                     ("pointer_generator", pointer_generator))}
-    result = {"paired_rounds": rounds, "pointer_generator_attention": pointer_generator.attention_name,
-              "beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+    result = {"paired_rounds": rounds,
+              "pointer_generator_attention": pointer_generator.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
               **(threads or {})}
     rng = np.random.default_rng(0)
     for batch in (1, 32):

@@ -13,15 +13,15 @@ Takes the first `--batches` batches of the recipe's real training pipeline
 files, cached in `--work-dir`: by default a folder per recipe and settings
 under runs/bench-train-step, since a folder holds one recipe's tokenizer and
 data and is refused to another, as a training run's is), holds them in
-memory, and times `model.fit` over them after a warm-up, so that neither
-the input pipeline nor tracing is counted. A Multi30k model has the recipe's side vocabularies unless
-`--whole-vocabulary`. `--set SECTION.KEY=VALUE` (repeatable; VALUE read as
-YAML) changes one setting of the recipe, to time models of equal sizes
-across recipes. Prints one JSON line: non-padding target tokens per
-second, steps per second, the CPU seconds the pipeline took per batch it
-made (the filling of its shuffle and bucket buffers included, so more
-`--batches` give a truer figure), the share of target and (text recipes)
-source positions that are real tokens, and the machine.
+memory, and times `model.fit` over them after a warm-up, so that neither the
+input pipeline nor tracing is counted. A Multi30k model has the recipe's
+side vocabularies unless `--whole-vocabulary`. `--set SECTION.KEY=VALUE`
+(repeatable; VALUE read as YAML) changes one setting of the recipe, to time
+models of equal sizes across recipes. Prints one JSON line: non-padding
+target tokens per second, steps per second, the CPU seconds the pipeline
+took per batch it made (the filling of its shuffle and bucket buffers
+included, so more `--batches` give a truer figure), the share of target and
+(text recipes) source positions that are real tokens, and the machine.
 """
 
 import argparse
