@@ -74,6 +74,14 @@ def attention_model(target_vocabulary_size=VOCABULARY, attention="luong_general"
     return model
 
 
+def pointer_generator_model(attention="coverage"):
+    """See et al.'s model at the same sizes, random weights, built; its
+    outputs are the 8,000 words and the source's positions."""
+    model = PointerGenerator(VOCABULARY, attention=attention, **SIZES)
+    model.build()
+    return model
+
+
 def beam_search(model, matmul_dtype=None, retire_finished=True, fused_lstm=True):
     """The timed search: `source_ids -> (ids, scores)`, beam 5, every
     hypothesis `OUTPUT_STEPS` long (`retire_finished=False` and
@@ -125,8 +133,7 @@ def paired_comparison(rounds, attention=None, threads=None):
     """The pointer-generator's sentences/s against the attention model's,
     both graph searches, interleaved (`paired_rates`)."""
     keras.utils.set_random_seed(0)
-    pointer_generator = PointerGenerator(VOCABULARY, attention=attention or "coverage", **SIZES)
-    pointer_generator.build()
+    pointer_generator = pointer_generator_model(attention or "coverage")
     signature = [tf.TensorSpec([None, None], tf.int32)]
     searches = {name: tf.function(beam_search(model), input_signature=signature)
                 for name, model in (("attention", attention_model()),
@@ -183,8 +190,7 @@ def main():
         if args.target_vocabulary_size != VOCABULARY:
             parser.error("a pointer-generator's outputs extend the whole vocabulary: "
                          "no --target-vocabulary-size")
-        model = PointerGenerator(VOCABULARY, attention=args.attention or "coverage", **SIZES)
-        model.build()
+        model = pointer_generator_model(args.attention or "coverage")
     else:
         model = attention_model(args.target_vocabulary_size, args.attention or "luong_general")
     search = beam_search(model, matmul_dtype)
