@@ -109,5 +109,6 @@ class SequenceCrossEntropy(keras.losses.Loss):
     def get_config(self):
         config = super().get_config()
         config.update(label_smoothing=self.label_smoothing, pad_id=self.pad_id,
-                      ignore_unknown=self.ignore_unknown)
+                      ignore_unknown=self.ignore_unknown,
+                      from_log_probabilities=self.from_log_probabilities)
         return config

@@ -182,6 +182,15 @@ def test_smoothed_cross_entropy_matches_the_fused_kernel_in_values_and_gradients
     np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
 
 
+
+def test_loss_configuration_round_trips():
+    loss = SequenceCrossEntropy(0.1, ignore_unknown=True, from_log_probabilities=True)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(restored) is SequenceCrossEntropy
+    assert restored.get_config() == loss.get_config()
+    assert restored.from_log_probabilities and restored.ignore_unknown
+
+
 def test_token_accuracy_counts_argmax_hits_on_real_positions():
     logits = tf.constant([[[0.1, 2.0, 0.3], [3.0, 0.0, -1.0], [0.0, 0.0, 5.0]]])
     metric = MaskedAccuracy()
