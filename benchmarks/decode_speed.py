@@ -30,11 +30,12 @@ pointer-generator's), at batch 1 and 32, and prints
 each batch's median sentences/s and the ratio of each pair of slices
 (median, mean and its standard error). Separate processes drift too much
 on a shared machine to resolve a few percent (an identical tree has read
-5% apart at batch 1).
+5% apart at batch 1). With `--xla` both searches are compiled with XLA, as
+`keras-seq2seq export --xla` compiles an export's.
 
 Prints one JSON line. Usage: python benchmarks/decode_speed.py [--seconds S]
 [--model pointer_generator] [--attention NAME] [--bfloat16-matmuls]
-[--paired ROUNDS] [--inter-op-threads N] [--intra-op-threads N]
+[--paired ROUNDS [--xla]] [--inter-op-threads N] [--intra-op-threads N]
 """
 
 import argparse
@@ -129,17 +130,21 @@ def paired_rates(searches, source_ids, rounds, slice_seconds=1.0):
     return rates
 
 
-def paired_comparison(rounds, attention=None, threads=None):
+def paired_comparison(rounds, attention=None, threads=None, xla=False):
     """The pointer-generator's sentences/s against the attention model's,
-    both graph searches, interleaved (`paired_rates`)."""
+    both graph searches (with `xla`, both compiled as an `--xla` export's
+    are), interleaved (`paired_rates`)."""
     keras.utils.set_random_seed(0)
     pointer_generator = pointer_generator_model(attention or "coverage")
     signature = [tf.TensorSpec([None, None], tf.int32)]
-    searches = {name: tf.function(beam_search(model), input_signature=signature)
-                for name, model in (("attention", attention_model()),
-                                    ("pointer_generator", pointer_generator))}
-    result = {"paired_rounds": rounds,
-              "pointer_generator_attention": pointer_generator.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+    searches = {
+        name: tf.function(beam_search(model, retire_finished=not xla, fused_lstm=not xla),
+                          input_signature=signature, jit_compile=xla)
+        for name, model in (("attention", attention_model()),
+                            ("pointer_generator", pointer_generator))}
+    result = {"paired_rounds": rounds, "xla": xla,
+              "pointer_generator_attention": pointer_generator.attention_name, "beam": BEAM,
+              "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
               **(threads or {})}
     rng = np.random.default_rng(0)
     for batch in (1, 32):
@@ -175,14 +180,19 @@ def main():
     parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
                         help="time the pointer-generator against the attention model in one "
                         "process, ROUNDS pairs of interleaved 1-second slices per batch size")
+    parser.add_argument("--xla", action="store_true",
+                        help="with --paired: both searches compiled with XLA, as `keras-seq2seq "
+                        "export --xla` compiles them")
     add_thread_arguments(parser)
     args = parser.parse_args()
     threads = apply_thread_arguments(args)
     if args.paired:
         if args.paired < 2:
             parser.error("--paired: at least 2 rounds (the ratio's standard error needs two)")
-        print(json.dumps(paired_comparison(args.paired, args.attention, threads)))
+        print(json.dumps(paired_comparison(args.paired, args.attention, threads, args.xla)))
         return
+    if args.xla:
+        parser.error("--xla goes with --paired; a single model is timed with and without XLA")
     matmul_dtype = "bfloat16" if args.bfloat16_matmuls else None
 
     keras.utils.set_random_seed(0)
@@ -200,8 +210,9 @@ def main():
     xla = tf.function(beam_search(model, matmul_dtype, retire_finished=False, fused_lstm=False),
                       input_signature=signature, jit_compile=True)
     rng = np.random.default_rng(0)
-    result = {"model": args.model, "attention": model.attention_name, "beam": BEAM, "source_tokens": SOURCE_TOKENS,
-              "output_steps": OUTPUT_STEPS, "matmul_dtype": matmul_dtype,
+    result = {"model": args.model, "attention": model.attention_name, "beam": BEAM,
+              "source_tokens": SOURCE_TOKENS, "output_steps": OUTPUT_STEPS,
+              "matmul_dtype": matmul_dtype,
               "target_vocabulary_size": args.target_vocabulary_size, **threads}
     for batch in (1, 32):
         ids = random_sources(batch, rng)
