@@ -182,7 +182,6 @@ def test_smoothed_cross_entropy_matches_the_fused_kernel_in_values_and_gradients
     np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-5, atol=1e-6)
 
 
-
 def test_loss_configuration_round_trips():
     loss = SequenceCrossEntropy(0.1, ignore_unknown=True, from_log_probabilities=True)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
