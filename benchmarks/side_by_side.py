@@ -48,6 +48,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import keras_seq2seq  # noqa: E402
+
+keras_seq2seq.prefer_onednn_kernels()  # it trains, as `keras-seq2seq train`
 
 from benchmarks.common import (  # noqa: E402
     add_precision_arguments, add_thread_arguments, apply_thread_arguments)

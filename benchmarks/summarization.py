@@ -29,6 +29,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import keras_seq2seq  # noqa: E402
+
+keras_seq2seq.prefer_onednn_kernels()  # it trains, as `keras-seq2seq train`
 
 from benchmarks.common import choose_on_validation, machine, train_or_load  # noqa: E402
 from keras_seq2seq.data import iter_lines  # noqa: E402

@@ -25,8 +25,10 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import keras_seq2seq  # noqa: E402
+
+keras_seq2seq.prefer_onednn_kernels()  # it trains, as `keras-seq2seq train`
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

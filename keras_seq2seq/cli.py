@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+import keras_seq2seq
+
 QUICKSTART_EXAMPLES = [
     "3rd of March 1999",
     "Saturday, July 4, 1970",
@@ -31,6 +33,8 @@ QUICKSTART_EXAMPLES = [
 ]
 # `train --train ...` without --like trains this recipe's model and settings.
 DEFAULT_LIKE = "multi30k-de-en-attention"
+# They run with TensorFlow's oneDNN kernels (`keras_seq2seq.prefer_onednn_kernels`).
+TRAINING_COMMANDS = ("quickstart", "train")
 
 
 def _start_tensorflow(verbose, strategy_name=None):
@@ -632,6 +636,8 @@ def main(argv=None):
     from keras_seq2seq.errors import UserError
 
     try:
+        if args.command in TRAINING_COMMANDS:
+            keras_seq2seq.prefer_onednn_kernels()
         if args.command != "zoo":
             try:
                 args.distribution = _start_tensorflow(args.verbose, args.strategy)

@@ -4,6 +4,7 @@ and the run folder's refusals."""
 import gzip
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -91,6 +92,26 @@ def test_zoo_and_help_do_not_import_tensorflow():
                             timeout=120)
     assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-2000:]
     assert "dates-attention" in result.stdout and "--init-from" in result.stdout
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="oneDNN is asked for on x86-64 only")
+@pytest.mark.parametrize("user_choice", [None, "0"])
+def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
+    # The import alone changes nothing; the call does, unless the user chose.
+    code = ("import os, keras_seq2seq\n"
+            "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), keras_seq2seq.prefer_onednn_kernels())\n"
+            "import tensorflow\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print(_pywrap_util_port.IsMklEnabled())")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if user_choice is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user_choice
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = ["None", "True", "True"] if user_choice is None else ["0", "False", "False"]
+    assert result.stdout.split() == expected
 
 
 # -- bad recipes fail before training, in one line -------------------------------------
