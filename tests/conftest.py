@@ -1,11 +1,7 @@
 import os
 
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# The tests train, as the command line's `train` does: before TensorFlow.
-import keras_seq2seq  # noqa: E402
-
-keras_seq2seq.prefer_onednn_kernels()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -94,24 +94,41 @@ def test_zoo_and_help_do_not_import_tensorflow():
     assert "dates-attention" in result.stdout and "--init-from" in result.stdout
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="oneDNN is asked for on x86-64 only")
-@pytest.mark.parametrize("user_choice", [None, "0"])
-def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
-    # The import alone changes nothing; the call does, unless the user chose.
-    code = ("import os, keras_seq2seq\n"
-            "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), keras_seq2seq.prefer_onednn_kernels())\n"
-            "import tensorflow\n"
-            "from tensorflow.python.util import _pywrap_util_port\n"
-            "print(_pywrap_util_port.IsMklEnabled())")
+def _onednn_in_a_fresh_process(code, user_choice):
+    """What `code` (Python that prints) prints, then whether TensorFlow runs
+    oneDNN's kernels, in a process whose TF_ENABLE_ONEDNN_OPTS is `user_choice`."""
+    code += ("\nfrom tensorflow.python.util import _pywrap_util_port\n"
+             "print(_pywrap_util_port.IsMklEnabled())")
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     if user_choice is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = user_choice
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = ["None", "True", "True"] if user_choice is None else ["0", "False", "False"]
-    assert result.stdout.split() == expected
+    return result.stdout.split()
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="oneDNN is asked for on x86-64 only")
+@pytest.mark.parametrize("user_choice", [None, "0"])
+def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
+    # The import alone changes nothing; the call does, unless the user chose.
+    printed = _onednn_in_a_fresh_process(
+        "import os, keras_seq2seq\n"
+        "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), keras_seq2seq.prefer_onednn_kernels())\n"
+        "import tensorflow", user_choice)
+    assert printed == (["None", "True", "True"] if user_choice is None else ["0", "False", "False"])
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="oneDNN is asked for on x86-64 only")
+def test_the_train_command_asks_for_onednn_and_translate_does_not():
+    # Each command fails on its argument after starting TensorFlow.
+    for command, expected in ((["train", "--recipe", "no-such-recipe"], "True"),
+                              (["translate", "--model", "no-such-export"], "False")):
+        printed = _onednn_in_a_fresh_process(
+            f"from keras_seq2seq import cli\nprint(cli.main({command!r}))", None)
+        assert printed == ["2", expected], command
 
 
 # -- bad recipes fail before training, in one line -------------------------------------
