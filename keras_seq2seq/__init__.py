@@ -74,9 +74,8 @@ def prefer_onednn_kernels():
     attention model at 1.03-1.09x the steps/s, its pointer-generator
     1.11-1.15x, the image and speech recipes (convolutions) 1.42-1.62x;
     but they searched slower in a graph (the decode benchmark's
-    random-weight model: 0.92x sentences/s at batch 1, 0.94x at batch 32;
-    under XLA the same). So the command line asks for them when it trains,
-    not when it decodes.
+    random-weight model: 0.92x sentences/s at batch 1, 0.94x at batch 32).
+    So the command line asks for them when it trains, not when it decodes.
 
     Call it before TensorFlow is imported: TensorFlow reads
     `TF_ENABLE_ONEDNN_OPTS` then. A value already set (by the user) wins;
