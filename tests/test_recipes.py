@@ -94,6 +94,11 @@ def test_zoo_and_help_do_not_import_tensorflow():
     assert "dates-attention" in result.stdout and "--init-from" in result.stdout
 
 
+ASKS_FOR_ONEDNN_HERE = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"),
+    reason="oneDNN is asked for on x86-64 only")
+
+
 def _onednn_in_a_fresh_process(code, user_choice):
     """What `code` (Python that prints) prints, then whether TensorFlow runs
     oneDNN's kernels, in a process whose TF_ENABLE_ONEDNN_OPTS is `user_choice`."""
@@ -108,8 +113,7 @@ def _onednn_in_a_fresh_process(code, user_choice):
     return result.stdout.split()
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="oneDNN is asked for on x86-64 only")
+@ASKS_FOR_ONEDNN_HERE
 @pytest.mark.parametrize("user_choice", [None, "0"])
 def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
     # The import alone changes nothing; the call does, unless the user chose.
@@ -120,12 +124,13 @@ def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
     assert printed == (["None", "True", "True"] if user_choice is None else ["0", "False", "False"])
 
 
-@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
-                    reason="oneDNN is asked for on x86-64 only")
-def test_the_train_command_asks_for_onednn_and_translate_does_not():
+@ASKS_FOR_ONEDNN_HERE
+def test_the_train_command_asks_for_onednn_and_translate_leaves_tensorflows_choice():
+    # TensorFlow's own choice: on by itself on CPUs with AVX-512 VNNI, BF16 or AMX.
+    [tensorflows_choice] = _onednn_in_a_fresh_process("", None)
     # Each command fails on its argument after starting TensorFlow.
     for command, expected in ((["train", "--recipe", "no-such-recipe"], "True"),
-                              (["translate", "--model", "no-such-export"], "False")):
+                              (["translate", "--model", "no-such-export"], tensorflows_choice)):
         printed = _onednn_in_a_fresh_process(
             f"from keras_seq2seq import cli\nprint(cli.main({command!r}))", None)
         assert printed == ["2", expected], command
