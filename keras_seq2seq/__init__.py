@@ -90,4 +90,5 @@ def prefer_onednn_kernels():
     """
     if platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    return os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"
+    # TensorFlow reads "1" and "true" alike, in any case.
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("1", "true")

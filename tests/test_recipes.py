@@ -114,14 +114,16 @@ def _onednn_in_a_fresh_process(code, user_choice):
 
 
 @ASKS_FOR_ONEDNN_HERE
-@pytest.mark.parametrize("user_choice", [None, "0"])
-def test_training_asks_for_onednn_unless_the_user_chose(user_choice):
+@pytest.mark.parametrize("user_choice, expected", [(None, ["None", "True", "True"]),
+                                                    ("0", ["0", "False", "False"]),
+                                                    ("TRUE", ["TRUE", "True", "True"])])
+def test_training_asks_for_onednn_unless_the_user_chose(user_choice, expected):
     # The import alone changes nothing; the call does, unless the user chose.
     printed = _onednn_in_a_fresh_process(
         "import os, keras_seq2seq\n"
         "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), keras_seq2seq.prefer_onednn_kernels())\n"
         "import tensorflow", user_choice)
-    assert printed == (["None", "True", "True"] if user_choice is None else ["0", "False", "False"])
+    assert printed == expected
 
 
 @ASKS_FOR_ONEDNN_HERE
