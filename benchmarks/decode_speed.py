@@ -75,10 +75,11 @@ def attention_model(target_vocabulary_size=VOCABULARY, attention="luong_general"
     return model
 
 
-def pointer_generator_model(attention="coverage"):
+def pointer_generator_model(attention=None):
     """See et al.'s model at the same sizes, random weights, built; its
-    outputs are the 8,000 words and the source's positions."""
-    model = PointerGenerator(VOCABULARY, attention=attention, **SIZES)
+    outputs are the 8,000 words and the source's positions; coverage
+    attention unless `attention` names another."""
+    model = PointerGenerator(VOCABULARY, attention=attention or "coverage", **SIZES)
     model.build()
     return model
 
@@ -135,7 +136,7 @@ def paired_comparison(rounds, attention=None, threads=None, xla=False):
     both graph searches (with `xla`, both compiled as an `--xla` export's
     are), interleaved (`paired_rates`)."""
     keras.utils.set_random_seed(0)
-    pointer_generator = pointer_generator_model(attention or "coverage")
+    pointer_generator = pointer_generator_model(attention)
     signature = [tf.TensorSpec([None, None], tf.int32)]
     searches = {
         name: tf.function(beam_search(model, retire_finished=not xla, fused_lstm=not xla),
@@ -200,7 +201,7 @@ def main():
         if args.target_vocabulary_size != VOCABULARY:
             parser.error("a pointer-generator's outputs extend the whole vocabulary: "
                          "no --target-vocabulary-size")
-        model = pointer_generator_model(args.attention or "coverage")
+        model = pointer_generator_model(args.attention)
     else:
         model = attention_model(args.target_vocabulary_size, args.attention or "luong_general")
     search = beam_search(model, matmul_dtype)
