@@ -39,9 +39,9 @@ class LogMelSpectrogram(keras.layers.Layer):
     needs: the per-utterance standardization alone rescales that texture
     as if it were speech.
 
-    The DFT is a matrix product with fixed cosine and sine tables rather
-    than `tf.signal.stft`: the same numbers (tested against it), and only
-    builtin ops, so the front-end converts to TFLite with the model.
+    The power spectrum is `tf.signal.rfft` of the windowed frames, as
+    `tf.signal.stft` computes it (tested against it); TFLite converts it to
+    its builtin `RFFT2D`, so the front-end converts with the model.
 
     Args:
         sample_rate: samples per second of the input.
@@ -99,13 +99,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.noise_subtraction = float(noise_subtraction)
         self.noise_window = int(noise_window)
         bins = self.fft_length // 2 + 1
-        # Zero-padding a frame to fft_length adds nothing to the DFT: only
-        # the first frame_length rows of the tables are needed.
-        angles = 2 * np.pi * np.outer(np.arange(self.frame_length),
-                                      np.arange(bins)) / self.fft_length
-        window = np.asarray(tf.signal.hann_window(self.frame_length, periodic=True))
-        self._cosines = (window[:, None] * np.cos(angles)).astype("float32")
-        self._sines = (window[:, None] * np.sin(angles)).astype("float32")
+        self._window = np.asarray(tf.signal.hann_window(self.frame_length, periodic=True))
         self._mel = np.asarray(tf.signal.linear_to_mel_weight_matrix(
             self.mel_bins, bins, self.sample_rate, self.lower_hz, self.upper_hz))
 
@@ -130,7 +124,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         framed = framed[:, : self.frames(samples)]
         frames = self.frames(lengths)
         mask = tf.sequence_mask(frames, tf.shape(framed)[1])
-        power = tf.square(framed @ self._cosines) + tf.square(framed @ self._sines)
+        spectrum = tf.signal.rfft(framed * self._window, [self.fft_length])
+        power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
         # PCEN reads mel magnitudes, the log mel power; noise subtraction
         # works on either.
         mel = (tf.sqrt(power) if self.compression == "pcen" else power) @ self._mel
