@@ -52,6 +52,13 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def on_one_machine(strategy):
+    """Whether every replica of `strategy` is in this process (no
+    multi-worker cluster), so that one clock decides for all of them."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is None or not resolver.task_type
+
+
 def worker_dir(strategy, work_dir):
     """The chief writes to `work_dir`; any other worker to a folder of its own
     inside it (its backups must outlive a restart, its logs go nowhere else)."""

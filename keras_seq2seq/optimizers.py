@@ -48,3 +48,53 @@ class FusedAdam(keras.optimizers.Adam):
             epsilon=constant(self.epsilon),
             grad=constant(gradient),
         )
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class ShortenableCosineDecay(keras.optimizers.schedules.CosineDecay):
+    """`keras.optimizers.schedules.CosineDecay` whose length can be cut short
+    while training runs (`training.TimeBudget` fits it into a time budget).
+
+    Keras' `CosineDecay` reads `decay_steps` as a constant of the traced
+    training step; here it is a variable, so that `shorten_to` takes effect
+    at the next step, without tracing again. The learning rate then follows
+    the cosine over the new length: a schedule cut from 8,000 to 6,000 steps
+    at step 2,000 moves from 85% to 75% of its initial rate there and reaches
+    its floor (`alpha`) at step 6,000 instead of a training stopped at the
+    budget's end on a rate still half of its initial one.
+
+    Args:
+        initial_learning_rate, decay_steps, alpha, name, warmup_target,
+            warmup_steps: as `CosineDecay`'s; `decay_steps` is the longest
+            the schedule runs.
+
+    Example:
+
+    >>> schedule = ShortenableCosineDecay(1e-3, decay_steps=100, alpha=0.05)
+    >>> schedule.shorten_to(50)
+    >>> round(float(schedule(50)), 5), schedule.steps
+    (5e-05, 50)
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        super().__init__(initial_learning_rate, decay_steps, alpha=alpha, name=name,
+                         warmup_target=warmup_target, warmup_steps=warmup_steps)
+        self.longest = int(decay_steps)
+        # Under a distribution strategy's scope, one copy a replica, each
+        # assigned the same value from the callback.
+        self.decay_steps = tf.Variable(float(decay_steps), trainable=False, dtype=tf.float32,
+                                       name="decay_steps")
+
+    @property
+    def steps(self):
+        """The step at which the decay reaches its floor, as it stands now."""
+        return int(self.decay_steps.numpy())
+
+    def shorten_to(self, steps):
+        """Ends the decay at step `steps` (at least 1, at most `decay_steps`
+        as constructed), sooner or later than it ended before."""
+        self.decay_steps.assign(float(min(max(int(steps), 1), self.longest)))
+
+    def get_config(self):
+        return dict(super().get_config(), decay_steps=self.steps)

@@ -16,7 +16,7 @@ import warnings
 import keras
 
 from keras_seq2seq.data.atomic import PART, atomic_path
-from keras_seq2seq.distribute import is_chief, worker_dir
+from keras_seq2seq.distribute import is_chief, on_one_machine, worker_dir
 from keras_seq2seq.errors import RunFolderError
 from keras_seq2seq.export import RunFolder, export_saved_model
 
@@ -168,27 +168,90 @@ class MovingAverageWeights:
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training cleanly, after the current batch, once `minutes` have passed."""
+    """Stops training cleanly, after the current batch, once `minutes` have passed.
 
-    def __init__(self, minutes):
+    With `schedule` (a `ShortenableCosineDecay`), it also fits the learning
+    rate's decay into the budget, so that a budget shorter than the
+    recipe's epochs ends training at the schedule's floor rather than
+    midway down it. At the end of each epoch, and once a quarter of the way
+    into the budget if the first epoch has not ended by then, it counts the
+    steps the minutes left hold at the pace measured so far (from the fifth
+    batch on, so that tracing is not counted; validation is) and makes the
+    schedule end there, never later than the recipe planned. Training then
+    stops at that step, validating as at an epoch's end. A run whose
+    schedule fits is not changed. A resumed run gets a new budget and plans
+    its remaining steps again.
+
+    Args:
+        minutes: the budget, in minutes of `fit`.
+        schedule: a `ShortenableCosineDecay` the optimizer follows, or None.
+    """
+
+    # Batches of the first epoch left out of the pace: the first ones trace.
+    WARM_UP_BATCHES = 5
+
+    def __init__(self, minutes, schedule=None):
         super().__init__()
         self.seconds = minutes * 60.0
+        self.schedule = schedule
         self.stopped = False
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
+        self.pace_start = None
+        self.planned_mid_epoch = False
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start > self.seconds:
-            self.model.stop_training = True
-            if not self.stopped:
-                print(f"\nTime budget of {self.seconds / 60:g} minutes reached: stopping.")
-            self.stopped = True
+        elapsed = time.monotonic() - self.start
+        if self.schedule is not None:
+            if self.pace_start is None and batch + 1 >= self.WARM_UP_BATCHES:
+                self.pace_start = (time.monotonic(), self._step())
+            if not self.planned_mid_epoch and elapsed > self.seconds / 4:
+                self.planned_mid_epoch = True
+                self._fit_schedule()
+            if self._shortened() and self._step() >= self.schedule.steps:
+                self._stop("The learning-rate schedule ends here, inside the time budget: stopping.")
+        if elapsed > self.seconds:
+            self._stop(f"Time budget of {self.seconds / 60:g} minutes reached: stopping.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.schedule is not None:
+            self.planned_mid_epoch = True
+            self._fit_schedule()
+
+    def _shortened(self):
+        return self.schedule.steps < self.schedule.longest
+
+    def _fit_schedule(self):
+        if self.pace_start is None or self.stopped:
+            return
+        started, first_step = self.pace_start
+        now, step = time.monotonic(), self._step()
+        if step <= first_step:
+            return
+        seconds_a_step = (now - started) / (step - first_step)
+        steps_left = int((self.seconds - (now - self.start)) / seconds_a_step)
+        before = self.schedule.steps
+        self.schedule.shorten_to(step + max(steps_left, 0))
+        if self.schedule.steps != before:
+            print(f"\nTime budget: the learning-rate schedule now ends at step "
+                  f"{self.schedule.steps} (planned: {self.schedule.longest}; "
+                  f"{seconds_a_step:.3f} s a step so far).")
+
+    def _stop(self, message):
+        self.model.stop_training = True
+        if not self.stopped:
+            print("\n" + message)
+        self.stopped = True
 
 
 def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
                        monitor="val_loss", tensorboard=True, best_checkpoint=True,
-                       terminate_on_nan=True, keep_last_epochs=0, moving_average=False):
+                       terminate_on_nan=True, keep_last_epochs=0, moving_average=False,
+                       schedule=None):
     """The callbacks `train` uses, each on by default.
 
     Args:
@@ -209,6 +272,9 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
         moving_average: the optimizer keeps a moving average of the weights
             (`use_ema`): validation, the best checkpoint, early stopping and
             the kept epochs see the average (`MovingAverageWeights`).
+        schedule: the optimizer's `ShortenableCosineDecay`, which
+            `max_minutes` then fits into the budget (`TimeBudget`); None:
+            the budget only stops training.
     """
     callbacks = []
     if terminate_on_nan:
@@ -235,7 +301,7 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
     announce_resume(backup_dir)
     callbacks.append(AtomicBackupAndRestore(backup_dir))
     if max_minutes:
-        callbacks.append(TimeBudget(max_minutes))
+        callbacks.append(TimeBudget(max_minutes, schedule))
     return callbacks
 
 
@@ -343,7 +409,9 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
             holding anything else (another recipe's run, an older layout,
             files that are not a run) is refused before anything is written.
         max_minutes: stop cleanly after this much training time (default:
-            the recipe's `training.max_minutes`, else no limit).
+            the recipe's `training.max_minutes`, else no limit); a cosine
+            schedule that would not end inside it is shortened to end there
+            (`TimeBudget`).
         verbose: Keras progress bars (1) or not (0).
         backup_dir: where `keras.callbacks.BackupAndRestore` keeps the last
             finished epoch (default `work_dir/backup`). A run killed at any
@@ -386,13 +454,17 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
         print(f"Mixed precision: {keras.config.dtype_policy().name}")
     try:
         with strategy.scope():
-            model = task.build_model(total_steps=epochs * task.steps_per_epoch)
+            learning_rate = task.learning_rate(epochs * task.steps_per_epoch)
+            model = task.build_model(learning_rate=learning_rate)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     max_minutes = max_minutes or recipe.training["max_minutes"]
     average_last = recipe.training["average_last"]
+    # The workers of a cluster would each fit the schedule to their own clock.
+    fitted = recipe.training["schedule"] == "cosine" and on_one_machine(strategy)
     callbacks = training_callbacks(work_dir, backup_dir, max_minutes, keep_last_epochs=average_last,
                                    moving_average=recipe.training["ema_momentum"] is not None,
+                                   schedule=learning_rate if fitted else None,
                                    **(callback_options or {}))
     train_batches, val_batches = task.datasets()
     history = fit(model, train_batches, val_batches, epochs,

@@ -29,3 +29,84 @@ def test_fit_hands_keras_the_same_batches_with_autotuning_off():
 
     training.fit(model, batches, None, epochs=1, callbacks=[], verbose=0)
     assert model.validation_data is None
+
+
+# -- a time budget fits the learning-rate schedule ---------------------------
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_seq2seq.optimizers import FusedAdam, ShortenableCosineDecay  # noqa: E402
+
+
+def test_shortened_cosine_decay_is_keras_cosine_decay_over_the_new_length():
+    schedule = ShortenableCosineDecay(1e-2, decay_steps=100, alpha=0.05)
+    learning_rate = tf.function(lambda step: schedule(step))  # traced once, read after
+    steps = np.arange(0, 120, 7)
+    np.testing.assert_allclose([float(learning_rate(s)) for s in steps], [
+        float(keras.optimizers.schedules.CosineDecay(1e-2, 100, alpha=0.05)(s)) for s in steps],
+        rtol=1e-6)
+    schedule.shorten_to(40)
+    np.testing.assert_allclose([float(learning_rate(s)) for s in steps], [
+        float(keras.optimizers.schedules.CosineDecay(1e-2, 40, alpha=0.05)(s)) for s in steps],
+        rtol=1e-6)
+    assert learning_rate.experimental_get_tracing_count() == 1
+    # Never longer than built, never under a step; the config keeps the length.
+    schedule.shorten_to(500)
+    assert schedule.steps == 100
+    schedule.shorten_to(0)
+    assert schedule.steps == 1
+    schedule.shorten_to(40)
+    loaded = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert type(loaded) is ShortenableCosineDecay and loaded.steps == 40
+
+
+class _Clock:
+    """A fake `time.monotonic` that a callback advances one second a batch."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _fit_under_budget(monkeypatch, minutes, epochs=5, batches_per_epoch=20, schedule=True):
+    clock = _Clock()
+    monkeypatch.setattr(training.time, "monotonic", clock)
+    tick = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs=None: setattr(clock, "now", clock.now + 1.0))
+    planned = epochs * batches_per_epoch
+    learning_rate = ShortenableCosineDecay(1e-2, decay_steps=planned, alpha=0.05)
+    rates = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: rates.append(
+        float(learning_rate(model.optimizer.iterations))))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(FusedAdam(learning_rate), "mse")
+    x = np.random.default_rng(0).random((10 * batches_per_epoch, 3), dtype="float32")
+    history = model.fit(x, x.sum(1), batch_size=10, epochs=epochs, verbose=0, callbacks=[
+        tick, record, training.TimeBudget(minutes, learning_rate if schedule else None)])
+    return learning_rate, int(model.optimizer.iterations.numpy()), rates, history
+
+
+def test_a_time_budget_shortens_the_schedule_to_end_inside_it(monkeypatch):
+    """100 steps planned at a second a step in a 60-second budget: the
+    schedule is fitted a quarter of the way in to end at step 60, and
+    training stops there with the rate at its floor."""
+    schedule, steps, rates, history = _fit_under_budget(monkeypatch, minutes=1.0)
+    assert schedule.steps == 60 and steps == 60
+    assert rates[-1] == pytest.approx(1e-2 * 0.05)
+    assert len(history.history["loss"]) == 3  # the third epoch stopped at its 20th batch
+
+
+def test_a_time_budget_leaves_a_schedule_that_fits(monkeypatch):
+    schedule, steps, rates, _ = _fit_under_budget(monkeypatch, minutes=3.0)
+    assert schedule.steps == 100 and steps == 100
+    assert rates[-1] == pytest.approx(1e-2 * 0.05)
+
+
+def test_without_the_schedule_a_time_budget_only_stops(monkeypatch):
+    schedule, steps, rates, _ = _fit_under_budget(monkeypatch, minutes=1.0, schedule=False)
+    assert schedule.steps == 100 and steps == 61  # stopped after the batch past 60 s
+    assert rates[-1] > 0.3 * 1e-2  # a third of the way down the cosine from its end

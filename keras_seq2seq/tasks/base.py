@@ -13,7 +13,7 @@ from keras_seq2seq.export import RunFolder
 from keras_seq2seq.losses import SequenceCrossEntropy
 from keras_seq2seq.metrics import MaskedAccuracy
 from keras_seq2seq.models import SequenceModel, get_model_class
-from keras_seq2seq.optimizers import FusedAdam
+from keras_seq2seq.optimizers import FusedAdam, ShortenableCosineDecay
 
 
 class Task:
@@ -101,15 +101,24 @@ class Task:
 
     # -- shared ------------------------------------------------------------
 
-    def build_model(self, total_steps):
+    def learning_rate(self, total_steps):
+        """The recipe's learning rate over `total_steps` steps: a float
+        (`schedule: constant`) or a `ShortenableCosineDecay` (`cosine`)."""
+        training = self.recipe.training
+        if training["schedule"] == "cosine":
+            return ShortenableCosineDecay(training["learning_rate"], decay_steps=total_steps,
+                                          alpha=0.05)
+        return training["learning_rate"]
+
+    def build_model(self, total_steps=None, learning_rate=None):
         """The model `fit` trains, compiled with the recipe's settings: a new
-        one, or the `init_from` run's weights in the current dtype policy."""
+        one, or the `init_from` run's weights in the current dtype policy.
+        Its optimizer follows `learning_rate` (default: the recipe's over
+        `total_steps`, `learning_rate(total_steps)`)."""
         model = self.new_model() if self.init_from is None else self._initial_model()
         training = self.recipe.training
-        learning_rate = training["learning_rate"]
-        if training["schedule"] == "cosine":
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                learning_rate, decay_steps=total_steps, alpha=0.05)
+        if learning_rate is None:
+            learning_rate = self.learning_rate(total_steps)
         ema_momentum = training["ema_momentum"]
         optimizer = FusedAdam(learning_rate, global_clipnorm=training["clipnorm"],
                               weight_decay=training["weight_decay"] or None,
