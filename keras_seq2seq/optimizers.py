@@ -56,12 +56,12 @@ class ShortenableCosineDecay(keras.optimizers.schedules.CosineDecay):
     while training runs (`training.TimeBudget` fits it into a time budget).
 
     Keras' `CosineDecay` reads `decay_steps` as a constant of the traced
-    training step; here it is a variable, so that `shorten_to` takes effect
+    training step; here it is a variable, so that `end_at` takes effect
     at the next step, without tracing again. The learning rate then follows
     the cosine over the new length: a schedule cut from 8,000 to 6,000 steps
-    at step 2,000 moves from 85% to 75% of its initial rate there and reaches
-    its floor (`alpha`) at step 6,000 instead of a training stopped at the
-    budget's end on a rate still half of its initial one.
+    at step 2,000 moves there from 86% to 76% of its initial rate and reaches
+    its floor (`alpha`, 5% say) at step 6,000, where the 8,000-step schedule
+    would still be at 19%.
 
     Args:
         initial_learning_rate, decay_steps, alpha, name, warmup_target,
@@ -71,7 +71,7 @@ class ShortenableCosineDecay(keras.optimizers.schedules.CosineDecay):
     Example:
 
     >>> schedule = ShortenableCosineDecay(1e-3, decay_steps=100, alpha=0.05)
-    >>> schedule.shorten_to(50)
+    >>> schedule.end_at(50)
     >>> round(float(schedule(50)), 5), schedule.steps
     (5e-05, 50)
     """
@@ -91,10 +91,10 @@ class ShortenableCosineDecay(keras.optimizers.schedules.CosineDecay):
         """The step at which the decay reaches its floor, as it stands now."""
         return int(self.decay_steps.numpy())
 
-    def shorten_to(self, steps):
-        """Ends the decay at step `steps` (at least 1, at most `decay_steps`
-        as constructed), sooner or later than it ended before."""
-        self.decay_steps.assign(float(min(max(int(steps), 1), self.longest)))
+    def end_at(self, step):
+        """Ends the decay at `step` (at least 1, at most `decay_steps` as
+        constructed), sooner or later than it ended before."""
+        self.decay_steps.assign(float(min(max(int(step), 1), self.longest)))
 
     def get_config(self):
         return dict(super().get_config(), decay_steps=self.steps)

@@ -235,7 +235,7 @@ class TimeBudget(keras.callbacks.Callback):
         seconds_a_step = (now - started) / (step - first_step)
         steps_left = int((self.seconds - (now - self.start)) / seconds_a_step)
         before = self.schedule.steps
-        self.schedule.shorten_to(step + max(steps_left, 0))
+        self.schedule.end_at(step + max(steps_left, 0))
         if self.schedule.steps != before:
             print(f"\nTime budget: the learning-rate schedule now ends at step "
                   f"{self.schedule.steps} (planned: {self.schedule.longest}; "

@@ -47,17 +47,17 @@ def test_shortened_cosine_decay_is_keras_cosine_decay_over_the_new_length():
     np.testing.assert_allclose([float(learning_rate(s)) for s in steps], [
         float(keras.optimizers.schedules.CosineDecay(1e-2, 100, alpha=0.05)(s)) for s in steps],
         rtol=1e-6)
-    schedule.shorten_to(40)
+    schedule.end_at(40)
     np.testing.assert_allclose([float(learning_rate(s)) for s in steps], [
         float(keras.optimizers.schedules.CosineDecay(1e-2, 40, alpha=0.05)(s)) for s in steps],
         rtol=1e-6)
     assert learning_rate.experimental_get_tracing_count() == 1
     # Never longer than built, never under a step; the config keeps the length.
-    schedule.shorten_to(500)
+    schedule.end_at(500)
     assert schedule.steps == 100
-    schedule.shorten_to(0)
+    schedule.end_at(0)
     assert schedule.steps == 1
-    schedule.shorten_to(40)
+    schedule.end_at(40)
     loaded = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
     assert type(loaded) is ShortenableCosineDecay and loaded.steps == 40
 
