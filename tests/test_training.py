@@ -1,8 +1,12 @@
-"""`training.fit`: what it hands to Keras."""
+"""`training.fit`: what it hands to Keras; `TimeBudget`: the schedule it fits."""
 
+import keras
+import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_seq2seq import training
+from keras_seq2seq.optimizers import FusedAdam, ShortenableCosineDecay
 
 
 class _RecordingModel:
@@ -32,12 +36,6 @@ def test_fit_hands_keras_the_same_batches_with_autotuning_off():
 
 
 # -- a time budget fits the learning-rate schedule ---------------------------
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from keras_seq2seq.optimizers import FusedAdam, ShortenableCosineDecay  # noqa: E402
 
 
 def test_shortened_cosine_decay_is_keras_cosine_decay_over_the_new_length():
