@@ -43,9 +43,9 @@ def is_chief(strategy):
     """Whether this process writes checkpoints, logs and exports: always,
     except for the workers of a multi-worker cluster other than the chief
     (task `chief`, or `worker` 0 in a cluster without one)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
+    if on_one_machine(strategy):
         return True
+    resolver = strategy.cluster_resolver
     if resolver.task_type == "chief":
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
