@@ -200,6 +200,9 @@ class TimeBudget(keras.callbacks.Callback):
         self.start = time.monotonic()
         self.pace_start = None
         self.planned_mid_epoch = False
+        # The step the shortened schedule ends at (None: as the recipe
+        # planned), kept here so that a batch reads one variable, not two.
+        self.schedule_end = None
 
     def _step(self):
         return int(self.model.optimizer.iterations.numpy())
@@ -212,7 +215,7 @@ class TimeBudget(keras.callbacks.Callback):
             if not self.planned_mid_epoch and elapsed > self.seconds / 4:
                 self.planned_mid_epoch = True
                 self._fit_schedule()
-            if self._shortened() and self._step() >= self.schedule.steps:
+            if self.schedule_end is not None and self._step() >= self.schedule_end:
                 self._stop("The learning-rate schedule ends here, inside the time budget: stopping.")
         if elapsed > self.seconds:
             self._stop(f"Time budget of {self.seconds / 60:g} minutes reached: stopping.")
@@ -221,9 +224,6 @@ class TimeBudget(keras.callbacks.Callback):
         if self.schedule is not None:
             self.planned_mid_epoch = True
             self._fit_schedule()
-
-    def _shortened(self):
-        return self.schedule.steps < self.schedule.longest
 
     def _fit_schedule(self):
         if self.pace_start is None or self.stopped:
@@ -236,7 +236,9 @@ class TimeBudget(keras.callbacks.Callback):
         steps_left = int((self.seconds - (now - self.start)) / seconds_a_step)
         before = self.schedule.steps
         self.schedule.end_at(step + max(steps_left, 0))
-        if self.schedule.steps != before:
+        end = self.schedule.steps
+        self.schedule_end = end if end < self.schedule.longest else None
+        if end != before:
             print(f"\nTime budget: the learning-rate schedule now ends at step "
                   f"{self.schedule.steps} (planned: {self.schedule.longest}; "
                   f"{seconds_a_step:.3f} s a step so far).")
