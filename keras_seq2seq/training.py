@@ -45,7 +45,8 @@ class KeepLastEpochs(keras.callbacks.Callback):
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` (at each epoch's end) whose backup
-    a kill cannot leave half-written.
+    a kill cannot leave half-written, and which carries the run's time
+    budget across a resume.
 
     Keras writes the weights and `training_metadata.json` in place: a run
     killed while writing the metadata left it empty, and the next run failed
@@ -56,19 +57,37 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     count (that epoch is trained again). Keras' double checkpoint is not
     needed and not used.
 
+    With `time_budget`, the metadata also holds `TimeBudget.state()` (the
+    minutes trained so far, where the fitted schedule ends), which a resumed
+    run hands back to its own budget (`TimeBudget.resume`).
+
     Args:
         backup_dir: the folder of the backup.
+        time_budget: the run's `TimeBudget`, or None.
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, time_budget=None):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=True)
+        self.time_budget = time_budget
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.time_budget is None or not os.path.exists(self._training_metadata_path):
+            return
+        with open(self._training_metadata_path) as f:
+            state = json.load(f).get("time_budget")
+        if state is not None:  # None: a backup written without a budget
+            self.time_budget.resume(state)
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        if self.time_budget is not None:
+            metadata["time_budget"] = self.time_budget.state()
         # Both written before either is renamed.
         with atomic_path(self._training_metadata_path) as metadata_part:
             with open(metadata_part, "w") as f:
-                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+                json.dump(metadata, f)
             with atomic_path(self._weights_path, extension=".weights.h5") as weights_part:
                 self.model.save_weights(weights_part)
 
@@ -179,8 +198,12 @@ class TimeBudget(keras.callbacks.Callback):
     batch on, so that tracing is not counted; validation is) and makes the
     schedule end there, never later than the recipe planned. Training then
     stops at that step, validating as at an epoch's end. A run whose
-    schedule fits is not changed. A resumed run gets a new budget and plans
-    its remaining steps again.
+    schedule fits is not changed.
+
+    The budget is the whole run's: a run resumed from its backup
+    (`AtomicBackupAndRestore`, which keeps `state()`) gets what its budget
+    has left after the epochs the backup holds, with the schedule ending
+    where it was fitted to end, and plans again from its own pace.
 
     Args:
         minutes: the budget, in minutes of `fit`.
@@ -195,24 +218,45 @@ class TimeBudget(keras.callbacks.Callback):
         self.seconds = minutes * 60.0
         self.schedule = schedule
         self.stopped = False
+        # Seconds of `fit` that earlier runs of this training spent (`resume`).
+        self.seconds_before = 0.0
+        # The step the shortened schedule ends at (None: as the recipe
+        # planned), kept here so that a batch reads one variable, not two.
+        self.schedule_end = None
+
+    def state(self):
+        """What a backup keeps of the budget: the seconds of `fit` so far and
+        the step the schedule now ends at (None without a schedule)."""
+        return {"seconds": self._elapsed(),
+                "schedule_end": None if self.schedule is None else self.schedule.steps}
+
+    def resume(self, state):
+        """Continues the budget of the run whose backup holds `state`."""
+        self.seconds_before = float(state["seconds"])
+        if self.schedule is not None and state.get("schedule_end") is not None:
+            self.schedule.end_at(state["schedule_end"])
+            end = self.schedule.steps
+            self.schedule_end = end if end < self.schedule.longest else None
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
         self.pace_start = None
         self.planned_mid_epoch = False
-        # The step the shortened schedule ends at (None: as the recipe
-        # planned), kept here so that a batch reads one variable, not two.
-        self.schedule_end = None
+
+    def _elapsed(self):
+        return self.seconds_before + time.monotonic() - self.start
 
     def _step(self):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
-        elapsed = time.monotonic() - self.start
+        elapsed = self._elapsed()
         if self.schedule is not None:
             if self.pace_start is None and batch + 1 >= self.WARM_UP_BATCHES:
                 self.pace_start = (time.monotonic(), self._step())
-            if not self.planned_mid_epoch and elapsed > self.seconds / 4:
+            # A quarter of what this run has to spend (all of it, unless resumed).
+            this_run = time.monotonic() - self.start
+            if not self.planned_mid_epoch and this_run > (self.seconds - self.seconds_before) / 4:
                 self.planned_mid_epoch = True
                 self._fit_schedule()
             if self.schedule_end is not None and self._step() >= self.schedule_end:
@@ -233,7 +277,7 @@ class TimeBudget(keras.callbacks.Callback):
         if step <= first_step:
             return
         seconds_a_step = (now - started) / (step - first_step)
-        steps_left = int((self.seconds - (now - self.start)) / seconds_a_step)
+        steps_left = int((self.seconds - self._elapsed()) / seconds_a_step)
         before = self.schedule.steps
         self.schedule.end_at(step + max(steps_left, 0))
         end = self.schedule.steps
@@ -262,7 +306,8 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
         backup_dir: where `BackupAndRestore` keeps the last finished epoch
             (default `work_dir/backup`). A killed run started again with the
             same arguments continues from there.
-        max_minutes: stop cleanly after this many minutes (None: no limit).
+        max_minutes: stop cleanly after this many minutes of training, those
+            before a resume included (`TimeBudget`; None: no limit).
         patience: early stopping after this many epochs without improvement
             of `monitor`, restoring the best weights (0 or None: off).
         monitor: the quantity early stopping and the best checkpoint follow.
@@ -299,11 +344,13 @@ def training_callbacks(work_dir, backup_dir=None, max_minutes=None, patience=5,
     if moving_average:
         averaged = MovingAverageWeights()
         callbacks = [averaged.first, *callbacks, averaged.last]
+    budget = TimeBudget(max_minutes, schedule) if max_minutes else None
+    if budget is not None:
+        # Before the backup: an epoch's backup keeps the plan made at its end.
+        callbacks.append(budget)
     backup_dir = backup_dir or os.path.join(work_dir, "backup")
     announce_resume(backup_dir)
-    callbacks.append(AtomicBackupAndRestore(backup_dir))
-    if max_minutes:
-        callbacks.append(TimeBudget(max_minutes, schedule))
+    callbacks.append(AtomicBackupAndRestore(backup_dir, time_budget=budget))
     return callbacks
 
 
@@ -413,7 +460,7 @@ def train(task, work_dir, max_minutes=None, verbose=1, backup_dir=None, on_bad_l
         max_minutes: stop cleanly after this much training time (default:
             the recipe's `training.max_minutes`, else no limit); a cosine
             schedule that would not end inside it is shortened to end there
-            (`TimeBudget`).
+            (`TimeBudget`). A resumed run has what the budget left.
         verbose: Keras progress bars (1) or not (0).
         backup_dir: where `keras.callbacks.BackupAndRestore` keeps the last
             finished epoch (default `work_dir/backup`). A run killed at any

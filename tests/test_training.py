@@ -70,21 +70,34 @@ class _Clock:
         return self.now
 
 
-def _fit_under_budget(monkeypatch, minutes, epochs=5, batches_per_epoch=20, schedule=True):
-    clock = _Clock()
+class _Killed(Exception):
+    """Stands in for a kill: `fit` ends without its `on_train_end`."""
+
+
+def _fit_under_budget(monkeypatch, minutes, epochs=5, batches_per_epoch=20, schedule=True,
+                      backup_dir=None, killed_at_step=None, clock=None):
+    clock = clock or _Clock()
     monkeypatch.setattr(training.time, "monotonic", clock)
     tick = keras.callbacks.LambdaCallback(
         on_train_batch_begin=lambda batch, logs=None: setattr(clock, "now", clock.now + 1.0))
     planned = epochs * batches_per_epoch
     learning_rate = ShortenableCosineDecay(1e-2, decay_steps=planned, alpha=0.05)
     rates = []
-    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: rates.append(
-        float(learning_rate(model.optimizer.iterations))))
+
+    def record(batch, logs=None):
+        step = int(model.optimizer.iterations.numpy())
+        rates.append(float(learning_rate(step)))
+        if step == killed_at_step:
+            raise _Killed
+
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(FusedAdam(learning_rate), "mse")
+    budget = training.TimeBudget(minutes, learning_rate if schedule else None)
+    callbacks = [tick, keras.callbacks.LambdaCallback(on_train_batch_end=record), budget]
+    if backup_dir:
+        callbacks.append(training.AtomicBackupAndRestore(str(backup_dir), time_budget=budget))
     x = np.random.default_rng(0).random((10 * batches_per_epoch, 3), dtype="float32")
-    history = model.fit(x, x.sum(1), batch_size=10, epochs=epochs, verbose=0, callbacks=[
-        tick, record, training.TimeBudget(minutes, learning_rate if schedule else None)])
+    history = model.fit(x, x.sum(1), batch_size=10, epochs=epochs, verbose=0, callbacks=callbacks)
     return learning_rate, int(model.optimizer.iterations.numpy()), rates, history
 
 
@@ -108,3 +121,22 @@ def test_without_the_schedule_a_time_budget_only_stops(monkeypatch):
     schedule, steps, rates, _ = _fit_under_budget(monkeypatch, minutes=1.0, schedule=False)
     assert schedule.steps == 100 and steps == 61  # stopped after the batch past 60 s
     assert rates[-1] > 0.3 * 1e-2  # a third of the way down the cosine from its end
+
+
+def test_a_resumed_run_keeps_the_fitted_schedule_and_what_the_budget_left(monkeypatch, tmp_path):
+    """Killed at step 50 (epoch 3), the 60-second run of the test above
+    resumes from its epoch-2 backup (step 40, 40 seconds spent) with the
+    schedule still ending at step 60 and 20 seconds left: the same rates at
+    steps 41-60 as without the kill, and the same stop. (A run that started
+    its budget and schedule afresh would plan 100 steps again.)"""
+    _, _, whole, _ = _fit_under_budget(monkeypatch, minutes=1.0)
+    clock = _Clock()
+    with pytest.raises(_Killed):
+        _fit_under_budget(monkeypatch, minutes=1.0, backup_dir=tmp_path, killed_at_step=50,
+                          clock=clock)
+    schedule, steps, rates, history = _fit_under_budget(
+        monkeypatch, minutes=1.0, backup_dir=tmp_path, clock=clock)
+    assert schedule.steps == 60 and steps == 60
+    np.testing.assert_allclose(rates, whole[40:], rtol=1e-6)
+    assert len(history.history["loss"]) == 1  # epoch 3 again, stopped at its 20th batch
+    assert not (tmp_path / "training_metadata.json").exists()  # a finished run drops its backup
