@@ -4,6 +4,7 @@ encoder, SpeechToText, its task, export and TFLite."""
 import io
 import json
 import os
+import struct
 import wave
 
 import numpy as np
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from keras_seq2seq.data.audio import (
     MAX_AUDIO_SECONDS,
+    MAX_WAV_CHUNKS,
     decode_wav,
     encode_wav,
     read_wav,
@@ -86,6 +88,44 @@ def test_stereo_is_averaged_and_a_batch_is_padded_with_lengths():
     (lambda: encode_wav(tone(0.5))[:30], None),
 ])
 def test_bad_recordings_fail_with_an_error(data, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        decode_wav(tf.constant(data()))
+
+
+def riff(*chunks):
+    """WAV bytes of `(name, payload[, claimed size])` chunks after the header."""
+    body = b"".join(name + struct.pack("<I", len(payload) if not claimed else claimed[0]) + payload
+                    for name, payload, *claimed in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def format_chunk(channels=1, rate=8000, extra=b""):
+    return (b"fmt ", struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels,
+                                 2 * channels, 16) + extra)
+
+
+def test_chunks_decode_wav_skips_are_read_past():
+    samples = tone(0.1)
+    pcm = (samples * 32767).astype("<i2").tobytes()
+    data = riff(format_chunk(extra=b"\0\0"), (b"LIST", b"INFOISFT\4\0\0\0abc\0"),
+                (b"data", pcm), (b"junk", b"\xff" * 6))
+    np.testing.assert_allclose(decode_wav(tf.constant(data)).numpy(), samples, atol=2 / 32767)
+
+
+@pytest.mark.parametrize("data, message", [
+    # decode_wav's own messages would quote the bytes found where a chunk's
+    # name should be, which are no UTF-8: Python raised UnicodeDecodeError.
+    (lambda: riff((b"f\xe9t ", b"\0" * 16), (b"data", b"\0" * 8)), "no fmt chunk"),
+    (lambda: riff(format_chunk(), (b"data", b"\0" * 8), (b"\xfd\xeeB\xea", b"", 3795379705)),
+     "2 GiB"),
+    # A data chunk of an odd size is read in whole samples: the walk goes on
+    # from the sample's end, as decode_wav's, into the last byte and zeros.
+    (lambda: riff(format_chunk(), (b"data", b"\0" * 9)) + b"\x99\x99\xff\xff\xff\xff\xff",
+     "2 GiB"),
+    (lambda: riff(format_chunk(), *[(b"pad ", b"")] * MAX_WAV_CHUNKS, (b"data", b"\0" * 8)),
+     f"at most {MAX_WAV_CHUNKS} chunks"),
+])
+def test_malformed_chunks_fail_with_an_error_of_their_own(data, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         decode_wav(tf.constant(data()))
 
@@ -615,6 +655,7 @@ def test_an_xla_export_reads_one_recording_as_a_batch(trained, tmp_path):
     (lambda: wav_bytes(tone(0.3, rate=16000), rate=16000), "sampled at 8000 Hz"),
     (lambda: encode_wav(np.zeros(8000 * 600)), "at most"),
     (lambda: b"\x89PNG not audio", "not a WAV file"),
+    (lambda: riff((b"f\xe9t ", b"\0" * 16), (b"data", b"\0" * 8)), "no fmt chunk"),
 ])
 def test_bad_requests_fail_alone_and_the_model_keeps_serving(trained, served, make, message):
     task, _, _ = trained

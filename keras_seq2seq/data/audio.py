@@ -45,13 +45,9 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
         tf.strings.length(data), MAX_AUDIO_BYTES,
         message=f"a recording may have at most {MAX_AUDIO_BYTES} bytes "
                 f"({MAX_AUDIO_SECONDS} s at {SAMPLE_RATE} Hz)")
-    # decode_wav's own message for a foreign file quotes its bytes, which
-    # need not be UTF-8 (Python then raises UnicodeDecodeError instead).
-    header = tf.debugging.assert_equal(
-        tf.logical_and(tf.strings.substr(data, 0, 4) == b"RIFF",
-                       tf.strings.substr(data, 8, 4) == b"WAVE"), True,
-        message="not a WAV file (no RIFF/WAVE header)")
-    with tf.control_dependencies([size, header]):
+    with tf.control_dependencies([size]):
+        structure = _wav_structure_checks(tf.identity(data))
+    with tf.control_dependencies(structure):
         audio, rate = tf.audio.decode_wav(tf.identity(data))
     checks = [
         tf.debugging.assert_equal(
@@ -61,6 +57,69 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
     ]
     with tf.control_dependencies(checks):
         return tf.reduce_mean(audio, axis=1)
+
+
+# A WAV file of more chunks is refused (speech files hold two to four:
+# "fmt ", "data", perhaps "LIST" and "fact"); it bounds the walk below.
+MAX_WAV_CHUNKS = 64
+
+
+def _wav_structure_checks(data):
+    """Assertions that `data` is laid out as `tf.audio.decode_wav` reads a
+    WAV file: the RIFF/WAVE header, the "fmt " chunk after it, then at
+    most `MAX_WAV_CHUNKS` chunks, none of which claims to end 2 GiB or more
+    into the file.
+
+    decode_wav refuses such files too, but its messages quote the bytes it
+    found where a header or a chunk's name should be, which need not be
+    UTF-8: a Python client then gets a UnicodeDecodeError instead of the
+    error, and a REST client a message that is no valid JSON string. These
+    refuse them first, in words of their own, walking the chunks as
+    decode_wav does (its `DecodeLin16WaveAsFloatVector`).
+    """
+    size = tf.cast(tf.strings.length(data), tf.int64)
+    # Reads past the end read zeros; the walk stops 8 bytes before it.
+    padded = tf.strings.join([data, b"\0" * 40])
+
+    def little_endian(offset, width):  # as WAV stores its numbers
+        digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset, width), tf.uint8),
+                         tf.int64)
+        return tf.reduce_sum(digits * tf.constant([1, 1 << 8, 1 << 16, 1 << 24][:width], tf.int64))
+
+    header = tf.debugging.assert_equal(
+        tf.logical_and(tf.strings.substr(padded, 0, 4) == b"RIFF",
+                       tf.strings.substr(padded, 8, 4) == b"WAVE"), True,
+        message="not a WAV file (no RIFF/WAVE header)")
+    with tf.control_dependencies([header]):
+        form = tf.debugging.assert_equal(
+            tf.strings.substr(padded, 12, 4) == b"fmt ", True,
+            message="not a WAV file decode_wav reads (no fmt chunk after the header)")
+    with tf.control_dependencies([form]):
+        start = 20 + little_endian(16, 4)  # after the format chunk
+    # Bytes a sample of all channels takes: the data chunk is read in whole samples.
+    block = tf.maximum(little_endian(32, 2), 1)
+
+    def more(offset, chunks, furthest):
+        return tf.logical_and(offset + 8 <= size, chunks <= MAX_WAV_CHUNKS)
+
+    def next_chunk(offset, chunks, furthest):
+        claimed = offset + 8 + little_endian(offset + 4, 4)
+        read = offset + 8 + little_endian(offset + 4, 4) // block * block
+        is_data = tf.strings.substr(padded, offset, 4) == b"data"
+        return tf.where(is_data, read, claimed), chunks + 1, tf.maximum(furthest, claimed)
+
+    _, chunks, furthest = tf.while_loop(
+        more, next_chunk, (start, tf.constant(0, tf.int64), tf.constant(0, tf.int64)))
+    return [
+        tf.debugging.assert_less_equal(
+            chunks, tf.constant(MAX_WAV_CHUNKS, tf.int64),
+            message=f"a WAV file may hold at most {MAX_WAV_CHUNKS} chunks"),
+        # decode_wav keeps its place in a 32-bit int.
+        tf.debugging.assert_less(
+            furthest, tf.constant(1 << 31, tf.int64),
+            message="not a WAV file decode_wav reads (a chunk claims to end 2 GiB or more "
+                    "into the file)"),
+    ]
 
 
 def waveforms_from_bytes(data, sample_rate=SAMPLE_RATE):
