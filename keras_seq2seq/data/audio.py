@@ -37,18 +37,28 @@ def assert_within_duration_cap(samples, sample_rate=SAMPLE_RATE):
 def decode_wav(data, sample_rate=SAMPLE_RATE):
     """WAV bytes (a string scalar) -> float32 [samples], mono, in [-1, 1].
 
-    Raises (at run time) InvalidArgument for bytes that are no WAV file,
-    more than `MAX_AUDIO_BYTES`, a sample rate other than `sample_rate`, or
-    more than `MAX_AUDIO_SECONDS` seconds.
+    Raises (at run time) InvalidArgument for bytes that are no WAV file
+    `tf.audio.decode_wav` reads, more than `MAX_AUDIO_BYTES`, a sample rate
+    other than `sample_rate`, or more than `MAX_AUDIO_SECONDS` seconds.
     """
-    size = tf.debugging.assert_less_equal(
-        tf.strings.length(data), MAX_AUDIO_BYTES,
-        message=f"a recording may have at most {MAX_AUDIO_BYTES} bytes "
-                f"({MAX_AUDIO_SECONDS} s at {SAMPLE_RATE} Hz)")
-    with tf.control_dependencies([size]):
-        structure = _wav_structure_checks(tf.identity(data))
-    with tf.control_dependencies(structure):
-        audio, rate = tf.audio.decode_wav(tf.identity(data))
+    with tf.control_dependencies(_wav_file_checks(data)):
+        return _decode_checked_wav(tf.identity(data), sample_rate)
+
+
+def waveforms_from_bytes(data, sample_rate=SAMPLE_RATE):
+    """WAV bytes string [batch] -> `(waveforms float32 [batch, samples],
+    lengths int32 [batch])`, zero-padded to the longest."""
+    # The files' checks run for the whole batch at once, not a file at a time.
+    with tf.control_dependencies(_wav_file_checks(data)):
+        data = tf.identity(data)
+    ragged = tf.map_fn(lambda one: _decode_checked_wav(one, sample_rate), data,
+                       fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
+    return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
+
+
+def _decode_checked_wav(data, sample_rate):
+    """`decode_wav` of a file `_wav_file_checks` has passed."""
+    audio, rate = tf.audio.decode_wav(data)
     checks = [
         tf.debugging.assert_equal(
             rate, sample_rate,
@@ -64,11 +74,12 @@ def decode_wav(data, sample_rate=SAMPLE_RATE):
 MAX_WAV_CHUNKS = 64
 
 
-def _wav_structure_checks(data):
-    """Assertions that `data` is laid out as `tf.audio.decode_wav` reads a
-    WAV file: the RIFF/WAVE header, the "fmt " chunk after it, then at
-    most `MAX_WAV_CHUNKS` chunks, none of which claims to end 2 GiB or more
-    into the file.
+def _wav_file_checks(data):
+    """Assertions, file by file of a string tensor of any shape, that each
+    has at most `MAX_AUDIO_BYTES` and is laid out as `tf.audio.decode_wav`
+    reads a WAV file: the RIFF/WAVE header, the "fmt " chunk after it, then
+    at most `MAX_WAV_CHUNKS` chunks, none of which claims to end 2 GiB or
+    more into the file.
 
     decode_wav refuses such files too, but its messages quote the bytes it
     found where a header or a chunk's name should be, which need not be
@@ -78,38 +89,54 @@ def _wav_structure_checks(data):
     decode_wav does (its `DecodeLin16WaveAsFloatVector`).
     """
     size = tf.cast(tf.strings.length(data), tf.int64)
-    # Reads past the end read zeros; the walk stops 8 bytes before it.
-    padded = tf.strings.join([data, b"\0" * 40])
+    within_cap = tf.debugging.assert_less_equal(
+        size, tf.constant(MAX_AUDIO_BYTES, tf.int64),
+        message=f"a recording may have at most {MAX_AUDIO_BYTES} bytes "
+                f"({MAX_AUDIO_SECONDS} s at {SAMPLE_RATE} Hz)")
+    with tf.control_dependencies([within_cap]):
+        # Reads past the end read zeros; the walk stops 8 bytes before it.
+        padded = tf.strings.join([data, b"\0" * 40])
 
-    def little_endian(offset, width):  # as WAV stores its numbers
-        digits = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset, width), tf.uint8),
-                         tf.int64)
-        return tf.reduce_sum(digits * tf.constant([1, 1 << 8, 1 << 16, 1 << 24][:width], tf.int64))
+    def bytes_at(offset, width):
+        return tf.strings.substr(padded, offset, tf.fill(tf.shape(offset), tf.cast(width, tf.int64)))
 
+    def text_at(offset):
+        return bytes_at(offset, 4)
+
+    def number_at(offset, width):  # little-endian, as WAV stores its numbers
+        digits = tf.io.decode_raw(bytes_at(offset, width), tf.uint8, fixed_length=width)
+        weights = tf.constant([1, 1 << 8, 1 << 16, 1 << 24][:width], tf.int64)
+        return tf.reduce_sum(tf.cast(digits, tf.int64) * weights, axis=-1)
+
+    at = tf.zeros_like(size)  # an offset for each file
     header = tf.debugging.assert_equal(
-        tf.logical_and(tf.strings.substr(padded, 0, 4) == b"RIFF",
-                       tf.strings.substr(padded, 8, 4) == b"WAVE"), True,
+        tf.logical_and(text_at(at) == b"RIFF", text_at(at + 8) == b"WAVE"), True,
         message="not a WAV file (no RIFF/WAVE header)")
     with tf.control_dependencies([header]):
         form = tf.debugging.assert_equal(
-            tf.strings.substr(padded, 12, 4) == b"fmt ", True,
+            text_at(at + 12) == b"fmt ", True,
             message="not a WAV file decode_wav reads (no fmt chunk after the header)")
     with tf.control_dependencies([form]):
-        start = 20 + little_endian(16, 4)  # after the format chunk
+        start = 20 + number_at(at + 16, 4)  # after the format chunk
     # Bytes a sample of all channels takes: the data chunk is read in whole samples.
-    block = tf.maximum(little_endian(32, 2), 1)
+    block = tf.maximum(number_at(at + 32, 2), 1)
 
-    def more(offset, chunks, furthest):
+    def walking(offset, chunks):
         return tf.logical_and(offset + 8 <= size, chunks <= MAX_WAV_CHUNKS)
 
-    def next_chunk(offset, chunks, furthest):
-        claimed = offset + 8 + little_endian(offset + 4, 4)
-        read = offset + 8 + little_endian(offset + 4, 4) // block * block
-        is_data = tf.strings.substr(padded, offset, 4) == b"data"
-        return tf.where(is_data, read, claimed), chunks + 1, tf.maximum(furthest, claimed)
+    def more(offset, chunks, furthest):
+        return tf.reduce_any(walking(offset, chunks))
 
-    _, chunks, furthest = tf.while_loop(
-        more, next_chunk, (start, tf.constant(0, tf.int64), tf.constant(0, tf.int64)))
+    def next_chunk(offset, chunks, furthest):
+        going = walking(offset, chunks)
+        here = tf.where(going, offset, 0)  # a file whose walk ended reads its start
+        claimed = here + 8 + number_at(here + 4, 4)
+        read = here + 8 + number_at(here + 4, 4) // block * block
+        following = tf.where(text_at(here) == b"data", read, claimed)
+        return (tf.where(going, following, offset), chunks + tf.cast(going, tf.int64),
+                tf.where(going, tf.maximum(furthest, claimed), furthest))
+
+    _, chunks, furthest = tf.while_loop(more, next_chunk, (start, at, at))
     return [
         tf.debugging.assert_less_equal(
             chunks, tf.constant(MAX_WAV_CHUNKS, tf.int64),
@@ -120,14 +147,6 @@ def _wav_structure_checks(data):
             message="not a WAV file decode_wav reads (a chunk claims to end 2 GiB or more "
                     "into the file)"),
     ]
-
-
-def waveforms_from_bytes(data, sample_rate=SAMPLE_RATE):
-    """WAV bytes string [batch] -> `(waveforms float32 [batch, samples],
-    lengths int32 [batch])`, zero-padded to the longest."""
-    ragged = tf.map_fn(lambda one: decode_wav(one, sample_rate), data,
-                       fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
-    return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
 
 
 def encode_wav(samples, sample_rate=SAMPLE_RATE):
