@@ -2,6 +2,7 @@
 
     python benchmarks/train_multi30k.py --data ../shared/data/multi30k --max-minutes 20
     python benchmarks/train_multi30k.py --data ../shared/data/multi30k --max-minutes 30 --epochs 22
+    python benchmarks/train_multi30k.py --data ../shared/data/multi30k --max-minutes 20 --batch-tokens 2048
 
 Prints one JSON line: `bleu` and `chrf` (sacrebleu on test_2016_flickr,
 beam 5, through the exported SavedModel), `train_target_tokens_per_s`
@@ -68,7 +69,7 @@ def target_tokens_per_epoch(recipe, paths, tokenizer):
     training = recipe.training
     dataset = parallel_text_dataset(
         *paths["train"], tokenizer, batch_size=training["batch_size"],
-        max_source_length=training["max_source_length"],
+        batch_tokens=training["batch_tokens"], max_source_length=training["max_source_length"],
         max_target_length=training["max_target_length"], shuffle=False, check_files=False)
     tokens = batches = 0
     for _, targets in dataset:
@@ -123,11 +124,13 @@ def score_export(exportable, path, sources, references):
 
 def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=None,
                     epochs=None, bfloat16_matmuls=False, xla_search=False, shortlist=0,
-                    parallel_searches=1):
+                    parallel_searches=1, batch_tokens=None):
     """Trains a Multi30k recipe for a budget, exports it and scores the export.
     `mixed_precision`: True or False overrides the recipe's
     `training.mixed_precision` (None keeps it); exports are float32 either way.
     `epochs`: the learning-rate schedule's length, if not the recipe's.
+    `batch_tokens`: token batches (`training.batch_tokens`) instead of the
+    recipe's sentence batches.
     `bfloat16_matmuls`: also export the model with bfloat16 matrix products
     (`keras-seq2seq export --bfloat16-matmuls`) and score that export
     (figures under "bfloat16_matmuls").
@@ -144,6 +147,8 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
     training = {} if mixed_precision is None else {"mixed_precision": mixed_precision}
     if epochs:
         training["epochs"] = epochs
+    if batch_tokens:
+        training["batch_tokens"] = batch_tokens
     recipe = recipe.replace(training=training)
     timer = EpochTimer()
     start = time.monotonic()
@@ -171,6 +176,7 @@ def train_and_score(recipe_name, data, max_minutes, work_dir, mixed_precision=No
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "minutes": round(minutes, 2),
         "epochs": len(history.history.get("loss", [])),
+        "batch_tokens": recipe.training["batch_tokens"],
         "mixed_precision": recipe.training["mixed_precision"],
         "machine": machine(),
     }
@@ -259,11 +265,15 @@ def main():
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (and so its learning-rate schedule), "
                         "to fill a longer budget")
+    parser.add_argument("--batch-tokens", type=int, default=None, metavar="N",
+                        help="batches of up to N tokens (training.batch_tokens) instead of the "
+                        "recipe's sentences a batch")
     args = parser.parse_args()
     threads = apply_thread_arguments(args)
     figures, _, _ = train_and_score(args.recipe, args.data, args.max_minutes, args.work_dir,
                                     args.mixed_precision, args.epochs, args.bfloat16_matmuls,
-                                    args.xla, args.shortlist, args.parallel_searches)
+                                    args.xla, args.shortlist, args.parallel_searches,
+                                    args.batch_tokens)
     print(json.dumps({**figures, **threads}), flush=True)
 
 

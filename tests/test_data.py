@@ -11,6 +11,7 @@ from keras_seq2seq.data import (
     parallel_text_dataset,
     write_dates_dataset,
 )
+from keras_seq2seq.data.pipeline import batches_per_epoch, length_report
 from keras_seq2seq.text import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import write_lines
 
@@ -100,6 +101,37 @@ def test_cached_pipeline_tokenizes_once_and_reshuffles_each_epoch(tmp_path, toke
     write_lines(tmp_path / "c.tgt", ["2000-01-01"] * 28)
     second = epoch(cached)
     assert sorted(second) == sorted(plain) and second != first
+
+
+@pytest.mark.parametrize("batch_tokens", [None, 60, 600])
+@pytest.mark.parametrize("truncate_source", [False, True])
+def test_token_batches_hold_the_budget_and_the_batches_are_counted_ahead(
+        tmp_path, tokenizer, batch_tokens, truncate_source):
+    rng = np.random.default_rng(0)
+    words = ["March", "the", "21st", "of", "June", "1987", "12/25/07", "bicycle"]
+    sources = [" ".join(rng.choice(words, rng.integers(1, 14))) for _ in range(300)]
+    targets = [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(300)]
+    src = write_lines(tmp_path / "t.src", sources)
+    tgt = write_lines(tmp_path / "t.tgt", targets)
+    limits = dict(max_source_length=30, max_target_length=20)
+    batches = [(inputs["source_ids"].numpy(), labels.numpy()) for inputs, labels in
+               parallel_text_dataset(src, tgt, tokenizer, batch_size=16, batch_tokens=batch_tokens,
+                                     shuffle=False, truncate_source=truncate_source, **limits)]
+    report = length_report(src, tgt, tokenizer, **limits, truncate_source=truncate_source)
+    # The batches a cosine schedule is planned over: as many as the pipeline makes.
+    assert len(batches) == batches_per_epoch(report["length_counts"], 30, 16, batch_tokens)
+    assert sum(labels.shape[0] for _, labels in batches) == sum(report["length_counts"])
+    assert sum(report["length_counts"]) == 300 - (
+        report["long_targets"] if truncate_source else report["long_pairs"])
+    assert report["long_sources"] > 0  # the limits leave pairs out
+    for source, labels in batches:
+        padded = labels.shape[0] * max(source.shape[1], labels.shape[1])
+        if batch_tokens is None:
+            assert labels.shape[0] <= 16
+        else:
+            assert padded <= batch_tokens
+    if batch_tokens == 600:  # short sentences: more of them than 16 a batch
+        assert max(labels.shape[0] for _, labels in batches) > 16
 
 
 def test_bad_lines_fail_with_their_line_number_or_are_skipped_and_counted(tmp_path, tokenizer):

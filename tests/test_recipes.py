@@ -170,6 +170,9 @@ training: {epochs: 1}
      "training.ema_momentum: must be in (0, 1), got 1.5"),
     (("training: {epochs: 1}", "training: {epochs: 1, weight_decay: -0.1}"),
      "training.weight_decay: must be in [0, 1), got -0.1"),
+    (("training: {epochs: 1}", "training: {epochs: 1, batch_tokens: 50}"),
+     "training.batch_tokens: must hold the longest pair the length limits let in (100 tokens), "
+     "got 50"),
     (("training: {epochs: 1}", "training: {epochs: 1, schedule: cosin}"),
      "training.schedule: 'cosin' is not one of constant, cosine (did you mean 'cosine'?)"),
     (("train.src, target: train.tgt}\n  val", "missing.src, target: train.tgt}\n  val"),

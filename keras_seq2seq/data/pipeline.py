@@ -8,10 +8,14 @@ The flow, top to bottom:
     -> source + EOS; BOS + target -> decoder input; target + EOS -> labels
     -> drop pairs longer than the limits
     -> shuffle, bucket by length, pad with 0, prefetch
+       (a bucket's batches hold `batch_size` sentences, or `batch_tokens` tokens)
 
 Each element is `({"source_ids": [B, S], "decoder_input_ids": [B, T]},
 target_ids [B, T])`, int32, padded with `PAD_ID` (0); the loss masks padding.
 """
+
+import bisect
+import math
 
 import tensorflow as tf
 
@@ -47,6 +51,32 @@ def _bucket_boundaries(max_length, width=4):
     return list(range(width, max_length + 1, width))
 
 
+def bucket_batch_sizes(max_length, batch_size=64, batch_tokens=None):
+    """The sentences a batch of each length bucket holds, shortest bucket
+    first (`parallel_text_dataset`'s buckets of pairs whose longer side,
+    EOS included, is up to `max_length` tokens): `batch_size` each, or, with
+    `batch_tokens`, as many as fit that many tokens at the bucket's longest
+    length (padding counted, as OpenNMT-py's `batch_type: tokens` and
+    fairseq's `--max-tokens` count it), at least one."""
+    boundaries = _bucket_boundaries(max_length)
+    if batch_tokens is None:
+        return [batch_size] * (len(boundaries) + 1)
+    longest = [boundary - 1 for boundary in boundaries] + [max_length]
+    return [max(1, batch_tokens // max(length, 1)) for length in longest]
+
+
+def batches_per_epoch(length_counts, max_length, batch_size=64, batch_tokens=None):
+    """How many batches `parallel_text_dataset` makes of pairs whose longer
+    sides' lengths are counted in `length_counts` (`length_report`'s): each
+    bucket's pairs in full batches, then one partial batch if any are left."""
+    sizes = bucket_batch_sizes(max_length, batch_size, batch_tokens)
+    in_bucket = [0] * len(sizes)
+    boundaries = _bucket_boundaries(max_length)
+    for length, count in enumerate(length_counts):
+        in_bucket[bisect.bisect_right(boundaries, length)] += count
+    return sum(math.ceil(count / size) for count, size in zip(in_bucket, sizes))
+
+
 def parallel_text_dataset(
     source_path,
     target_path,
@@ -64,6 +94,7 @@ def parallel_text_dataset(
     extended_ids=False,
     truncate_source=False,
     cache=False,
+    batch_tokens=None,
 ):
     """Batches of `({"source_ids", "decoder_input_ids"}, target_ids)`.
 
@@ -73,6 +104,10 @@ def parallel_text_dataset(
         tokenizer: a `SubwordTokenizer` or `WordTokenizer` (one vocabulary
             for both sides).
         batch_size: sentences per batch.
+        batch_tokens: instead of `batch_size` sentences, as many sentences
+            of a length bucket as fit this many tokens at its longest
+            length (`bucket_batch_sizes`): a batch of short sentences holds
+            more of them.
         max_source_length, max_target_length: pairs with more tokens (counting
             EOS) are dropped from training.
         truncate_source: cut longer sources to `max_source_length` tokens
@@ -142,33 +177,48 @@ def parallel_text_dataset(
     # step: length-sorted pools of 8,192 (1% padding) reached a validation
     # loss of 4.70 after 500 steps, where these buckets reached 4.53 (width
     # 8: 4.48), and fell behind at equal training time too.
-    boundaries = _bucket_boundaries(max(max_source_length, max_target_length))
+    max_length = max(max_source_length, max_target_length)
     batches = examples.bucket_by_sequence_length(
         element_length_func=lambda x, t: tf.maximum(tf.size(x["source_ids"]), tf.size(t)),
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_boundaries=_bucket_boundaries(max_length),
+        bucket_batch_sizes=bucket_batch_sizes(max_length, batch_size, batch_tokens),
     )
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def length_report(source_path, target_path, tokenizer, max_source_length, max_target_length,
-                  max_line_chars=1000):
+                  max_line_chars=1000, truncate_source=False):
     """How many usable pairs of the files exceed the token limits, counted
     as `parallel_text_dataset` tokenizes them (EOS included): `{"pairs",
-    "long_sources", "long_targets", "long_pairs"}`; streamed, one pass."""
+    "long_sources", "long_targets", "long_pairs", "length_counts"}`, the
+    last the number of pairs it keeps (sources cut to the limit with
+    `truncate_source`) whose longer side has each length from 0 to the
+    larger limit (for `batches_per_epoch`); streamed, one pass."""
     pairs = _usable_pairs(source_path, target_path, max_line_chars)
+    max_length = max(max_source_length, max_target_length)
 
     def over(sources, targets):
-        source_long = tokenizer.tokenize(sources).row_lengths() + 1 > max_source_length
-        target_long = tokenizer.tokenize(targets).row_lengths() + 1 > max_target_length
-        return tf.stack([tf.size(source_long, tf.int64),
-                         tf.math.count_nonzero(source_long),
-                         tf.math.count_nonzero(target_long),
-                         tf.math.count_nonzero(source_long | target_long)])
+        source_lengths = tokenizer.tokenize(sources).row_lengths() + 1
+        target_lengths = tokenizer.tokenize(targets).row_lengths() + 1
+        source_long = source_lengths > max_source_length
+        target_long = target_lengths > max_target_length
+        kept = ~target_long if truncate_source else ~(source_long | target_long)
+        if truncate_source:
+            source_lengths = tf.minimum(source_lengths, max_source_length)
+        lengths = tf.boolean_mask(tf.maximum(source_lengths, target_lengths), kept)
+        counts = tf.math.bincount(tf.cast(lengths, tf.int32), minlength=max_length + 1,
+                                  maxlength=max_length + 1, dtype=tf.int64)
+        return tf.concat([tf.stack([tf.size(source_long, tf.int64),
+                                    tf.math.count_nonzero(source_long),
+                                    tf.math.count_nonzero(target_long),
+                                    tf.math.count_nonzero(source_long | target_long)]),
+                          counts], 0)
 
     counts = pairs.batch(1024).map(over, num_parallel_calls=tf.data.AUTOTUNE).reduce(
-        tf.zeros([4], tf.int64), lambda total, batch: total + batch).numpy()
-    return dict(zip(("pairs", "long_sources", "long_targets", "long_pairs"), map(int, counts)))
+        tf.zeros([4 + max_length + 1], tf.int64), lambda total, batch: total + batch).numpy()
+    report = dict(zip(("pairs", "long_sources", "long_targets", "long_pairs"), map(int, counts)))
+    report["length_counts"] = [int(c) for c in counts[4:]]
+    return report
 
 
 def records_dataset(records_path, targets_path, tokenizer, model_inputs, batch_size=64,

@@ -1,7 +1,6 @@
 """`TextTask`: text in, text out (translation, normalisation, spelling)."""
 
 import itertools
-import math
 import os
 
 from keras_seq2seq.data import (
@@ -12,7 +11,7 @@ from keras_seq2seq.data import (
     write_dates_dataset,
 )
 from keras_seq2seq.data.atomic import atomic_path
-from keras_seq2seq.data.pipeline import length_report
+from keras_seq2seq.data.pipeline import batches_per_epoch, length_report
 from keras_seq2seq.data.records import write_parallel_files
 from keras_seq2seq.distribute import shard_batches
 from keras_seq2seq.errors import RecipeError
@@ -64,7 +63,6 @@ class TextTask(Task):
                 self.skipped[split] = (f"Skipping {skipped} of {report['pairs']} {split} pairs: "
                                        f"{report['blank']} blank, {report['undecodable']} not "
                                        f"UTF-8, {report['overlong']} over {max_chars} characters")
-        self.train_pairs = reports["train"]["usable"]
         if self.init_from is not None:
             # Fine-tuning keeps the vocabulary the weights were trained with.
             self.tokenizer = load_tokenizer(self.init_from.path)
@@ -81,7 +79,9 @@ class TextTask(Task):
         training = self.recipe.training
         limits = (training["max_source_length"], training["max_target_length"])
         report = length_report(*self.paths["train"], self.tokenizer, *limits,
-                               max_line_chars=self.recipe.data["max_line_chars"])
+                               max_line_chars=self.recipe.data["max_line_chars"],
+                               truncate_source=training["truncate_source"])
+        self.train_length_counts = report["length_counts"]
         sources = f"{report['long_sources']} sources over {limits[0]} tokens"
         targets = f"{report['long_targets']} targets over {limits[1]}"
         if training["truncate_source"]:
@@ -110,6 +110,7 @@ class TextTask(Task):
                 *self.paths[split],
                 self.tokenizer,
                 batch_size=training["batch_size"],
+                batch_tokens=training["batch_tokens"],
                 max_source_length=training["max_source_length"],
                 max_target_length=training["max_target_length"],
                 shuffle=shuffle,
@@ -132,7 +133,11 @@ class TextTask(Task):
 
     @property
     def steps_per_epoch(self):
-        return math.ceil(self.train_pairs / self.recipe.training["batch_size"])
+        # Counted bucket by bucket, as the pipeline batches the kept pairs.
+        training = self.recipe.training
+        return batches_per_epoch(
+            self.train_length_counts, max(training["max_source_length"], training["max_target_length"]),
+            training["batch_size"], training["batch_tokens"])
 
     def new_model(self):
         return self._construct(vocabulary_size=self.tokenizer.vocab_size,

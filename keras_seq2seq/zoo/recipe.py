@@ -137,6 +137,9 @@ SCHEMA = {
     "model": FreeForm(),
     "training": {
         "batch_size": (int, 64),
+        # Text tasks: batches of up to this many tokens (a length bucket's
+        # longest length times its sentences) instead of batch_size sentences.
+        "batch_tokens": (Optional(int), None),
         "epochs": (int, 10),
         "learning_rate": (Number(), 1e-3),
         "schedule": (Choice("constant", "cosine"), "constant"),
@@ -512,6 +515,14 @@ def _check_combinations(values, source, lines):
     for key in ("batch_size", "epochs", "max_source_length", "max_target_length"):
         if training[key] < 1:
             fail(("training", key), f"must be at least 1, got {training[key]}")
+    if training["batch_tokens"] is not None:
+        longest = max(training["max_source_length"], training["max_target_length"])
+        if values["task"] != "text":
+            fail(("training", "batch_tokens"), f"token batches are for text tasks; a "
+                 f"{values['task']} task batches batch_size items")
+        elif training["batch_tokens"] < longest:
+            fail(("training", "batch_tokens"), f"must hold the longest pair the length limits "
+                 f"let in ({longest} tokens), got {training['batch_tokens']}")
     if training["average_last"] < 0:
         fail(("training", "average_last"), f"must be 0 (off) or more, got {training['average_last']}")
     if training["ema_momentum"] is not None and not 0 < training["ema_momentum"] < 1:
