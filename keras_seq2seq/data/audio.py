@@ -98,7 +98,8 @@ def _wav_file_checks(data):
         padded = tf.strings.join([data, b"\0" * 40])
 
     def bytes_at(offset, width):
-        return tf.strings.substr(padded, offset, tf.fill(tf.shape(offset), tf.cast(width, tf.int64)))
+        widths = tf.fill(tf.shape(offset), tf.constant(width, tf.int64))
+        return tf.strings.substr(padded, offset, widths)
 
     def text_at(offset):
         return bytes_at(offset, 4)
@@ -130,8 +131,9 @@ def _wav_file_checks(data):
     def next_chunk(offset, chunks, furthest):
         going = walking(offset, chunks)
         here = tf.where(going, offset, 0)  # a file whose walk ended reads its start
-        claimed = here + 8 + number_at(here + 4, 4)
-        read = here + 8 + number_at(here + 4, 4) // block * block
+        chunk_size = number_at(here + 4, 4)
+        claimed = here + 8 + chunk_size
+        read = here + 8 + chunk_size // block * block
         following = tf.where(text_at(here) == b"data", read, claimed)
         return (tf.where(going, following, offset), chunks + tf.cast(going, tf.int64),
                 tf.where(going, tf.maximum(furthest, claimed), furthest))
