@@ -119,7 +119,8 @@ def test_chunks_decode_wav_skips_are_read_past():
     (lambda: riff(format_chunk(), (b"data", b"\0" * 8), (b"\xfd\xeeB\xea", b"", 3795379705)),
      "2 GiB"),
     # A data chunk of an odd size is read in whole samples: the walk goes on
-    # from the sample's end, as decode_wav's, into the last byte and zeros.
+    # after the last whole sample, as decode_wav's, so the data's ninth byte
+    # starts the next chunk's name.
     (lambda: riff(format_chunk(), (b"data", b"\0" * 9)) + b"\x99\x99\xff\xff\xff\xff\xff",
      "2 GiB"),
     (lambda: riff(format_chunk(), *[(b"pad ", b"")] * MAX_WAV_CHUNKS, (b"data", b"\0" * 8)),
