@@ -83,3 +83,40 @@ def assert_xla_reads_one_item_as_a_batch(reader, items, tmp_path):
         os.path.join(path, "assets.extra", "tf_serving_warmup_requests")))
     assert len(records) == len(compiled.warmup_inputs())
     return compiled
+
+
+def mutated(files, count, seed=0):
+    """`count` byte strings made from `files` by the edits a damaged or
+    hostile upload carries: bytes overwritten (mostly in the first 64, where
+    headers are), runs of 0x00 / 0x7f / 0x80 / 0xff written over sizes,
+    truncation and inserted bytes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        data = bytearray(files[rng.integers(len(files))])
+        for _ in range(rng.integers(1, 7)):
+            edit, head = rng.random(), max(min(len(data), 64), 1)
+            if edit < 0.5 and data:
+                data[rng.integers(head if rng.random() < 0.7 else len(data))] = rng.integers(256)
+            elif edit < 0.65 and data:
+                start = rng.integers(head)
+                data[start:start + 4] = bytes([rng.choice([0, 0x7F, 0x80, 0xFF])] * 4)
+            elif edit < 0.8:
+                data = data[: rng.integers(len(data) + 1)]
+            else:
+                start = rng.integers(len(data) + 1)
+                data[start:start] = rng.integers(0, 256, rng.integers(1, 16)).astype(np.uint8).tobytes()
+        yield bytes(data)
+
+
+def assert_each_is_read_or_refused(read, items):
+    """`read` of each item alone answers or raises InvalidArgument: never
+    another error (decode ops whose messages quote non-UTF-8 bytes made
+    Python raise UnicodeDecodeError), never a crashed process."""
+    answered = 0
+    for item in items:
+        try:
+            read(tf.constant([item]))
+            answered += 1
+        except tf.errors.InvalidArgumentError:
+            pass
+    return answered

@@ -174,3 +174,18 @@ def test_fitting_is_resize_with_pad_and_survives_extreme_aspect_ratios():
     for height, width in [(3, 700), (900, 2)]:
         fitted = fit_image(tf.fill([height, width, 1], 0.25), 32, 192)
         assert fitted.shape == (32, 192, 1) and float(tf.reduce_max(fitted)) > 0
+
+
+def test_damaged_image_files_are_read_or_refused_one_by_one():
+    from tests.conftest import assert_each_is_read_or_refused, mutated
+
+    pixels = (np.random.default_rng(0).random((20, 30)) * 255).astype(np.uint8)
+    files = []
+    for kind in ("PNG", "JPEG", "BMP", "GIF"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=kind)
+        files.append(buffer.getvalue())
+    read = tf.function(lambda data: images_from_bytes(data, 32, 192),
+                       input_signature=[tf.TensorSpec([None], tf.string)])
+    answered = assert_each_is_read_or_refused(read, mutated(files, 300, seed=1))
+    assert 0 < answered < 300

@@ -131,6 +131,15 @@ def test_malformed_chunks_fail_with_an_error_of_their_own(data, message):
         decode_wav(tf.constant(data()))
 
 
+def test_damaged_wav_files_are_read_or_refused_one_by_one():
+    from tests.conftest import assert_each_is_read_or_refused, mutated
+
+    files = [encode_wav(tone(seconds)) for seconds in (0, 0.0001, 0.05, 0.5)]
+    read = tf.function(waveforms_from_bytes, input_signature=[tf.TensorSpec([None], tf.string)])
+    answered = assert_each_is_read_or_refused(read, mutated(files, 300, seed=1))
+    assert 0 < answered < 300  # both kinds happen
+
+
 def test_front_end_equals_tf_signal_stft_and_mel_matrix():
     frontend = LogMelSpectrogram()
     waveform = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype("float32")
