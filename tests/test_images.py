@@ -21,18 +21,22 @@ from keras_seq2seq.data.images import (
     fit_image,
     images_from_bytes,
 )
+from tests.conftest import assert_each_is_read_or_refused, mutated
+
+
+def image_bytes(array, kind):
+    """`array`'s pixels encoded by PIL as `kind` ("PNG", "JPEG", "BMP", "GIF")."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, np.uint8)).save(buffer, format=kind)
+    return buffer.getvalue()
 
 
 def png_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return image_bytes(array, "PNG")
 
 
 def jpeg_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(array, np.uint8)).save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return image_bytes(array, "JPEG")
 
 
 def ink(height=40, width=100):
@@ -177,14 +181,8 @@ def test_fitting_is_resize_with_pad_and_survives_extreme_aspect_ratios():
 
 
 def test_damaged_image_files_are_read_or_refused_one_by_one():
-    from tests.conftest import assert_each_is_read_or_refused, mutated
-
-    pixels = (np.random.default_rng(0).random((20, 30)) * 255).astype(np.uint8)
-    files = []
-    for kind in ("PNG", "JPEG", "BMP", "GIF"):
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format=kind)
-        files.append(buffer.getvalue())
+    pixels = np.random.default_rng(0).random((20, 30)) * 255
+    files = [image_bytes(pixels, kind) for kind in ("PNG", "JPEG", "BMP", "GIF")]
     read = tf.function(lambda data: images_from_bytes(data, 32, 192),
                        input_signature=[tf.TensorSpec([None], tf.string)])
     answered = assert_each_is_read_or_refused(read, mutated(files, 300, seed=1))

@@ -26,6 +26,7 @@ from keras_seq2seq.decoding import generate, score
 from keras_seq2seq.layers import ConvolutionalSubsampling, LogMelSpectrogram, PyramidalEncoder
 from keras_seq2seq.models import SpeechToText
 from keras_seq2seq.text import BOS_ID, EOS_ID
+from tests.conftest import assert_each_is_read_or_refused, mutated
 
 
 def wav_bytes(samples, rate=8000, channels=1):
@@ -132,8 +133,6 @@ def test_malformed_chunks_fail_with_an_error_of_their_own(data, message):
 
 
 def test_damaged_wav_files_are_read_or_refused_one_by_one():
-    from tests.conftest import assert_each_is_read_or_refused, mutated
-
     files = [encode_wav(tone(seconds)) for seconds in (0, 0.0001, 0.05, 0.5)]
     read = tf.function(waveforms_from_bytes, input_signature=[tf.TensorSpec([None], tf.string)])
     answered = assert_each_is_read_or_refused(read, mutated(files, 300, seed=1))
