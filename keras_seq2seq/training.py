@@ -234,9 +234,7 @@ class TimeBudget(keras.callbacks.Callback):
         """Continues the budget of the run whose backup holds `state`."""
         self.seconds_before = float(state["seconds"])
         if self.schedule is not None and state.get("schedule_end") is not None:
-            self.schedule.end_at(state["schedule_end"])
-            end = self.schedule.steps
-            self.schedule_end = end if end < self.schedule.longest else None
+            self._end_schedule_at(state["schedule_end"])
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
@@ -279,13 +277,18 @@ class TimeBudget(keras.callbacks.Callback):
         seconds_a_step = (now - started) / (step - first_step)
         steps_left = int((self.seconds - self._elapsed()) / seconds_a_step)
         before = self.schedule.steps
-        self.schedule.end_at(step + max(steps_left, 0))
-        end = self.schedule.steps
-        self.schedule_end = end if end < self.schedule.longest else None
-        if end != before:
+        if self._end_schedule_at(step + max(steps_left, 0)) != before:
             print(f"\nTime budget: the learning-rate schedule now ends at step "
                   f"{self.schedule.steps} (planned: {self.schedule.longest}; "
                   f"{seconds_a_step:.3f} s a step so far).")
+
+    def _end_schedule_at(self, step):
+        """`schedule.end_at(step)`, and the end step a batch compares with
+        (None unless shortened); returns the end step."""
+        self.schedule.end_at(step)
+        end = self.schedule.steps
+        self.schedule_end = end if end < self.schedule.longest else None
+        return end
 
     def _stop(self, message):
         self.model.stop_training = True
