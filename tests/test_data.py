@@ -119,7 +119,7 @@ def test_token_batches_hold_the_budget_and_the_batches_are_counted_ahead(
                                      shuffle=False, truncate_source=truncate_source, **limits)]
     report = length_report(src, tgt, tokenizer, **limits, truncate_source=truncate_source)
     # The batches a cosine schedule is planned over: as many as the pipeline makes.
-    assert len(batches) == batches_per_epoch(report["length_counts"], 30, 16, batch_tokens)
+    assert len(batches) == batches_per_epoch(report["length_counts"], 16, batch_tokens)
     assert sum(labels.shape[0] for _, labels in batches) == sum(report["length_counts"])
     assert sum(report["length_counts"]) == 300 - (
         report["long_targets"] if truncate_source else report["long_pairs"])

@@ -65,10 +65,12 @@ def bucket_batch_sizes(max_length, batch_size=64, batch_tokens=None):
     return [max(1, batch_tokens // max(length, 1)) for length in longest]
 
 
-def batches_per_epoch(length_counts, max_length, batch_size=64, batch_tokens=None):
+def batches_per_epoch(length_counts, batch_size=64, batch_tokens=None):
     """How many batches `parallel_text_dataset` makes of pairs whose longer
-    sides' lengths are counted in `length_counts` (`length_report`'s): each
-    bucket's pairs in full batches, then one partial batch if any are left."""
+    sides' lengths are counted in `length_counts` (`length_report`'s, from 0
+    to the larger length limit): each bucket's pairs in full batches, then
+    one partial batch if any are left."""
+    max_length = len(length_counts) - 1
     sizes = bucket_batch_sizes(max_length, batch_size, batch_tokens)
     in_bucket = [0] * len(sizes)
     boundaries = _bucket_boundaries(max_length)

@@ -135,8 +135,7 @@ class TextTask(Task):
     def steps_per_epoch(self):
         # Counted bucket by bucket, as the pipeline batches the kept pairs.
         training = self.recipe.training
-        longest = max(training["max_source_length"], training["max_target_length"])
-        return batches_per_epoch(self.train_length_counts, longest, training["batch_size"],
+        return batches_per_epoch(self.train_length_counts, training["batch_size"],
                                  training["batch_tokens"])
 
     def new_model(self):
